@@ -1,0 +1,46 @@
+"""Tools of the bundled example systems, loaded by path from the YAML files.
+
+A tool is a plain function, sync or async. Its type hints become the argument
+schema offered to the model; its docstring becomes the description.
+"""
+
+from __future__ import annotations
+
+_INVOICES = {
+    "C-1": {"invoice": "INV-1042", "amount_usd": 49.0, "status": "charged twice", "date": "2026-11-02"},
+    "C-9": {"invoice": "INV-0977", "amount_usd": 19.0, "status": "refund pending", "date": "2026-10-14"},
+}
+
+
+def lookup_invoice(customer_id: str) -> str:
+    """Look up a customer's most recent invoice by customer id."""
+    invoice = _INVOICES.get(customer_id)
+    if invoice is None:
+        raise KeyError(f"no invoice for customer {customer_id!r}")
+    return (
+        f"invoice {invoice['invoice']} of {invoice['date']}, {invoice['amount_usd']:.2f} USD,"
+        f" {invoice['status']}"
+    )
+
+
+def search_status_page(component: str) -> str:
+    """Search the status page for incidents affecting a component."""
+    return f"No open incidents for {component}; last incident resolved 2026-11-20."
+
+
+async def web_search(query: str) -> list[str]:
+    """Search the (offline, canned) web for a query; returns result snippets."""
+    return [
+        f"{query}: multi-agent systems split work across specialised agents.",
+        f"{query}: structured handoffs pass typed context instead of raw history.",
+    ]
+
+
+def refund_payment(customer_id: str, amount_usd: float) -> str:
+    """Refund a payment. Only a human-approved agent may call this."""
+    return f"refunded {amount_usd} USD to {customer_id}"
+
+
+def word_count(text: str) -> int:
+    """Count the words of a text."""
+    return len(text.split())

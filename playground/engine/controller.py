@@ -1,0 +1,185 @@
+"""Step gates: before every model call, tool call and handoff delivery the
+runtime asks a controller what to do.
+
+Headless runs pass no controller (the runtime then never waits). The TUI and
+tests use :class:`StepController`, which pauses at gates and resumes when an
+operator steps, continues, edits, retries or aborts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+GateKind = Literal["model_call", "tool_call", "handoff"]
+Action = Literal["continue", "edit", "retry", "abort"]
+
+
+@dataclass
+class Gate:
+    """A step about to happen, held for the controller.
+
+    Attributes:
+        kind: What is about to happen.
+        agent: The agent doing it.
+        step: The step number it will have.
+        payload: What is about to be sent: ``{model, messages}`` for a model
+            call, ``{tool, args}`` for a tool call, ``{target, context}`` for a
+            handoff. ``args`` and ``context`` may be edited.
+        validate: Checks an edited payload; returns an error message or None.
+        can_retry: Whether a model call of this activation can be retried now.
+    """
+
+    kind: GateKind
+    agent: str
+    step: int
+    payload: dict[str, Any]
+    validate: Callable[[dict[str, Any]], str | None] = lambda _payload: None
+    can_retry: bool = False
+
+    def describe(self) -> str:
+        if self.kind == "model_call":
+            return f"{self.agent} calls {self.payload.get('model')}"
+        if self.kind == "tool_call":
+            return f"{self.agent} calls tool {self.payload.get('tool')}({self.payload.get('args')})"
+        return f"{self.agent} hands off to {self.payload.get('target')}: {self.payload.get('context')}"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do at a gate.
+
+    Attributes:
+        action: ``continue``, ``edit`` (use ``payload``), ``retry`` (run the last
+            model call again) or ``abort``.
+        payload: The edited payload, with ``edit``.
+        operator: The operator action that led here (``step``, ``continue``, ...),
+            recorded as an event; None for an automatic decision.
+    """
+
+    action: Action = "continue"
+    payload: dict[str, Any] | None = None
+    operator: str | None = None
+
+
+CONTINUE = Decision()
+
+
+class Controller(Protocol):
+    """Decides at each gate."""
+
+    async def decide(self, gate: Gate) -> Decision: ...
+
+
+@dataclass
+class StepController:
+    """A debugger controller: runs freely, or stops at every gate (step mode)
+    or at breakpoints, and waits for the operator.
+
+    Attributes:
+        stepping: Stop at every gate.
+        breakpoints: ``agent:NAME``, ``tool:NAME``, ``handoff:TARGET``, or with
+            ``*`` as the name for any (``handoff:*``, ``tool:*``).
+        on_pause: Called with the gate when the run stops at it.
+    """
+
+    stepping: bool = False
+    breakpoints: set[str] = field(default_factory=set)
+    on_pause: Callable[[Gate], None] | None = None
+    pending: Gate | None = None
+    _waiter: asyncio.Future[Decision] | None = None
+    _abort_requested: bool = False
+    _paused_event: asyncio.Event | None = None
+
+    def should_stop(self, gate: Gate) -> bool:
+        if self.stepping:
+            return True
+        points = self.breakpoints
+        if not points:
+            return False
+        if f"agent:{gate.agent}" in points:
+            return True
+        if gate.kind == "tool_call":
+            return "tool:*" in points or f"tool:{gate.payload.get('tool')}" in points
+        if gate.kind == "handoff":
+            return "handoff:*" in points or f"handoff:{gate.payload.get('target')}" in points
+        return False
+
+    async def decide(self, gate: Gate) -> Decision:
+        if self._abort_requested:
+            return Decision("abort", operator="abort")
+        if not self.should_stop(gate):
+            return CONTINUE
+        self.pending = gate
+        self._waiter = asyncio.get_running_loop().create_future()
+        if self._paused_event is not None:
+            self._paused_event.set()
+        if self.on_pause is not None:
+            self.on_pause(gate)
+        try:
+            return await self._waiter
+        finally:
+            self.pending = None
+            self._waiter = None
+            if self._paused_event is not None:
+                self._paused_event.clear()
+
+    async def wait_paused(self) -> Gate:
+        """Wait until the run stops at a gate; returns that gate."""
+        if self.pending is not None:
+            return self.pending
+        if self._paused_event is None:
+            self._paused_event = asyncio.Event()
+        await self._paused_event.wait()
+        assert self.pending is not None
+        return self.pending
+
+    def _resolve(self, decision: Decision) -> bool:
+        if self._waiter is None or self._waiter.done():
+            return False
+        self._waiter.set_result(decision)
+        return True
+
+    def step(self) -> bool:
+        """Run the held step and stop at the next gate."""
+        self.stepping = True
+        return self._resolve(Decision(operator="step"))
+
+    def resume(self) -> bool:
+        """Run on to the next breakpoint or the end."""
+        self.stepping = False
+        return self._resolve(Decision(operator="continue"))
+
+    def pause(self) -> None:
+        """Stop at the next gate."""
+        self.stepping = True
+
+    def edit(self, payload: dict[str, Any]) -> str | None:
+        """Replace the held payload (tool ``args`` or handoff ``context``) and run it.
+
+        Returns:
+            An error message if the edit does not validate (the run stays held), else None.
+        """
+        if self.pending is None:
+            return "nothing is held to edit"
+        error = self.pending.validate(payload)
+        if error is not None:
+            return error
+        self._resolve(Decision("edit", payload, operator="edit"))
+        return None
+
+    def retry(self) -> str | None:
+        """Run the last model call of the held agent again. Returns an error message if it can't."""
+        if self.pending is None:
+            return "nothing is held"
+        if not self.pending.can_retry:
+            return "no model call of this agent to retry yet"
+        self._resolve(Decision("retry", operator="retry"))
+        return None
+
+    def abort(self) -> None:
+        """Stop the run at the next gate (now, if one is held)."""
+        self._abort_requested = True
+        self._resolve(Decision("abort", operator="abort"))

@@ -1,0 +1,298 @@
+"""The typed event stream: the single source of truth of a run.
+
+The runtime emits these; the store persists them, the tracer turns them into
+spans, the TUI renders them and the CLI prints them. Event kinds are stored
+forever: add kinds and optional fields freely, never rename one.
+
+Every event names its session, its number in the session (``seq``), the agent
+and agent version it concerns, the step it belongs to, the event that caused
+it (``cause``) and the activation it happened in (``activation``: the ``seq``
+of that activation's :class:`AgentStarted`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    """The session this event belongs to."""
+    seq: int
+    """1-based number of the event within its session."""
+    ts: float
+    """Unix time in seconds when the event happened."""
+    agent: str | None = None
+    """The agent concerned, if any."""
+    version: str | None = None
+    """The id of the agent version that ran."""
+    step: int | None = None
+    """The step (model call, tool call or handoff) this event belongs to."""
+    cause: int | None = None
+    """``seq`` of the event that caused this one."""
+    activation: int | None = None
+    """``seq`` of the :class:`AgentStarted` of the activation this happened in."""
+
+
+class RunStarted(_Event):
+    """A request entered the system."""
+
+    kind: Literal["run_started"] = "run_started"
+    system: str
+    input: str
+    correlation_id: str
+    """The OpenTelemetry trace id of this session (32 hex digits)."""
+    versions: dict[str, str] = {}
+    """Agent name to the version id it runs with."""
+    parent_session_id: str | None = None
+    forked_from_step: int | None = None
+
+
+class AgentStarted(_Event):
+    """An agent activation began: it received a request, a handoff, a delegation or a stage input."""
+
+    kind: Literal["agent_started"] = "agent_started"
+    reason: Literal["entry", "handoff", "delegation", "stage", "escalation", "review"]
+    incoming: str
+    """The incoming message exactly as the agent's model sees it."""
+    context: dict[str, Any] | None = None
+    """The validated context it received, when it received one."""
+    model: str = ""
+    parent_activation: int | None = None
+    """For a delegated worker: the supervisor's activation."""
+
+
+class ModelRequested(_Event):
+    """A model call is being sent."""
+
+    kind: Literal["model_requested"] = "model_requested"
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[str] = []
+    attempt: int = 1
+
+
+class TokenDelta(_Event):
+    """Streamed text of a model call in flight. Delivered live; never stored one by one."""
+
+    kind: Literal["token_delta"] = "token_delta"
+    text: str
+
+
+class ModelResponded(_Event):
+    """A model call returned."""
+
+    kind: Literal["model_responded"] = "model_responded"
+    model: str
+    text: str = ""
+    tool_calls: list[dict[str, Any]] = []
+    """Each ``{id, name, arguments}`` with the arguments as sent (a JSON string)."""
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+    first_token_ms: float | None = None
+    retry_of: int | None = None
+    """When an operator retried the step: ``seq`` of the response this one replaces."""
+
+
+class ModelFailed(_Event):
+    """A model call failed (provider error, rate limit, timeout, script error)."""
+
+    kind: Literal["model_failed"] = "model_failed"
+    model: str
+    error_type: str
+    message: str
+    attempt: int = 1
+    retryable: bool = False
+    latency_ms: float = 0.0
+
+
+class RetryScheduled(_Event):
+    """A failed model call will be sent again after a delay."""
+
+    kind: Literal["retry_scheduled"] = "retry_scheduled"
+    model: str
+    attempt: int
+    """The attempt about to be made (2 is the first retry)."""
+    delay_s: float
+
+
+class FallbackUsed(_Event):
+    """The agent's model kept failing; the next model of its fallbacks takes over."""
+
+    kind: Literal["fallback_used"] = "fallback_used"
+    from_model: str
+    to_model: str
+
+
+class ToolCalled(_Event):
+    """A permitted tool (or delegate) is being run with validated arguments."""
+
+    kind: Literal["tool_called"] = "tool_called"
+    tool: str
+    call_id: str
+    args: dict[str, Any]
+
+
+class ToolReturned(_Event):
+    """A tool returned or raised."""
+
+    kind: Literal["tool_returned"] = "tool_returned"
+    tool: str
+    call_id: str
+    result: str = ""
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+class PermissionDenied(_Event):
+    """The model called a tool this agent may not run. It was not run."""
+
+    kind: Literal["permission_denied"] = "permission_denied"
+    tool: str
+    call_id: str
+    allowed: list[str]
+    args: str = ""
+    """The arguments as sent, for the record."""
+
+
+class HandoffDelivered(_Event):
+    """A handoff's validated context was delivered to its target."""
+
+    kind: Literal["handoff_delivered"] = "handoff_delivered"
+    source: str
+    target: str
+    payload: dict[str, Any]
+    payload_tokens: int
+    history: str = "none"
+    """The history policy applied."""
+    history_tokens: int = 0
+    """What the source's full conversation would have cost the target, in tokens."""
+    payload_schema: str = ""
+    """The schema the payload was validated against, e.g. ``{question: str}``."""
+    edited: bool = False
+    """An operator changed the payload before delivery."""
+
+
+class ValidationFailed(_Event):
+    """Something an agent produced was rejected: it is fed back, or fails the run."""
+
+    kind: Literal["validation_failed"] = "validation_failed"
+    what: Literal["handoff_target", "handoff_payload", "tool_args", "output", "input", "review"]
+    errors: str
+    attempt: int = 1
+    target: str | None = None
+    """The agent or tool the rejected thing was meant for."""
+
+
+class CheckpointReviewed(_Event):
+    """A supervisor checked a worker's output before using it."""
+
+    kind: Literal["checkpoint_reviewed"] = "checkpoint_reviewed"
+    worker: str
+    verdict: Literal["accept", "reject", "limit"]
+    """``limit``: rejected too often; the last output is used as is."""
+    feedback: str = ""
+    round: int = 1
+
+
+class LoopDetected(_Event):
+    """A handoff repeated (same edge, same context) or the hop limit was reached."""
+
+    kind: Literal["loop_detected"] = "loop_detected"
+    reason: str
+    edge: list[str] = []
+    policy: str
+    """``stop`` or the agent escalated to."""
+
+
+class Escalated(_Event):
+    """The run was handed to the ``on_loop`` agent."""
+
+    kind: Literal["escalated"] = "escalated"
+    target: str
+    reason: str
+
+
+class AgentFinished(_Event):
+    """An agent activation ended."""
+
+    kind: Literal["agent_finished"] = "agent_finished"
+    outcome: Literal["reply", "handoff", "failed", "aborted"]
+    output: str = ""
+    handoff_to: str | None = None
+
+
+class OperatorActed(_Event):
+    """An operator acted on the run at a gate (step, continue, edit, retry, abort, ...)."""
+
+    kind: Literal["operator_acted"] = "operator_acted"
+    action: str
+    gate: str = ""
+    detail: dict[str, Any] = {}
+
+
+class RunFinished(_Event):
+    """The run completed with an output."""
+
+    kind: Literal["run_finished"] = "run_finished"
+    output: str
+    path: list[str]
+    totals: dict[str, Any]
+
+
+class RunFailed(_Event):
+    """The run failed or was aborted."""
+
+    kind: Literal["run_failed"] = "run_failed"
+    status: Literal["failed", "aborted"] = "failed"
+    error_type: str
+    message: str
+    origin: str | None = None
+    """The agent whose output first went wrong."""
+    manifested: str | None = None
+    """The agent where the failure showed."""
+    path: list[str] = []
+    totals: dict[str, Any] = {}
+
+
+Event = Annotated[
+    RunStarted
+    | AgentStarted
+    | ModelRequested
+    | TokenDelta
+    | ModelResponded
+    | ModelFailed
+    | RetryScheduled
+    | FallbackUsed
+    | ToolCalled
+    | ToolReturned
+    | PermissionDenied
+    | HandoffDelivered
+    | ValidationFailed
+    | CheckpointReviewed
+    | LoopDetected
+    | Escalated
+    | AgentFinished
+    | OperatorActed
+    | RunFinished
+    | RunFailed,
+    Field(discriminator="kind"),
+]
+"""Any event of a session."""
+
+EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+"""Reads and writes events as JSON."""
+
+EVENT_TYPES: dict[str, type[_Event]] = {
+    cls.model_fields["kind"].default: cls
+    for cls in _Event.__subclasses__()
+}
+"""Event class by its ``kind``."""
+
+EventBase = _Event

@@ -1,0 +1,871 @@
+"""The runtime: runs one request through a system and emits its events.
+
+One :class:`Runtime` runs one session. It drives the three patterns with one
+mechanism: agents hand off (router), call delegates as tools (supervisor) or
+pass their output to the next stage (pipeline). Before every model call, tool
+call and handoff delivery it asks the controller, if there is one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from playground.engine import events as ev
+from playground.engine.controller import CONTINUE, Controller, Decision, Gate, GateKind
+from playground.errors import ModelError, ModelTimeout, ProviderError, ScriptError
+from playground.llm.base import (
+    LLM,
+    REVIEW_ACCEPT,
+    REVIEW_REJECT,
+    ModelRequest,
+    ModelResponse,
+    ToolDef,
+    approx_tokens,
+)
+from playground.spec.load import HANDOFF_PREFIX, System
+from playground.spec.models import AgentSpec
+from playground.spec.schema import Schema, format_validation_error
+
+log = logging.getLogger("playground.engine")
+
+EventSink = Callable[[Any], None]
+"""Receives every event (token deltas only if registered as live)."""
+LLMFactory = Callable[[AgentSpec, str], LLM]
+"""Returns the model to call for an agent and a model string."""
+
+_TASK_SCHEMA = Schema.parse({"task": "str"})
+_ESCALATION_SCHEMA = Schema.parse({"request": "str", "reason": "str"})
+
+
+def version_id(agent: AgentSpec) -> str:
+    """Content address of an agent spec: 12 hex digits of the SHA-256 of its canonical JSON."""
+    canonical = json.dumps(agent.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def default_llm_factory(agent: AgentSpec, model: str) -> LLM:
+    """``scripted`` (or ``scripted/<label>``) answers from the agent's script; anything else
+    goes to litellm, imported only now."""
+    if model == "scripted" or model.startswith("scripted/"):
+        from playground.llm.scripted import ScriptedLLM
+
+        return ScriptedLLM(agent.name, agent.script, agent.latency_ms or 0.0, agent.tokens_per_s or 0.0)
+    from playground.llm.litellm_model import LiteLLM
+
+    return LiteLLM()
+
+
+@dataclass
+class AgentTotals:
+    """What one agent cost in a session."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    latency_ms: float = 0.0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "calls": self.calls,
+            "tokens": {"input": self.input_tokens, "output": self.output_tokens},
+            "cost_usd": round(self.cost_usd, 8),
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+@dataclass
+class RunResult:
+    """The outcome of one session: what ``playground run --json`` prints."""
+
+    session_id: str
+    correlation_id: str
+    system: str
+    status: str
+    path: list[str]
+    output: str
+    per_agent: dict[str, AgentTotals]
+    latency_ms: float
+    error: dict[str, Any] | None = None
+    events: list[Any] = field(default_factory=list, repr=False)
+
+    @property
+    def cost_usd(self) -> float:
+        return sum(a.cost_usd for a in self.per_agent.values())
+
+    @property
+    def tokens(self) -> dict[str, int]:
+        return {
+            "input": sum(a.input_tokens for a in self.per_agent.values()),
+            "output": sum(a.output_tokens for a in self.per_agent.values()),
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``playground run --json`` contract (shared/DESIGN.md)."""
+        return {
+            "session_id": self.session_id,
+            "correlation_id": self.correlation_id,
+            "system": self.system,
+            "status": self.status,
+            "path": self.path,
+            "output": self.output,
+            "cost_usd": round(self.cost_usd, 8),
+            "tokens": self.tokens,
+            "latency_ms": round(self.latency_ms, 3),
+            "per_agent": {name: totals.as_json() for name, totals in self.per_agent.items()},
+            "error": self.error,
+        }
+
+
+class _Failure(Exception):
+    def __init__(self, error_type: str, message: str, origin: str | None, manifested: str | None,
+                 cause: int | None = None) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+        self.origin = origin
+        self.manifested = manifested
+        self.cause = cause
+
+
+class _Aborted(Exception):
+    pass
+
+
+@dataclass
+class _Reply:
+    text: str
+
+
+@dataclass
+class _Handoff:
+    target: str
+    payload: dict[str, Any]
+    history: list[dict[str, Any]]
+    cause: int
+
+
+class Runtime:
+    """Runs one request through a system.
+
+    Args:
+        system: The loaded system.
+        agents: The agent specs to run (the active versions); defaults to the file's.
+        controller: Asked at every gate; None runs without stopping.
+        llm_factory: Builds the model for an agent and model string.
+        sinks: Receive every event (the store's writer, the tracer, the CLI).
+        live: Receive every event and each token delta as it streams (the TUI).
+        model_overrides: Agent name to model string, replacing the spec's model.
+    """
+
+    def __init__(
+        self,
+        system: System,
+        *,
+        agents: dict[str, AgentSpec] | None = None,
+        controller: Controller | None = None,
+        llm_factory: LLMFactory = default_llm_factory,
+        sinks: list[EventSink] | None = None,
+        live: list[EventSink] | None = None,
+        versions: dict[str, str] | None = None,
+        session_id: str | None = None,
+    ) -> None:
+        self.system = system
+        self.spec = system.spec
+        self.agents = agents or dict(system.spec.agents)
+        self.versions = versions or {name: version_id(a) for name, a in self.agents.items()}
+        self.controller = controller
+        self.llm_factory = llm_factory
+        self.sinks = list(sinks or [])
+        self.live = list(live or [])
+        self.session_id = session_id or secrets.token_hex(6)
+        self.correlation_id = secrets.token_hex(16)
+        self.events: list[Any] = []
+        self.path: list[str] = []
+        self.totals: dict[str, AgentTotals] = {name: AgentTotals() for name in self.agents}
+        self._seq = 0
+        self._step = 0
+        self._hops = 0
+        self._edges: set[tuple[str, str, str]] = set()
+        self._llms: dict[tuple[str, str], LLM] = {}
+        self._tooldefs: dict[str, list[ToolDef]] = {}
+        self._escalated = False
+        self._input = ""
+
+    # -- events ---------------------------------------------------------------------------
+
+    def _emit(self, cls: type[Any], agent: str | None = None, **data: Any) -> Any:
+        self._seq += 1
+        event = cls(
+            session_id=self.session_id,
+            seq=self._seq,
+            ts=time.time(),
+            agent=agent,
+            version=self.versions.get(agent) if agent else None,
+            **data,
+        )
+        self.events.append(event)
+        for sink in self.sinks:
+            sink(event)
+        for sink in self.live:
+            sink(event)
+        return event
+
+    def _delta_sink(self, agent: str, activation: int, step: int) -> Callable[[str], None] | None:
+        if not self.live:
+            return None
+        version = self.versions.get(agent)
+
+        def on_delta(text: str) -> None:
+            event = ev.TokenDelta(session_id=self.session_id, seq=0, ts=time.time(), agent=agent,
+                                  version=version, step=step, activation=activation, text=text)
+            for sink in self.live:
+                sink(event)
+
+        return on_delta
+
+    # -- the run --------------------------------------------------------------------------
+
+    async def run(self, request: str, *, parent_session_id: str | None = None,
+                  forked_from_step: int | None = None) -> RunResult:
+        """Run ``request`` through the system; never raises for a failing run."""
+        started = time.perf_counter()
+        self._input = request
+        self._emit(ev.RunStarted, system=self.spec.name, input=request,
+                   correlation_id=self.correlation_id, versions=self.versions,
+                   parent_session_id=parent_session_id, forked_from_step=forked_from_step)
+        status, output, error = "completed", "", None
+        try:
+            async with asyncio.timeout(self.spec.limits.timeout_s):
+                output = await self._drive(request)
+        except _Failure as failure:
+            status = "failed"
+            error = self._fail(failure)
+        except _Aborted:
+            status = "aborted"
+            error = self._fail(_Failure("aborted", "the operator aborted the run", None,
+                                        self.path[-1] if self.path else None), status="aborted")
+        except TimeoutError:
+            status = "failed"
+            where = self.path[-1] if self.path else None
+            error = self._fail(_Failure(
+                "timeout", f"the run took longer than limits.timeout_s = {self.spec.limits.timeout_s} s",
+                where, where))
+        except Exception as exc:  # a bug of ours or of a tool: record it, never lose the session
+            log.exception("run %s failed unexpectedly", self.session_id)
+            status = "failed"
+            where = self.path[-1] if self.path else None
+            error = self._fail(_Failure("internal_error", f"{type(exc).__name__}: {exc}", where, where))
+        else:
+            self._emit(ev.RunFinished, output=output, path=list(self.path), totals=self._totals_json())
+        return RunResult(
+            session_id=self.session_id,
+            correlation_id=self.correlation_id,
+            system=self.spec.name,
+            status=status,
+            path=list(self.path),
+            output=output,
+            per_agent={n: t for n, t in self.totals.items() if n in self.path or t.calls},
+            latency_ms=(time.perf_counter() - started) * 1000,
+            error=error,
+            events=self.events,
+        )
+
+    def _fail(self, failure: _Failure, status: str = "failed") -> dict[str, Any]:
+        self._emit(ev.RunFailed, agent=failure.manifested, cause=failure.cause, status=status,
+                   error_type=failure.error_type, message=failure.message, origin=failure.origin,
+                   manifested=failure.manifested, path=list(self.path), totals=self._totals_json())
+        return {"type": failure.error_type, "message": failure.message,
+                "origin": failure.origin, "manifested": failure.manifested}
+
+    def _totals_json(self) -> dict[str, Any]:
+        return {name: t.as_json() for name, t in self.totals.items() if t.calls}
+
+    async def _drive(self, request: str) -> str:
+        spec = self.spec
+        if spec.pattern == "pipeline":
+            return await self._drive_pipeline(request)
+        agent, incoming, context, reason, cause = spec.entry_agent, request, None, "entry", 1
+        history: list[dict[str, Any]] = []
+        while True:
+            try:
+                result = await self._activate(agent, incoming, context, reason, cause, history=history)
+            except _Escalate as escalation:
+                result, reason = escalation.handoff, "escalation"
+            else:
+                reason = "handoff"
+            if isinstance(result, _Reply):
+                return result.text
+            agent, context, cause, history = result.target, result.payload, result.cause, result.history
+            incoming = _render_context(context)
+
+    async def _drive_pipeline(self, request: str) -> str:
+        stages = self.spec.pipeline or []
+        incoming: str = request
+        context: dict[str, Any] | None = None
+        cause = 1
+        output = ""
+        for i, stage in enumerate(stages):
+            nxt = stages[i + 1] if i + 1 < len(stages) else None
+            expect = self.agents[nxt].input if nxt else None
+            result = await self._activate(stage, incoming, context, "entry" if i == 0 else "stage",
+                                          cause, expect=expect, expect_for=nxt)
+            if isinstance(result, _Handoff):
+                raise _Failure("handoff_in_pipeline", f"stage {stage!r} tried to hand off; "
+                               "a pipeline's stages pass their output on", stage, stage, result.cause)
+            output = result.text
+            if nxt is not None:
+                self._hops += 1
+                context = json.loads(output) if expect is not None else None
+                incoming = output
+                cause = self._seq
+        return output
+
+    # -- one activation -------------------------------------------------------------------
+
+    def _tools_for(self, name: str) -> list[ToolDef]:
+        cached = self._tooldefs.get(name)
+        if cached is not None:
+            return cached
+        agent = self.agents[name]
+        defs: list[ToolDef] = []
+        for tool_name in agent.tools:
+            tool = self.system.tools[tool_name]
+            defs.append(ToolDef(tool.name, tool.description, tool.parameters))
+        for worker in agent.delegates:
+            w = self.agents[worker]
+            schema = w.input or _TASK_SCHEMA
+            defs.append(ToolDef(worker, w.description or f"Ask the {worker} agent.", schema.json_schema()))
+        for handoff in agent.handoffs:
+            defs.append(ToolDef(HANDOFF_PREFIX + handoff.to,
+                                handoff.description or f"Hand the request to {handoff.to}.",
+                                handoff.schema_.json_schema()))
+        self._tooldefs[name] = defs
+        return defs
+
+    def _system_prompt(self, agent: AgentSpec, expect: Schema | None) -> str:
+        prompt = agent.instructions
+        if expect is not None:
+            prompt += f"\n\nReply with only a JSON object of this shape: {expect.describe()}"
+        return prompt
+
+    async def _activate(
+        self,
+        name: str,
+        incoming: str,
+        context: dict[str, Any] | None,
+        reason: str,
+        cause: int,
+        *,
+        history: list[dict[str, Any]] | None = None,
+        parent: int | None = None,
+        expect: Schema | None = None,
+        expect_for: str | None = None,
+    ) -> _Reply | _Handoff:
+        agent = self.agents[name]
+        if parent is None:
+            self.path.append(name)
+        started = self._emit(ev.AgentStarted, agent=name, cause=cause, reason=reason, incoming=incoming,
+                             context=context, model=agent.model, parent_activation=parent)
+        act = started.seq
+        try:
+            return await self._run_activation(name, agent, act, incoming, cause, history, expect, expect_for)
+        except _Escalate as escalation:
+            self._finish(name, act, "handoff", handoff_to=escalation.handoff.target,
+                         cause=escalation.handoff.cause)
+            raise
+        except _Aborted:
+            self._finish(name, act, "aborted")
+            raise
+
+    async def _run_activation(self, name: str, agent: AgentSpec, act: int, incoming: str, cause: int,
+                              history: list[dict[str, Any]] | None, expect: Schema | None,
+                              expect_for: str | None) -> _Reply | _Handoff:
+        expect = agent.output or expect
+        system_prompt = self._system_prompt(agent, expect)
+        if history:
+            system_prompt += "\n\nConversation before this handoff:\n" + "\n".join(
+                f"[{m.get('role')}] {m.get('content') or ''}" for m in history)
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": system_prompt},
+            {"role": "user", "content": incoming},
+        ]
+        tools = self._tools_for(name)
+        validation_failures = 0
+        last_response: int | None = None
+        retry_of: int | None = None
+        turn = 0
+        while turn < self.spec.limits.max_turns:
+            turn += 1
+            decision = await self._gate("model_call", name, {"model": agent.model, "messages": messages},
+                                        can_retry=last_response is not None)
+            if decision.action == "retry":
+                messages, retry_of = _before_last_assistant(messages), last_response
+            response, responded = await self._call_model(name, agent, messages, tools, act, cause,
+                                                         retry_of=retry_of)
+            retry_of = None
+            last_response = responded.seq
+            messages.append(_assistant_message(response))
+            if not response.tool_calls:
+                text = response.text
+                if expect is not None:
+                    problem = _check_json(text, expect)
+                    if problem is not None:
+                        validation_failures += 1
+                        failed = self._emit(ev.ValidationFailed, agent=name, cause=responded.seq,
+                                            activation=act, what="output", errors=problem,
+                                            attempt=validation_failures, target=expect_for)
+                        if validation_failures > self.spec.limits.max_validation_retries:
+                            self._finish(name, act, "failed", text)
+                            whom = f"{expect_for!r}'s input" if expect_for else "its output schema"
+                            raise _Failure("invalid_output", f"{name!r} returned output that does not match "
+                                           f"{whom}: {problem}", name, expect_for or name, failed.seq)
+                        messages.append({"role": "user", "content": f"Your reply was rejected: {problem}. "
+                                         f"Reply with only a JSON object of this shape: {expect.describe()}"})
+                        continue
+                self._finish(name, act, "reply", text, cause=responded.seq)
+                return _Reply(text)
+            for call in response.tool_calls:
+                outcome = await self._tool_call(name, agent, call, act, responded.seq, messages)
+                if outcome == "retry":
+                    messages, retry_of = _before_last_assistant(messages), last_response
+                    break
+                if isinstance(outcome, _Handoff):
+                    self._finish(name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
+                    return outcome
+                if outcome == "invalid":
+                    validation_failures += 1
+                    if validation_failures > self.spec.limits.max_validation_retries:
+                        self._finish(name, act, "failed")
+                        last = self.events[-1]
+                        raise _Failure(last.kind if last.kind != "validation_failed" else
+                                       f"invalid_{last.what}",
+                                       f"{name!r} kept producing invalid calls: "
+                                       f"{getattr(last, 'errors', '') or getattr(last, 'tool', '')}",
+                                       name, getattr(last, "target", None) or name, last.seq)
+        self._finish(name, act, "failed")
+        raise _Failure("max_turns", f"{name!r} made {self.spec.limits.max_turns} model calls without "
+                       "finishing (limits.max_turns)", name, name, self._seq)
+
+    def _finish(self, name: str, act: int, outcome: str, output: str = "", *,
+                handoff_to: str | None = None, cause: int | None = None) -> None:
+        self._emit(ev.AgentFinished, agent=name, activation=act, cause=cause or act, outcome=outcome,
+                   output=output, handoff_to=handoff_to)
+
+    async def _gate(self, kind: GateKind, agent: str, payload: dict[str, Any], *,
+                    validate: Callable[[dict[str, Any]], str | None] | None = None,
+                    can_retry: bool = False) -> Decision:
+        if self.controller is None:
+            return CONTINUE
+        gate = Gate(kind, agent, self._step + 1, payload, can_retry=can_retry)
+        if validate is not None:
+            gate.validate = validate
+        while True:
+            decision = await self.controller.decide(gate)
+            if decision.operator is not None:
+                self._emit(ev.OperatorActed, agent=agent, action=decision.operator, gate=kind,
+                           detail={"step": gate.step, **({"payload": decision.payload} if decision.payload else {})})
+            if decision.action == "abort":
+                raise _Aborted
+            if decision.action == "edit":
+                error = gate.validate(decision.payload or {})
+                if error is not None:
+                    self._emit(ev.OperatorActed, agent=agent, action="edit_rejected", gate=kind,
+                               detail={"error": error})
+                    continue
+            if decision.action == "retry" and not can_retry:
+                continue
+            return decision
+
+    # -- model calls ----------------------------------------------------------------------
+
+    def _llm(self, agent: AgentSpec, model: str) -> LLM:
+        key = (agent.name, model)
+        llm = self._llms.get(key)
+        if llm is None:
+            llm = self._llms[key] = self.llm_factory(agent, model)
+        return llm
+
+    async def _call_model(self, name: str, agent: AgentSpec, messages: list[dict[str, Any]],
+                          tools: list[ToolDef], act: int, cause: int, *,
+                          retry_of: int | None = None) -> tuple[ModelResponse, Any]:
+        limits = self.spec.limits
+        models = [agent.model, *agent.fallbacks]
+        last_error: ModelError | None = None
+        last_failed: Any = None
+        tool_names = [t.name for t in tools]
+        for index, model in enumerate(models):
+            if index:
+                last_failed = self._emit(ev.FallbackUsed, agent=name, activation=act,
+                                         cause=last_failed.seq if last_failed else cause,
+                                         from_model=models[index - 1], to_model=model)
+            llm = self._llm(agent, model)
+            for attempt in range(1, limits.retries + 2):
+                self._step += 1
+                step = self._step
+                requested = self._emit(ev.ModelRequested, agent=name, step=step, activation=act,
+                                       cause=last_failed.seq if last_failed else cause, model=model,
+                                       messages=list(messages), tools=tool_names, attempt=attempt)
+                request = ModelRequest(name, model, messages, tools, agent.model_settings,
+                                       limits.call_timeout_s, f"{self.session_id}:{act}")
+                t0 = time.perf_counter()
+                try:
+                    async with asyncio.timeout(limits.call_timeout_s):
+                        response = await llm.complete(request, self._delta_sink(name, act, step))
+                except TimeoutError:
+                    error: ModelError = ModelTimeout(
+                        f"{model} did not answer within limits.call_timeout_s = {limits.call_timeout_s} s",
+                        model=model)
+                except ModelError as exc:
+                    error = exc
+                except Exception as exc:
+                    error = ProviderError(f"{type(exc).__name__}: {exc}", model=model)
+                else:
+                    latency = (time.perf_counter() - t0) * 1000
+                    cost = _cost(agent, response)
+                    totals = self.totals[name]
+                    totals.calls += 1
+                    totals.input_tokens += response.input_tokens
+                    totals.output_tokens += response.output_tokens
+                    totals.cost_usd += cost
+                    totals.latency_ms += latency
+                    responded = self._emit(
+                        ev.ModelResponded, agent=name, step=step, activation=act, cause=requested.seq,
+                        model=response.model or model, text=response.text,
+                        tool_calls=[c.as_dict() for c in response.tool_calls],
+                        input_tokens=response.input_tokens, output_tokens=response.output_tokens,
+                        cost_usd=cost, latency_ms=latency, first_token_ms=response.first_token_ms,
+                        retry_of=retry_of)
+                    return response, responded
+                latency = (time.perf_counter() - t0) * 1000
+                self.totals[name].latency_ms += latency
+                last_error = error
+                last_failed = self._emit(ev.ModelFailed, agent=name, step=step, activation=act,
+                                         cause=requested.seq, model=model, error_type=error.error_type,
+                                         message=str(error), attempt=attempt, retryable=error.retryable,
+                                         latency_ms=latency)
+                if isinstance(error, ScriptError):
+                    raise _Failure("script_error", f"error of the script: {error}", name, name, last_failed.seq)
+                if not error.retryable or attempt > limits.retries:
+                    break
+                delay = limits.backoff_s * (2 ** (attempt - 1))
+                last_failed = self._emit(ev.RetryScheduled, agent=name, activation=act, cause=last_failed.seq,
+                                         model=model, attempt=attempt + 1, delay_s=delay)
+                if delay:
+                    await asyncio.sleep(delay)
+        assert last_error is not None
+        tried = ", ".join(models)
+        raise _Failure(last_error.error_type, f"{name!r}: every model failed ({tried}); last: {last_error}",
+                       name, name, last_failed.seq if last_failed else None)
+
+    # -- tool calls, delegations and handoffs -----------------------------------------------
+
+    async def _tool_call(self, name: str, agent: AgentSpec, call: Any, act: int, cause: int,
+                         messages: list[dict[str, Any]]) -> Any:
+        """Handle one tool call of a model response: a handoff, a delegation or a tool.
+
+        Returns a :class:`_Handoff`, ``"invalid"`` after feeding a validation error
+        back, ``"retry"`` if the operator asked to redo the model call, or None.
+        """
+
+        def answer(content: str) -> None:
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+        if call.name.startswith(HANDOFF_PREFIX):
+            return await self._handoff(name, agent, call, act, cause, messages, answer)
+        try:
+            raw = json.loads(call.arguments or "{}")
+            if not isinstance(raw, dict):
+                raise ValueError("arguments must be a JSON object")
+        except ValueError as exc:
+            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="tool_args",
+                       errors=f"arguments of {call.name!r} are not valid JSON: {exc}", target=call.name)
+            answer(f"Error: the arguments of {call.name} were not valid JSON ({exc}). Call it again.")
+            return "invalid"
+        if call.name in agent.delegates:
+            return await self._delegate(name, agent, call, raw, act, cause, answer)
+        if call.name not in agent.tools:
+            allowed = [*agent.tools, *agent.delegates, *(HANDOFF_PREFIX + h.to for h in agent.handoffs)]
+            self._emit(ev.PermissionDenied, agent=name, activation=act, cause=cause, tool=call.name,
+                       call_id=call.id, allowed=allowed, args=call.arguments)
+            answer(f"Error: {name} is not permitted to call {call.name!r}. Permitted: {', '.join(allowed) or 'none'}.")
+            return "invalid"
+        tool = self.system.tools[call.name]
+        try:
+            args = tool.validate(raw)
+        except ValidationError as exc:
+            problem = format_validation_error(exc)
+            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="tool_args",
+                       errors=problem, target=call.name)
+            answer(f"Error: invalid arguments for {call.name}: {problem}")
+            return "invalid"
+
+        def validate(payload: dict[str, Any]) -> str | None:
+            try:
+                tool.validate(payload.get("args", {}))
+            except ValidationError as exc:
+                return format_validation_error(exc)
+            return None
+
+        decision = await self._gate("tool_call", name, {"tool": call.name, "args": args}, validate=validate,
+                                    can_retry=True)
+        if decision.action == "retry":
+            return "retry"
+        if decision.action == "edit" and decision.payload is not None:
+            args = tool.validate(decision.payload.get("args", {}))
+        self._step += 1
+        called = self._emit(ev.ToolCalled, agent=name, step=self._step, activation=act, cause=cause,
+                            tool=call.name, call_id=call.id, args=args)
+        t0 = time.perf_counter()
+        error = None
+        try:
+            value = await tool.func(**args) if tool.is_async else tool.func(**args)
+            result = value if isinstance(value, str) else json.dumps(value, default=str)
+        except Exception as exc:
+            error, result = f"{type(exc).__name__}: {exc}", ""
+        latency = (time.perf_counter() - t0) * 1000
+        self.totals[name].latency_ms += latency
+        self._emit(ev.ToolReturned, agent=name, step=self._step, activation=act, cause=called.seq,
+                   tool=call.name, call_id=call.id, result=result, error=error, latency_ms=latency)
+        answer(f"Error: {error}" if error else result)
+        return None
+
+    async def _delegate(self, name: str, agent: AgentSpec, call: Any, raw: dict[str, Any], act: int,
+                        cause: int, answer: Callable[[str], None]) -> Any:
+        worker = self.agents[call.name]
+        schema = worker.input or _TASK_SCHEMA
+        try:
+            args = schema.validate(raw)
+        except ValidationError as exc:
+            problem = format_validation_error(exc)
+            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="input",
+                       errors=problem, target=call.name)
+            answer(f"Error: invalid task for {call.name}: {problem}")
+            return "invalid"
+
+        def validate(payload: dict[str, Any]) -> str | None:
+            try:
+                schema.validate(payload.get("args", {}))
+            except ValidationError as exc:
+                return format_validation_error(exc)
+            return None
+
+        decision = await self._gate("tool_call", name, {"tool": call.name, "args": args}, validate=validate,
+                                    can_retry=True)
+        if decision.action == "retry":
+            return "retry"
+        if decision.action == "edit" and decision.payload is not None:
+            args = schema.validate(decision.payload.get("args", {}))
+        self._check_hops(name, call.name, args, cause)
+        self._step += 1
+        step = self._step
+        called = self._emit(ev.ToolCalled, agent=name, step=step, activation=act, cause=cause,
+                            tool=call.name, call_id=call.id, args=args)
+        t0 = time.perf_counter()
+        feedback = ""
+        output = ""
+        for round_ in range(1, agent.max_reviews + 2):
+            context = {**args, "feedback": feedback} if feedback else args
+            try:
+                result = await self._activate(call.name, _render_context(context), context, "delegation",
+                                              called.seq, parent=act)
+            except _Failure as failure:
+                raise _Failure(failure.error_type, f"worker {call.name!r} failed: {failure.message}",
+                               failure.origin, name, failure.cause) from None
+            if isinstance(result, _Handoff):
+                raise _Failure("handoff_in_delegation", f"worker {call.name!r} tried to hand off to "
+                               f"{result.target!r}; a delegated worker returns its result",
+                               call.name, name, result.cause)
+            output = result.text
+            if not agent.review:
+                break
+            if round_ > agent.max_reviews:
+                self._emit(ev.CheckpointReviewed, agent=name, activation=act, cause=self._seq,
+                           worker=call.name, verdict="limit", round=round_,
+                           feedback=f"rejected {agent.max_reviews} times; using the last output")
+                break
+            verdict, feedback = await self._review(name, agent, call.name, args, output, act)
+            self._emit(ev.CheckpointReviewed, agent=name, activation=act, cause=self._seq,
+                       worker=call.name, verdict=verdict, feedback=feedback, round=round_)
+            if verdict == "accept":
+                break
+        self._emit(ev.ToolReturned, agent=name, step=step, activation=act, cause=called.seq,
+                   tool=call.name, call_id=call.id, result=output,
+                   latency_ms=(time.perf_counter() - t0) * 1000)
+        answer(output)
+        return None
+
+    async def _review(self, name: str, agent: AgentSpec, worker: str, args: dict[str, Any], output: str,
+                      act: int) -> tuple[str, str]:
+        prompt = (f"Review the output of worker {worker!r}.\nTask: {_render_context(args)}\n"
+                  f"Output:\n{output}\n\nCall {REVIEW_ACCEPT} to use it, or {REVIEW_REJECT} with feedback "
+                  "saying what to fix.")
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": agent.instructions + "\n\nYou are checking a worker's output."},
+            {"role": "user", "content": prompt},
+        ]
+        tools = [
+            ToolDef(REVIEW_ACCEPT, "Accept the worker's output.", {"type": "object", "properties": {}}),
+            ToolDef(REVIEW_REJECT, "Reject the output and say what to fix.",
+                    {"type": "object", "properties": {"feedback": {"type": "string"}},
+                     "required": ["feedback"]}),
+        ]
+        response, _ = await self._call_model(name, agent, messages, tools, act, self._seq)
+        for call in response.tool_calls:
+            if call.name == REVIEW_ACCEPT:
+                return "accept", ""
+            if call.name == REVIEW_REJECT:
+                try:
+                    feedback = str(json.loads(call.arguments or "{}").get("feedback", ""))
+                except (ValueError, AttributeError):
+                    feedback = call.arguments
+                return "reject", feedback or "rejected without feedback"
+        text = response.text.strip()
+        return ("accept", "") if text.lower().startswith("accept") else ("reject", text or "no verdict")
+
+    async def _handoff(self, name: str, agent: AgentSpec, call: Any, act: int, cause: int,
+                       messages: list[dict[str, Any]], answer: Callable[[str], None]) -> Any:
+        target = call.name[len(HANDOFF_PREFIX):]
+        declared = {h.to: h for h in agent.handoffs}
+        handoff = declared.get(target)
+        if handoff is None:
+            known = ", ".join(declared) or "none"
+            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="handoff_target",
+                       errors=f"{target!r} is not a handoff target of {name!r} (targets: {known})",
+                       target=target)
+            answer(f"Error: there is no agent {target!r} to hand off to. Choose one of: {known}.")
+            return "invalid"
+        schema = handoff.schema_
+        target_input = self.agents[target].input
+
+        def check(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, str]:
+            try:
+                clean = schema.validate(payload)
+            except ValidationError as exc:
+                return None, format_validation_error(exc), "handoff_payload"
+            if target_input is not None:
+                try:
+                    clean = target_input.validate(clean)
+                except ValidationError as exc:
+                    return None, f"{target!r} rejects its input: {format_validation_error(exc)}", "input"
+            return clean, None, ""
+
+        try:
+            raw = json.loads(call.arguments or "{}")
+            if not isinstance(raw, dict):
+                raise ValueError("arguments must be a JSON object")
+        except ValueError as exc:
+            payload, problem, what = None, f"handoff arguments are not valid JSON: {exc}", "handoff_payload"
+        else:
+            payload, problem, what = check(raw)
+        if payload is None:
+            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what=what,
+                       errors=problem or "", target=target)
+            answer(f"Error: the handoff to {target} was refused: {problem}. Required: {schema.describe()}")
+            return "invalid"
+        decision = await self._gate(
+            "handoff", name, {"target": target, "context": payload},
+            validate=lambda p: check(p.get("context", {}))[1], can_retry=True)
+        if decision.action == "retry":
+            return "retry"
+        edited = decision.action == "edit" and decision.payload is not None
+        if edited:
+            assert decision.payload is not None
+            payload = check(decision.payload.get("context", {}))[0] or payload
+        history = _history(messages, handoff.history)
+        self._check_hops(name, target, payload, cause)
+        self._step += 1
+        rendered = _render_context(payload)
+        delivered = self._emit(
+            ev.HandoffDelivered, agent=name, step=self._step, activation=act, cause=cause, source=name,
+            target=target, payload=payload, payload_tokens=approx_tokens(rendered), history=handoff.history,
+            history_tokens=sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:]),
+            payload_schema=schema.describe(), edited=edited)
+        answer(f"Handed off to {target}.")
+        return _Handoff(target, payload, history, delivered.seq)
+
+    def _check_hops(self, source: str, target: str, payload: dict[str, Any], cause: int) -> None:
+        self._hops += 1
+        edge = (source, target, json.dumps(payload, sort_keys=True, default=str))
+        reason = ""
+        if edge in self._edges:
+            reason = f"{source} -> {target} repeated with the same context"
+        elif self._hops > self.spec.limits.max_hops:
+            reason = f"more than limits.max_hops = {self.spec.limits.max_hops} handoffs"
+        self._edges.add(edge)
+        if not reason:
+            return
+        policy = self.spec.on_loop
+        if self._escalated:
+            policy = "stop"
+        detected = self._emit(ev.LoopDetected, agent=source, cause=cause, reason=reason,
+                              edge=[source, target], policy=policy)
+        if policy == "stop":
+            raise _Failure("loop", f"loop detected: {reason}", source, target, detected.seq)
+        self._escalated = True
+        escalated = self._emit(ev.Escalated, agent=source, cause=detected.seq, target=policy, reason=reason)
+        raise _Escalate(policy, {"request": self._input, "reason": reason}, escalated.seq)
+
+
+class _Escalate(Exception):
+    def __init__(self, target: str, payload: dict[str, Any], cause: int) -> None:
+        super().__init__(target)
+        self.handoff = _Handoff(target, payload, [], cause)
+
+
+def _render_context(context: dict[str, Any]) -> str:
+    return json.dumps(context, ensure_ascii=False, default=str)
+
+
+def _assistant_message(response: ModelResponse) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": response.text or None}
+    if response.tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in response.tool_calls
+        ]
+    return message
+
+
+def _before_last_assistant(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for index in range(len(messages) - 1, 1, -1):
+        if messages[index].get("role") == "assistant":
+            return messages[:index]
+    return messages
+
+
+def _history(messages: list[dict[str, Any]], policy: str) -> list[dict[str, Any]]:
+    if policy == "none":
+        return []
+    turns = [m for m in messages[1:] if m.get("content")]
+    if policy == "full":
+        return turns
+    return turns[-int(policy.split(":", 1)[1]):]
+
+
+def _check_json(text: str, schema: Schema) -> str | None:
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        return f"not valid JSON ({exc})"
+    try:
+        schema.validate(data)
+    except ValidationError as exc:
+        return format_validation_error(exc)
+    return None
+
+
+def _cost(agent: AgentSpec, response: ModelResponse) -> float:
+    if agent.price is not None:
+        return (response.input_tokens * agent.price.input + response.output_tokens * agent.price.output) / 1e6
+    return response.cost_usd or 0.0

@@ -1,0 +1,352 @@
+"""Load a system file: YAML -> checked :class:`SystemSpec`, or one clear :class:`SpecError`."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.util
+import inspect
+import re
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from playground.errors import SpecError
+from playground.spec.models import AgentSpec, SystemSpec
+
+Loc = tuple[str | int, ...]
+
+_TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+HANDOFF_PREFIX = "transfer_to_"
+
+
+def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
+    """Parse YAML, returning the data and the 1-based line of every node by its path."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}") from None
+    lines: dict[Loc, int] = {}
+
+    def build(node: yaml.Node | None, loc: Loc) -> Any:
+        if node is None:
+            return None
+        lines[loc] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                key = yaml.SafeLoader(" ").construct_object(key_node)  # type: ignore[no-untyped-call]
+                if key in out:
+                    raise SpecError(path, key_node.start_mark.line + 1, _dotted((*loc, key)),
+                                    "duplicate key")
+                lines[(*loc, key)] = key_node.start_mark.line + 1
+                out[key] = build(value_node, (*loc, key))
+                lines[(*loc, key)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [build(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return yaml.SafeLoader(" ").construct_object(node)  # type: ignore[no-untyped-call]
+
+    return build(root, ()), lines
+
+
+def _dotted(loc: Iterable[str | int]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
+    while loc:
+        if loc in lines:
+            return lines[loc]
+        loc = loc[:-1]
+    return lines.get(())
+
+
+def _model_at(loc: Loc) -> type[BaseModel] | None:
+    """The spec model that the node at ``loc`` is validated as (for "did you mean")."""
+    from playground.spec import models
+
+    model: type[BaseModel] | None = SystemSpec
+    i = 0
+    while i < len(loc) and model is not None:
+        part = loc[i]
+        if model is SystemSpec and part == "agents":
+            model, i = AgentSpec, i + 2
+            continue
+        if model is AgentSpec and part in ("handoffs", "script"):
+            model = models.HandoffSpec if part == "handoffs" else models.ScriptStep
+            i += 2
+            continue
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        i += 1
+    return model
+
+
+def _explain(exc: ValidationError, path: str, lines: dict[Loc, int]) -> SpecError:
+    item = exc.errors()[0]
+    loc: Loc = tuple(item["loc"])
+    # pydantic puts a union member's name into loc; drop what is not a real key.
+    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+    kind = item["type"]
+    if kind == "extra_forbidden":
+        key = str(loc[-1])
+        model = _model_at(loc[:-1])
+        problem = f"unknown field {key!r}"
+        if model is not None:
+            close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
+            if close:
+                problem += f"; did you mean {close[0]!r}?"
+            else:
+                known = ", ".join(k for k in model.model_fields if k not in ("name", "path"))
+                problem += f" (known fields: {known})"
+        return SpecError(path, _line(lines, loc), _dotted(loc), problem)
+    if kind == "missing":
+        return SpecError(path, _line(lines, loc[:-1]), _dotted(loc), "required field missing")
+    message = item["msg"].removeprefix("Value error, ")
+    if kind == "literal_error":
+        message = f"{message} (got {item['input']!r})"
+    return SpecError(path, _line(lines, loc), _dotted(loc), message)
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A Python callable an agent may be allowed to call.
+
+    Attributes:
+        name: The name agents use.
+        func: The callable (sync or async).
+        description: From the docstring, shown to the model.
+        parameters: JSON Schema of its arguments, derived from its signature.
+        validate: Turns raw arguments into keyword arguments or raises ``ValidationError``.
+    """
+
+    name: str
+    func: Callable[..., Any]
+    description: str
+    parameters: dict[str, Any]
+    validate: Callable[[dict[str, Any]], dict[str, Any]]
+    is_async: bool
+
+
+def load_tool(name: str, ref: str, base: Path) -> Tool:
+    """Load ``file.py:function`` relative to ``base``; raises ``ValueError`` with the reason."""
+    file_part, sep, func_name = ref.partition(":")
+    if not sep or not file_part or not func_name:
+        raise ValueError(f"a tool is 'file.py:function', not {ref!r}")
+    file = (base / file_part).resolve()
+    if not file.is_file():
+        raise ValueError(f"tool file {str(file)!r} does not exist")
+    module_name = f"_playground_tools_{abs(hash(str(file))):x}"
+    module = sys.modules.get(module_name)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(module_name, file)
+        if spec is None or spec.loader is None:
+            raise ValueError(f"cannot import {str(file)!r}")
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as exc:
+            raise ValueError(f"importing {file.name} failed: {type(exc).__name__}: {exc}") from None
+        sys.modules[module_name] = module
+    func = getattr(module, func_name, None)
+    if not callable(func):
+        names = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")]
+        close = difflib.get_close_matches(func_name, names, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{file.name} has no function {func_name!r}{hint}")
+    from pydantic import create_model
+
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = param.annotation if param.annotation is not param.empty else Any
+        default = param.default if param.default is not param.empty else ...
+        fields[param.name] = (annotation, default)
+    args_model = create_model(f"{name}_args", **fields)
+    schema = args_model.model_json_schema()
+    schema.pop("title", None)
+    for prop in schema.get("properties", {}).values():
+        prop.pop("title", None)
+
+    def validate(raw: dict[str, Any]) -> dict[str, Any]:
+        return dict(args_model.model_validate(raw))
+
+    return Tool(
+        name=name,
+        func=func,
+        description=inspect.getdoc(func) or "",
+        parameters=schema,
+        validate=validate,
+        is_async=inspect.iscoroutinefunction(func),
+    )
+
+
+@dataclass(frozen=True)
+class System:
+    """A loaded system: its spec and its tools, ready to run."""
+
+    spec: SystemSpec
+    tools: dict[str, Tool]
+    lines: dict[Loc, int]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def agent(self, name: str) -> AgentSpec:
+        return self.spec.agents[name]
+
+
+def load_system(path: str | Path) -> System:
+    """Load and check a system file.
+
+    Raises:
+        SpecError: naming the file, line and field of the first problem found.
+    """
+    file = Path(path)
+    shown = str(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(shown, None, "", f"cannot read the file: {exc.strerror}") from None
+    return load_system_text(text, shown, base=file.resolve().parent)
+
+
+def load_system_text(text: str, shown: str, base: Path) -> System:
+    """Load a system from YAML text; ``shown`` names it in errors, ``base`` anchors tool paths."""
+    data, lines = parse_yaml(text, shown)
+    if not isinstance(data, dict):
+        raise SpecError(shown, 1, "", "a system file is a YAML map with name, pattern and agents")
+    try:
+        spec = SystemSpec.model_validate({**data, "path": shown})
+    except ValidationError as exc:
+        raise _explain(exc, shown, lines) from None
+    tools: dict[str, Tool] = {}
+    for tool_name, ref in spec.tools.items():
+        try:
+            tools[tool_name] = load_tool(tool_name, ref, base)
+        except ValueError as exc:
+            raise SpecError(shown, _line(lines, ("tools", tool_name)), f"tools.{tool_name}", str(exc)) from None
+    _check(spec, shown, lines)
+    return System(spec, tools, lines)
+
+
+def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
+    agents = spec.agents
+
+    def fail(loc: Loc, problem: str) -> None:
+        raise SpecError(path, _line(lines, loc), _dotted(loc), problem)
+
+    def known_agent(name: str, loc: Loc, what: str) -> None:
+        if name not in agents:
+            close = difflib.get_close_matches(name, list(agents), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f" (agents: {', '.join(agents)})"
+            fail(loc, f"{what} {name!r} is not an agent of this system{hint}")
+
+    if not agents:
+        fail(("agents",), "a system needs at least one agent")
+    if spec.entry is not None:
+        known_agent(spec.entry, ("entry",), "entry agent")
+    elif spec.pattern != "pipeline":
+        fail(("entry",), "required field missing: which agent receives the request?")
+    if spec.on_loop != "stop":
+        known_agent(spec.on_loop, ("on_loop",), "on_loop escalation target")
+        target_input = agents[spec.on_loop].input
+        if target_input is not None:
+            extra = [f.name for f in target_input.fields
+                     if not f.optional and f.name not in ("request", "reason")]
+            if extra:
+                fail(("agents", spec.on_loop, "input"),
+                     f"the on_loop agent receives {{request, reason}}, but its input also requires {extra}")
+
+    for name, agent in agents.items():
+        base: Loc = ("agents", name)
+        for i, tool in enumerate(agent.tools):
+            if tool not in spec.tools:
+                close = difflib.get_close_matches(tool, list(spec.tools), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else " (declare it under the top-level 'tools:')"
+                fail((*base, "tools", i), f"tool {tool!r} is not declared{hint}")
+        for i, handoff in enumerate(agent.handoffs):
+            known_agent(handoff.to, (*base, "handoffs", i, "to"), "handoff target")
+            if handoff.to == name:
+                fail((*base, "handoffs", i, "to"), "an agent cannot hand off to itself")
+        for i, delegate in enumerate(agent.delegates):
+            known_agent(delegate, (*base, "delegates", i), "delegate")
+            if delegate == name:
+                fail((*base, "delegates", i), "an agent cannot delegate to itself")
+        if agent.review and not agent.delegates:
+            fail((*base, "review"), "review checks delegates' outputs, but this agent has no delegates")
+        _check_script(spec, agent, base, fail)
+
+    if spec.pattern == "router":
+        entry = agents[spec.entry_agent]
+        if not entry.handoffs:
+            fail(("agents", spec.entry_agent, "handoffs"),
+                 "a router's entry agent hands off: declare at least one handoff")
+        if spec.pipeline:
+            fail(("pipeline",), "'pipeline' belongs to pattern: pipeline")
+    elif spec.pattern == "supervisor":
+        entry = agents[spec.entry_agent]
+        if not entry.delegates:
+            fail(("agents", spec.entry_agent, "delegates"),
+                 "a supervisor's entry agent delegates: list its workers under 'delegates'")
+        if spec.pipeline:
+            fail(("pipeline",), "'pipeline' belongs to pattern: pipeline")
+    else:
+        if not spec.pipeline:
+            fail(("pipeline",), "a pipeline lists its stages in order: pipeline: [first, second, ...]")
+        assert spec.pipeline is not None
+        for i, stage in enumerate(spec.pipeline):
+            known_agent(stage, ("pipeline", i), "stage")
+        if spec.entry is not None and spec.entry != spec.pipeline[0]:
+            fail(("entry",), f"a pipeline's entry is its first stage {spec.pipeline[0]!r}")
+        if len(set(spec.pipeline)) != len(spec.pipeline):
+            fail(("pipeline",), "a stage appears twice")
+
+
+def _check_script(spec: SystemSpec, agent: AgentSpec, base: Loc, fail: Callable[[Loc, str], None]) -> None:
+    handoff_targets = {h.to for h in agent.handoffs}
+    callable_names = set(agent.tools) | set(agent.delegates)
+    known_fields = {"input", "tool_result", "feedback"}
+    if agent.input is not None:
+        known_fields |= set(agent.input.names)
+    for i, step in enumerate(agent.script):
+        loc = (*base, "script", i)
+        if step.handoff is not None and step.handoff not in handoff_targets:
+            close = difflib.get_close_matches(step.handoff, sorted(handoff_targets), n=1)
+            hint = (f"; did you mean {close[0]!r}?" if close
+                    else f" (its handoffs: {', '.join(sorted(handoff_targets)) or 'none'})")
+            fail((*loc, "handoff"), f"{agent.name!r} has no handoff to {step.handoff!r}{hint}."
+                 f" To script a call to an unknown target on purpose, use tool: {HANDOFF_PREFIX}{step.handoff}")
+        if step.tool is not None and step.tool not in callable_names and step.tool not in spec.tools \
+                and not step.tool.startswith(HANDOFF_PREFIX):
+            pool = sorted(callable_names | set(spec.tools))
+            close = difflib.get_close_matches(step.tool, pool, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            fail((*loc, "tool"), f"{step.tool!r} is neither a tool, a delegate nor a system tool{hint}")
+        if agent.input is not None:
+            for key in ("reply", "feedback"):
+                _check_template(getattr(step, key), known_fields, (*loc, key), fail)
+            for key in ("args", "context"):
+                for arg, value in (getattr(step, key) or {}).items():
+                    _check_template(value, known_fields, (*loc, key, arg), fail)
+
+
+def _check_template(value: Any, known: set[str], loc: Loc, fail: Callable[[Loc, str], None]) -> None:
+    if not isinstance(value, str):
+        return
+    for name in _TEMPLATE_FIELD.findall(value):
+        if name not in known:
+            fail(loc, f"template field {{{name}}} is unknown here; known: {', '.join(sorted(known))}")

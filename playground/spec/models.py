@@ -1,0 +1,271 @@
+"""The system file, as validated pydantic models.
+
+Field names here are a contract (shared/DESIGN.md, "System file"): docs,
+examples and outside tests use them. Add fields freely; never rename one.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from playground.spec.schema import Schema, SchemaError
+
+
+def _parse_schema(raw: Any) -> Schema | None:
+    if raw is None or isinstance(raw, Schema):
+        return raw
+    try:
+        return Schema.parse(raw)
+    except SchemaError as exc:
+        raise ValueError(str(exc)) from None
+
+
+SchemaField = Annotated[
+    Schema | None,
+    BeforeValidator(_parse_schema),
+    PlainSerializer(
+        lambda s: (
+            {f.name: f.type_name + ("?" if f.optional else "") for f in s.fields} if s else None
+        ),
+        return_type=Any,
+    ),
+]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class Limits(_Spec):
+    """Bounds on one run."""
+
+    max_hops: int = Field(8, ge=1)
+    """Most handoffs and delegations in one session before it counts as a loop."""
+    max_turns: int = Field(6, ge=1)
+    """Most model calls in one agent activation."""
+    timeout_s: float = Field(120, gt=0)
+    """Wall-clock limit of the whole run."""
+    call_timeout_s: float = Field(60, gt=0)
+    """Limit of one model call; a call past it is a timeout and is retried."""
+    retries: int = Field(2, ge=0)
+    """Retries of a failed model call (provider error, timeout) before falling back."""
+    backoff_s: float = Field(0.5, ge=0)
+    """First retry delay; doubles on each further retry."""
+    max_validation_retries: int = Field(2, ge=0)
+    """How often a malformed tool call or invalid payload is fed back before the run fails."""
+
+
+class Price(_Spec):
+    """Price override in USD per million tokens (used for local and scripted models)."""
+
+    input: float = Field(0, ge=0)
+    output: float = Field(0, ge=0)
+
+
+class ScriptStep(_Spec):
+    """One step of a scripted model's script.
+
+    Exactly one of ``reply``, ``tool``, ``handoff``, ``fail`` or ``review`` is set.
+    """
+
+    match: str | None = None
+    """Regex searched in the agent's incoming message; absent matches anything."""
+    reply: str | dict[str, Any] | None = None
+    """A final answer (a template). A map is sent as JSON, each string value a template."""
+    tool: str | None = None
+    """Call this tool (or delegate) with ``args``."""
+    args: dict[str, Any] | None = None
+    """Tool arguments; string values are templates."""
+    raw_args: str | None = None
+    """Send these literal argument bytes instead of ``args`` (to inject a malformed tool call)."""
+    handoff: str | None = None
+    """Hand off to this agent with ``context``."""
+    context: dict[str, Any] | None = None
+    """The handoff context; string values are templates."""
+    fail: Literal["provider_error", "rate_limited", "timeout", "request_error"] | None = None
+    """Inject a provider error of this kind instead of answering."""
+    times: int | None = Field(None, ge=1)
+    """With ``fail``: fail only this many times, then move on (absent: always)."""
+    model: str | None = None
+    """With ``fail``: fail only when called as this model string (so a fallback can succeed)."""
+    review: Literal["accept", "reject"] | None = None
+    """As a supervisor reviewing a worker's output: the verdict."""
+    feedback: str | None = None
+    """With ``review: reject``: what the worker should fix (a template)."""
+
+    @field_validator("match")
+    @classmethod
+    def _regex_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regex {value!r}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> ScriptStep:
+        actions = [k for k in ("reply", "tool", "handoff", "fail", "review") if getattr(self, k)]
+        if len(actions) != 1:
+            found = ", ".join(actions) if actions else "none"
+            raise ValueError(
+                "a script step needs exactly one of reply, tool, handoff, fail, review"
+                f" (found {found})"
+            )
+        if self.args is not None and self.tool is None:
+            raise ValueError("'args' goes with 'tool'")
+        if self.context is not None and self.handoff is None:
+            raise ValueError("'context' goes with 'handoff'")
+        if (self.times is not None or self.model is not None) and self.fail is None:
+            raise ValueError("'times' and 'model' go with 'fail'")
+        return self
+
+    @property
+    def action(self) -> str:
+        for key in ("reply", "tool", "handoff", "fail", "review"):
+            if getattr(self, key):
+                return key
+        raise AssertionError("unreachable: validated to have one action")
+
+
+class HandoffSpec(_Spec):
+    """A handoff an agent may make: a tool call whose arguments are the declared context."""
+
+    to: str
+    """The target agent."""
+    description: str = ""
+    """When to choose this target (shown to the model)."""
+    context: SchemaField = None
+    """The fields the target receives; absent means ``{question: str}``."""
+    history: str = "none"
+    """What of the source's conversation the target also sees: ``none``, ``last:N`` or ``full``."""
+
+    @field_validator("history")
+    @classmethod
+    def _history_policy(cls, value: str) -> str:
+        if value in ("none", "full") or re.fullmatch(r"last:[1-9]\d*", value):
+            return value
+        raise ValueError(f"history must be 'none', 'full' or 'last:N', not {value!r}")
+
+    @property
+    def schema_(self) -> Schema:
+        return self.context or _DEFAULT_CONTEXT
+
+
+_DEFAULT_CONTEXT = Schema.parse({"question": "str"})
+
+
+class AgentSpec(_Spec):
+    """One agent of a system."""
+
+    name: str = ""
+    """Filled from the key under ``agents:``."""
+    model: str = "scripted"
+    """``scripted`` (offline) or any litellm model string."""
+    fallbacks: list[str] = []
+    """Models tried in order when the model keeps failing."""
+    instructions: str = ""
+    """The system prompt."""
+    description: str = ""
+    """What the agent does (shown to supervisors and in the TUI)."""
+    tools: list[str] = []
+    """Names of system tools this agent may call: its permission boundary."""
+    handoffs: list[HandoffSpec] = []
+    """Agents this one may hand the request to."""
+    delegates: list[str] = []
+    """Workers a supervisor may call as tools."""
+    review: bool = False
+    """Supervisor: check each worker's output at a checkpoint before using it."""
+    max_reviews: int = Field(2, ge=0)
+    """Supervisor: rejections of one delegation before its last output is used as is."""
+    input: SchemaField = None
+    """What this agent accepts (a handoff context or a previous stage's output)."""
+    output: SchemaField = None
+    """What this agent must return: its final reply is JSON of this shape."""
+    model_settings: dict[str, Any] = {}
+    """Passed to the model call (temperature, max_tokens, api_base, ...)."""
+    price: Price | None = None
+    """Price override per million tokens."""
+    script: list[ScriptStep] = []
+    """The scripted model's rules."""
+    latency_ms: float | None = Field(None, ge=0)
+    """Scripted model: delay before the first token."""
+    tokens_per_s: float | None = Field(None, ge=0)
+    """Scripted model: streaming rate (0 is instant)."""
+
+    @field_validator("model_settings")
+    @classmethod
+    def _no_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key.lower() in ("api_key", "key", "token", "secret", "password"):
+                raise ValueError(
+                    f"{key!r} would store a secret in the system file and the session store;"
+                    " set it in the environment and name it with 'api_key_env'"
+                )
+        return value
+
+
+class ScriptedDefaults(_Spec):
+    """Defaults of the scripted model for every agent of the system."""
+
+    latency_ms: float = Field(0, ge=0)
+    tokens_per_s: float = Field(0, ge=0)
+
+
+class SystemSpec(_Spec):
+    """A multi-agent system, loaded from a YAML file."""
+
+    name: str
+    """The system's name; versions and sessions are filed under it."""
+    description: str = ""
+    pattern: Literal["router", "supervisor", "pipeline"]
+    """The shape, checked against the agents: a router hands off, a supervisor
+    delegates, a pipeline lists stages."""
+    entry: str | None = None
+    """The agent that receives the request (a pipeline's first stage by default)."""
+    limits: Limits = Limits()
+    on_loop: str = "stop"
+    """An agent to escalate a detected loop to, or ``stop``."""
+    tools: dict[str, str] = {}
+    """Tool name to ``file.py:function``, the path relative to the system file."""
+    agents: dict[str, AgentSpec]
+    pipeline: list[str] | None = None
+    """Stages in order (pipeline pattern)."""
+    scripted: ScriptedDefaults = ScriptedDefaults()
+    path: str = ""
+    """Where the file was loaded from (set by the loader)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_agents(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("agents"), dict):
+            scripted = data.get("scripted") if isinstance(data.get("scripted"), dict) else {}
+            agents = {}
+            for key, value in data["agents"].items():
+                if isinstance(value, dict):
+                    # The system's scripted defaults become each agent's own, so an agent
+                    # version records the timing it really ran with.
+                    value = {"name": key, **{k: v for k, v in scripted.items()
+                                              if k in ("latency_ms", "tokens_per_s")}, **value}
+                agents[key] = value
+            data = {**data, "agents": agents}
+        return data
+
+    @property
+    def entry_agent(self) -> str:
+        if self.entry:
+            return self.entry
+        if self.pipeline:
+            return self.pipeline[0]
+        raise AssertionError("unreachable: the loader checks entry")

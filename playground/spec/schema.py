@@ -1,0 +1,168 @@
+"""Field schemas: what a handoff carries, what an agent accepts and returns.
+
+A schema is written either as a map of field to type name::
+
+    {customer_id: str, question: str, priority: int?}
+
+or as a JSON Schema object (``type: object`` with ``properties``). Both become a
+:class:`Schema`, which validates (with pydantic's lax coercion, so ``"3"`` is a
+fine ``int``) and renders the JSON Schema offered to a model as tool parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+
+_TYPES: dict[str, tuple[Any, dict[str, Any]]] = {
+    "str": (str, {"type": "string"}),
+    "int": (int, {"type": "integer"}),
+    "float": (float, {"type": "number"}),
+    "bool": (bool, {"type": "boolean"}),
+    "dict": (dict[str, Any], {"type": "object"}),
+    "list": (list[Any], {"type": "array"}),
+    "any": (Any, {}),
+    "list[str]": (list[str], {"type": "array", "items": {"type": "string"}}),
+    "list[int]": (list[int], {"type": "array", "items": {"type": "integer"}}),
+    "list[float]": (list[float], {"type": "array", "items": {"type": "number"}}),
+    "list[bool]": (list[bool], {"type": "array", "items": {"type": "boolean"}}),
+    "list[dict]": (list[dict[str, Any]], {"type": "array", "items": {"type": "object"}}),
+}
+_JSON_TO_NAME = {"string": "str", "integer": "int", "number": "float", "boolean": "bool",
+                 "object": "dict", "array": "list"}
+
+TYPE_NAMES = tuple(_TYPES)
+
+
+class SchemaError(ValueError):
+    """A schema is malformed; ``key`` names the offending field, if any."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a schema."""
+
+    name: str
+    type_name: str
+    optional: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A validated record shape.
+
+    Attributes:
+        fields: The fields in declaration order.
+    """
+
+    fields: tuple[Field, ...]
+    _model: type[BaseModel] = field(repr=False, compare=False, hash=False)
+
+    @classmethod
+    def parse(cls, raw: Any, name: str = "Payload") -> Schema:
+        """Build a schema from its YAML form; raises :class:`SchemaError`."""
+        if not isinstance(raw, dict):
+            raise SchemaError("a schema is a map of field to type, e.g. {question: str}")
+        if raw.get("type") == "object" or isinstance(raw.get("properties"), dict):
+            return cls._from_json_schema(raw, name)
+        fields = []
+        for key, type_name in raw.items():
+            if not isinstance(type_name, str):
+                raise SchemaError(
+                    f"type of {key!r} must be a type name such as 'str', not {type_name!r}", key
+                )
+            optional = type_name.endswith("?")
+            base = type_name.rstrip("?").replace(" ", "")
+            if base not in _TYPES:
+                raise SchemaError(
+                    f"unknown type {type_name!r} for {key!r}; use one of {', '.join(_TYPES)}"
+                    " (add '?' for optional)",
+                    key,
+                )
+            fields.append(Field(str(key), base, optional))
+        return cls._build(tuple(fields), name)
+
+    @classmethod
+    def _from_json_schema(cls, raw: dict[str, Any], name: str) -> Schema:
+        props = raw.get("properties") or {}
+        required = set(raw.get("required") or [])
+        fields = []
+        for key, prop in props.items():
+            if not isinstance(prop, dict):
+                raise SchemaError(f"property {key!r} must be a JSON Schema object", key)
+            json_type = prop.get("type", "any")
+            type_name = _JSON_TO_NAME.get(json_type, "any") if isinstance(json_type, str) else "any"
+            if type_name == "list" and isinstance(prop.get("items"), dict):
+                item = _JSON_TO_NAME.get(prop["items"].get("type", ""), "")
+                if f"list[{item}]" in _TYPES:
+                    type_name = f"list[{item}]"
+            fields.append(
+                Field(str(key), type_name, key not in required, str(prop.get("description", "")))
+            )
+        return cls._build(tuple(fields), name)
+
+    @classmethod
+    def _build(cls, fields: tuple[Field, ...], name: str) -> Schema:
+        definitions: dict[str, Any] = {}
+        for f in fields:
+            py_type = _TYPES[f.type_name][0]
+            definitions[f.name] = (py_type | None, None) if f.optional else (py_type, ...)
+        model = create_model(name, __base__=_Strict, **definitions)
+        return cls(fields, model)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(f.name for f in self.fields)
+
+    def validate(self, data: Any) -> dict[str, Any]:
+        """Validate ``data`` and return the clean payload.
+
+        Raises:
+            pydantic.ValidationError: with one entry per problem.
+        """
+        return self._model.model_validate(data).model_dump(exclude_none=False)
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON Schema offered to a model as tool parameters."""
+        properties: dict[str, Any] = {}
+        for f in self.fields:
+            prop = dict(_TYPES[f.type_name][1])
+            if f.description:
+                prop["description"] = f.description
+            properties[f.name] = prop
+        return {
+            "type": "object",
+            "properties": properties,
+            "required": [f.name for f in self.fields if not f.optional],
+            "additionalProperties": False,
+        }
+
+    def describe(self) -> str:
+        """Compact human form, e.g. ``{customer_id: str, question: str}``."""
+        inner = ", ".join(f"{f.name}: {f.type_name}{'?' if f.optional else ''}" for f in self.fields)
+        return "{" + inner + "}"
+
+
+def format_validation_error(error: ValidationError) -> str:
+    """One line per problem: ``field: message``."""
+    parts = []
+    for item in error.errors():
+        loc = ".".join(str(p) for p in item["loc"]) or "(payload)"
+        if item["type"] == "extra_forbidden":
+            parts.append(f"{loc}: not a field of this schema")
+        elif item["type"] == "missing":
+            parts.append(f"{loc}: required field missing")
+        else:
+            parts.append(f"{loc}: {item['msg']}")
+    return "; ".join(parts)
