@@ -140,6 +140,10 @@ class StepController:
         if self._waiter is None or self._waiter.done():
             return False
         self._waiter.set_result(decision)
+        # The gate is released now, even though the run resumes only on its next tick.
+        self.pending = None
+        if self._paused_event is not None:
+            self._paused_event.clear()
         return True
 
     def step(self) -> bool:

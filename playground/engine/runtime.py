@@ -47,10 +47,19 @@ _TASK_SCHEMA = Schema.parse({"task": "str"})
 _ESCALATION_SCHEMA = Schema.parse({"request": "str", "reason": "str"})
 
 
-def version_id(agent: AgentSpec) -> str:
-    """Content address of an agent spec: 12 hex digits of the SHA-256 of its canonical JSON."""
-    canonical = json.dumps(agent.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+def canonical_spec(agent: AgentSpec) -> str:
+    """The canonical JSON of an agent spec: what its version id addresses."""
+    return json.dumps(agent.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def version_id_of_json(canonical: str) -> str:
+    """12 hex digits of the SHA-256 of a canonical spec."""
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def version_id(agent: AgentSpec) -> str:
+    """Content address of an agent spec."""
+    return version_id_of_json(canonical_spec(agent))
 
 
 def default_llm_factory(agent: AgentSpec, model: str) -> LLM:
@@ -267,7 +276,8 @@ class Runtime:
             where = self.path[-1] if self.path else None
             error = self._fail(_Failure("internal_error", f"{type(exc).__name__}: {exc}", where, where))
         else:
-            self._emit(ev.RunFinished, output=output, path=list(self.path), totals=self._totals_json())
+            self._emit(ev.RunFinished, cause=self._seq, output=output, path=list(self.path),
+                       totals=self._totals_json())
         return RunResult(
             session_id=self.session_id,
             correlation_id=self.correlation_id,
@@ -282,7 +292,7 @@ class Runtime:
         )
 
     def _fail(self, failure: _Failure, status: str = "failed") -> dict[str, Any]:
-        self._emit(ev.RunFailed, agent=failure.manifested, cause=failure.cause, status=status,
+        self._emit(ev.RunFailed, agent=failure.manifested, cause=failure.cause or self._seq, status=status,
                    error_type=failure.error_type, message=failure.message, origin=failure.origin,
                    manifested=failure.manifested, path=list(self.path), totals=self._totals_json())
         return {"type": failure.error_type, "message": failure.message,
@@ -326,7 +336,7 @@ class Runtime:
             output = result.text
             if nxt is not None:
                 self._hops += 1
-                context = json.loads(output) if expect is not None else None
+                context = expect.validate(json.loads(output)) if expect is not None else None
                 incoming = output
                 cause = self._seq
         return output
@@ -446,13 +456,13 @@ class Runtime:
                 if outcome == "invalid":
                     validation_failures += 1
                     if validation_failures > self.spec.limits.max_validation_retries:
+                        problem = self.events[-1]  # the validation_failed or permission_denied event
                         self._finish(name, act, "failed")
-                        last = self.events[-1]
-                        raise _Failure(last.kind if last.kind != "validation_failed" else
-                                       f"invalid_{last.what}",
-                                       f"{name!r} kept producing invalid calls: "
-                                       f"{getattr(last, 'errors', '') or getattr(last, 'tool', '')}",
-                                       name, getattr(last, "target", None) or name, last.seq)
+                        if problem.kind == "permission_denied":
+                            raise _Failure("permission_denied", f"{name!r} kept calling {problem.tool!r}, "
+                                           "which it is not permitted to call", name, name, problem.seq)
+                        raise _Failure(f"invalid_{problem.what}", f"{name!r} kept producing invalid "
+                                       f"calls: {problem.errors}", name, problem.target or name, problem.seq)
         self._finish(name, act, "failed")
         raise _Failure("max_turns", f"{name!r} made {self.spec.limits.max_turns} model calls without "
                        "finishing (limits.max_turns)", name, name, self._seq)

@@ -1,0 +1,5 @@
+"""aiosqlite store: sessions, events, agent versions, snapshots."""
+
+from playground.store.store import SCHEMA_VERSION, SessionRow, Store, default_db_path
+
+__all__ = ["SCHEMA_VERSION", "SessionRow", "Store", "default_db_path"]

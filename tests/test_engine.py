@@ -1,0 +1,547 @@
+"""The runtime, end to end with the scripted model: assert on the event sequence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from playground.engine import Runtime, StepController
+from playground.spec import load_system
+from tests.helpers import kinds, of_kind, system_from
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTER = ROOT / "agents" / "support_router.yaml"
+
+
+def instant(system):  # type: ignore[no-untyped-def]
+    """The same system with the scripted model at zero latency."""
+    agents = {n: a.model_copy(update={"latency_ms": 0, "tokens_per_s": 0})
+              for n, a in system.spec.agents.items()}
+    return agents
+
+
+async def run(system, text, **kw):  # type: ignore[no-untyped-def]
+    return await Runtime(system, agents=instant(system), **kw).run(text)
+
+
+async def test_router_sends_billing_questions_to_billing() -> None:
+    system = load_system(ROUTER)
+    result = await run(system, "I was charged twice on my last invoice")
+    assert result.status == "completed"
+    assert result.path == ["router", "billing"]
+    assert "INV-1042" in result.output
+    handoff = of_kind(result.events, "handoff_delivered")[0]
+    assert handoff.payload == {"customer_id": "C-1", "question": "I was charged twice on my last invoice"}
+    assert handoff.payload_tokens > 0
+    assert handoff.payload_schema == "{customer_id: str, question: str}"
+    billing_start = of_kind(result.events, "agent_started")[1]
+    assert billing_start.agent == "billing"
+    # The target receives exactly the declared context, not the conversation.
+    assert json.loads(billing_start.incoming) == handoff.payload
+    assert billing_start.cause == handoff.seq
+    assert kinds(result.events) == [
+        "run_started", "agent_started", "model_requested", "model_responded", "handoff_delivered",
+        "agent_finished", "agent_started", "model_requested", "model_responded", "tool_called",
+        "tool_returned", "model_requested", "model_responded", "agent_finished", "run_finished",
+    ]
+    assert [e.seq for e in result.events] == list(range(1, 16))
+    per_agent = result.as_json()["per_agent"]
+    assert per_agent["router"]["calls"] == 1 and per_agent["billing"]["calls"] == 2
+    assert per_agent["billing"]["cost_usd"] > 0  # from the agent's price: override
+    assert result.as_json()["tokens"]["input"] > 0
+
+
+@pytest.mark.parametrize(("text", "specialist"), [
+    ("The API is down with error 500", "technical"),
+    ("What are your opening hours?", "general"),
+    ("help", "clarify"),
+])
+async def test_router_routes_each_kind(text: str, specialist: str) -> None:
+    result = await run(load_system(ROUTER), text)
+    assert result.path == ["router", specialist]
+    assert result.status == "completed"
+
+
+async def test_every_event_names_its_cause_and_version() -> None:
+    result = await run(load_system(ROUTER), "refund please")
+    seqs = {e.seq for e in result.events}
+    for event in result.events[1:]:
+        assert event.cause in seqs, event
+        assert event.cause < event.seq
+    for event in result.events:
+        if event.agent:
+            assert event.version == result.events[0].versions[event.agent]
+
+
+TOOL_LOG = '''
+import pathlib
+LOG = pathlib.Path(__file__).with_name("calls.log")
+
+def lookup(customer_id: str) -> str:
+    """Look a customer up."""
+    with LOG.open("a") as f:
+        f.write(f"lookup {customer_id}\\n")
+    return "found " + customer_id
+
+def delete_account(customer_id: str) -> str:
+    """Delete an account (dangerous)."""
+    with LOG.open("a") as f:
+        f.write(f"delete {customer_id}\\n")
+    return "deleted"
+'''
+
+
+def single_agent(tmp_path: Path, script: str, extra: str = "") -> object:
+    (tmp_path / "tools.py").write_text(TOOL_LOG)
+    return system_from(tmp_path, f"""
+        name: single
+        pattern: router
+        entry: front
+        limits: {{max_validation_retries: 1, retries: 0, backoff_s: 0}}
+        tools:
+          lookup: tools.py:lookup
+          delete_account: tools.py:delete_account
+        agents:
+          front:
+            tools: [lookup]
+            handoffs: [{{to: back, context: {{question: str}}}}]
+            script:
+{script}
+          back:
+            script:
+              - reply: "back got {{question}}"
+        {extra}
+        """)
+
+
+async def test_forbidden_tool_is_refused_and_never_run(tmp_path: Path) -> None:
+    system = single_agent(tmp_path, """
+              - tool: delete_account
+                args: {customer_id: "C-1"}
+              - tool: lookup
+                args: {customer_id: "C-1"}
+              - reply: "done: {tool_result}"
+""")
+    result = await run(system, "hello")
+    assert result.status == "completed"
+    denied = of_kind(result.events, "permission_denied")
+    assert len(denied) == 1
+    assert denied[0].tool == "delete_account" and denied[0].allowed == ["lookup", "transfer_to_back"]
+    log = (tmp_path / "calls.log").read_text()
+    assert "delete" not in log and "lookup C-1" in log
+    # The refusal was answered to the model as an error.
+    second_request = of_kind(result.events, "model_requested")[1]
+    assert "not permitted" in second_request.messages[-1]["content"]
+    assert [e.tool for e in of_kind(result.events, "tool_called")] == ["lookup"]
+
+
+async def test_repeated_forbidden_tool_fails_the_run_with_origin(tmp_path: Path) -> None:
+    system = single_agent(tmp_path, """
+              - tool: delete_account
+                args: {customer_id: "C-1"}
+              - tool: delete_account
+                args: {customer_id: "C-2"}
+""")
+    result = await run(system, "hello")
+    assert result.status == "failed"
+    assert result.error["type"] == "permission_denied"
+    assert result.error["origin"] == "front"
+    assert not (tmp_path / "calls.log").exists()
+
+
+async def test_unknown_handoff_target_is_fed_back_then_corrected(tmp_path: Path) -> None:
+    system = single_agent(tmp_path, """
+              - tool: transfer_to_ghost
+                args: {question: "x"}
+              - handoff: back
+                context: {question: "{input}"}
+""")
+    result = await run(system, "where to?")
+    assert result.status == "completed"
+    assert result.path == ["front", "back"]
+    failed = of_kind(result.events, "validation_failed")[0]
+    assert failed.what == "handoff_target" and failed.target == "ghost"
+    assert "'ghost' is not a handoff target" in failed.errors
+
+
+async def test_malformed_tool_arguments_fail_after_bounded_retries(tmp_path: Path) -> None:
+    system = single_agent(tmp_path, """
+              - tool: lookup
+                raw_args: "{customer_id: C-1"
+              - tool: lookup
+                raw_args: "{\\"customer\\": 1}"
+""")
+    result = await run(system, "hi")
+    assert result.status == "failed"
+    failures = of_kind(result.events, "validation_failed")
+    assert [f.what for f in failures] == ["tool_args", "tool_args"]
+    assert "not valid JSON" in failures[0].errors
+    assert "customer_id: required field missing" in failures[1].errors
+    assert result.error["type"] == "invalid_tool_args"
+    assert result.error["origin"] == "front"
+    assert of_kind(result.events, "run_failed")[0].cause == failures[1].seq
+
+
+async def test_invalid_handoff_payload_names_origin_and_manifestation(tmp_path: Path) -> None:
+    system = system_from(tmp_path, """
+        name: typed
+        pattern: router
+        entry: a
+        limits: {max_validation_retries: 0}
+        agents:
+          a:
+            handoffs: [{to: b, context: {n: int}}]
+            script:
+              - handoff: b
+                context: {n: "not a number"}
+          b:
+            input: {n: int}
+            script: [{reply: "{n}"}]
+        """)
+    result = await run(system, "go")
+    assert result.status == "failed"
+    assert result.error["origin"] == "a"
+    assert result.error["manifested"] == "b"
+    assert "n: Input should be a valid integer" in result.error["message"]
+
+
+async def test_history_policy_controls_what_the_target_sees(tmp_path: Path) -> None:
+    text = """
+        name: hist
+        pattern: router
+        entry: a
+        agents:
+          a:
+            tools: [t]
+            handoffs: [{to: b, context: {question: str}, history: POLICY}]
+            script:
+              - tool: t
+                args: {x: "1"}
+              - handoff: b
+                context: {question: "{input}"}
+          b:
+            script: [{reply: ok}]
+        tools: {t: tools.py:t}
+        """
+    (tmp_path / "tools.py").write_text('def t(x: str) -> str:\n    return "secret-internal-note"\n')
+    seen = {}
+    for policy in ("none", "full"):
+        system = system_from(tmp_path, text.replace("POLICY", policy))
+        result = await run(system, "question one")
+        b_request = [e for e in of_kind(result.events, "model_requested") if e.agent == "b"][0]
+        seen[policy] = b_request.messages[0]["content"]
+        handoff = of_kind(result.events, "handoff_delivered")[0]
+        assert handoff.history == policy
+        assert handoff.history_tokens > handoff.payload_tokens
+    assert "secret-internal-note" not in seen["none"]
+    assert "secret-internal-note" in seen["full"]
+
+
+async def test_provider_error_retries_then_falls_back(tmp_path: Path) -> None:
+    system = system_from(tmp_path, """
+        name: flaky
+        pattern: router
+        entry: a
+        limits: {retries: 2, backoff_s: 0}
+        agents:
+          a:
+            model: scripted
+            fallbacks: [scripted/backup]
+            handoffs: [{to: b}]
+            script:
+              - fail: provider_error
+                model: scripted
+              - handoff: b
+          b:
+            script:
+              - fail: rate_limited
+                times: 1
+              - reply: "b answered {question}"
+        """)
+    result = await run(system, "hello")
+    assert result.status == "completed", result.error
+    assert result.output == "b answered hello"
+    a_events = [e.kind for e in result.events if e.agent == "a"]
+    assert a_events.count("model_failed") == 3  # first try + 2 retries
+    assert a_events.count("retry_scheduled") == 2
+    fallback = of_kind(result.events, "fallback_used")[0]
+    assert (fallback.from_model, fallback.to_model) == ("scripted", "scripted/backup")
+    b_failed = [e for e in of_kind(result.events, "model_failed") if e.agent == "b"]
+    assert [e.error_type for e in b_failed] == ["rate_limited"]
+
+
+async def test_every_model_failing_fails_the_run(tmp_path: Path) -> None:
+    system = system_from(tmp_path, """
+        name: down
+        pattern: router
+        entry: a
+        limits: {retries: 1, backoff_s: 0}
+        agents:
+          a:
+            handoffs: [{to: b}]
+            script: [{fail: timeout}]
+          b: {script: [{reply: x}]}
+        """)
+    result = await run(system, "hello")
+    assert result.status == "failed"
+    assert result.error["type"] == "timeout"
+    assert result.error["origin"] == result.error["manifested"] == "a"
+    assert "every model failed" in result.error["message"]
+
+
+async def test_script_running_out_is_an_error_of_the_script(tmp_path: Path) -> None:
+    system = system_from(tmp_path, """
+        name: short
+        pattern: router
+        entry: a
+        agents:
+          a:
+            handoffs: [{to: b}]
+            script: [{match: "never", handoff: b}]
+          b: {script: [{reply: x}]}
+        """)
+    result = await run(system, "hello")
+    assert result.status == "failed"
+    assert result.error["type"] == "script_error"
+    assert "no step left" in result.error["message"]
+
+
+LOOP = """
+name: pingpong
+pattern: router
+entry: a
+on_loop: POLICY
+limits: {max_hops: 10}
+agents:
+  a:
+    handoffs: [{to: b}]
+    script: [{handoff: b, context: {question: "same"}}]
+  b:
+    handoffs: [{to: a}]
+    script: [{handoff: a, context: {question: "same"}}]
+  help:
+    input: {request: str, reason: str}
+    script: [{reply: "escalated because {reason}"}]
+"""
+
+
+async def test_repeated_handoff_is_a_loop_and_stops(tmp_path: Path) -> None:
+    result = await run(system_from(tmp_path, LOOP.replace("POLICY", "stop")), "go")
+    assert result.status == "failed"
+    assert result.error["type"] == "loop"
+    loop = of_kind(result.events, "loop_detected")[0]
+    assert loop.edge == ["a", "b"] and "repeated" in loop.reason
+    assert result.path == ["a", "b", "a"]
+
+
+async def test_loop_escalates_to_on_loop_agent(tmp_path: Path) -> None:
+    result = await run(system_from(tmp_path, LOOP.replace("POLICY", "help")), "go")
+    assert result.status == "completed"
+    assert result.path == ["a", "b", "a", "help"]
+    assert result.output.startswith("escalated because a -> b repeated")
+    escalated = of_kind(result.events, "escalated")[0]
+    assert escalated.target == "help"
+    assert of_kind(result.events, "agent_started")[-1].reason == "escalation"
+
+
+async def test_hop_limit_is_a_loop(tmp_path: Path) -> None:
+    text = LOOP.replace("POLICY", "stop").replace("max_hops: 10", "max_hops: 2")
+    text = text.replace('context: {question: "same"}', 'context: {question: "{input}!"}')
+    result = await run(system_from(tmp_path, text), "go")
+    assert result.error["type"] == "loop"
+    assert "max_hops" in of_kind(result.events, "loop_detected")[0].reason
+
+
+async def test_run_timeout_fails_cleanly(tmp_path: Path) -> None:
+    system = system_from(tmp_path, """
+        name: slow
+        pattern: router
+        entry: a
+        limits: {timeout_s: 0.05}
+        agents:
+          a:
+            latency_ms: 2000
+            handoffs: [{to: b}]
+            script: [{handoff: b}]
+          b: {script: [{reply: x}]}
+        """)
+    result = await Runtime(system).run("hello")
+    assert result.status == "failed"
+    assert result.error["type"] == "timeout"
+    assert kinds(result.events)[-1] == "run_failed"
+
+
+SUPERVISOR = """
+name: team
+pattern: supervisor
+entry: boss
+agents:
+  boss:
+    delegates: [writer]
+    review: true
+    max_reviews: 2
+    script:
+      - tool: writer
+        args: {task: "write about {input}"}
+      - reply: "final: {tool_result}"
+      - review: reject
+        match: "draft one"
+        feedback: "needs more detail"
+  writer:
+    description: Writes drafts.
+    script:
+      - match: "needs more detail"
+        reply: "draft two, detailed"
+      - reply: "draft one"
+"""
+
+
+async def test_supervisor_delegates_and_reviews(tmp_path: Path) -> None:
+    result = await run(system_from(tmp_path, SUPERVISOR), "agents")
+    assert result.status == "completed", result.error
+    assert result.output == "final: draft two, detailed"
+    assert result.path == ["boss"]
+    reviews = of_kind(result.events, "checkpoint_reviewed")
+    assert [(r.verdict, r.feedback) for r in reviews] == [("reject", "needs more detail"), ("accept", "")]
+    workers = [e for e in of_kind(result.events, "agent_started") if e.agent == "writer"]
+    assert len(workers) == 2
+    boss_activation = of_kind(result.events, "agent_started")[0].seq
+    assert all(w.parent_activation == boss_activation and w.reason == "delegation" for w in workers)
+    assert json.loads(workers[1].incoming)["feedback"] == "needs more detail"
+    assert "writer" in result.as_json()["per_agent"]
+
+
+async def test_supervisor_review_is_bounded(tmp_path: Path) -> None:
+    text = SUPERVISOR.replace('match: "draft one"', 'match: "draft"')
+    result = await run(system_from(tmp_path, text), "agents")
+    assert result.status == "completed"
+    verdicts = [r.verdict for r in of_kind(result.events, "checkpoint_reviewed")]
+    assert verdicts == ["reject", "reject", "limit"]
+
+
+PIPELINE = """
+name: pipe
+pattern: pipeline
+pipeline: [extract, shout]
+limits: {max_validation_retries: 1}
+agents:
+  extract:
+    script:
+      - match: "broken"
+        reply: "not json at all"
+      - match: "broken"
+        reply: "still not json"
+      - reply: {word: "{input}", count: "3"}
+  shout:
+    input: {word: str, count: int}
+    script:
+      - reply: "{word}!"
+"""
+
+
+async def test_pipeline_validates_each_stage_output(tmp_path: Path) -> None:
+    result = await run(system_from(tmp_path, PIPELINE), "hello")
+    assert result.status == "completed", result.error
+    assert result.path == ["extract", "shout"]
+    assert result.output == "hello!"
+    shout = of_kind(result.events, "agent_started")[1]
+    assert shout.context == {"word": "hello", "count": 3}
+
+
+async def test_pipeline_bad_stage_output_fails_with_origin(tmp_path: Path) -> None:
+    result = await run(system_from(tmp_path, PIPELINE), "broken")
+    assert result.status == "failed"
+    assert result.error["origin"] == "extract" and result.error["manifested"] == "shout"
+    failures = of_kind(result.events, "validation_failed")
+    assert len(failures) == 2 and all(f.what == "output" for f in failures)
+
+
+# -- step gates ----------------------------------------------------------------------------
+
+
+async def test_step_mode_pauses_at_every_gate_and_resumes() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(stepping=True)
+    task = asyncio.create_task(run(system, "I was charged twice", controller=controller))
+    seen = []
+    while len(seen) < 4:
+        gate = await controller.wait_paused()
+        seen.append((gate.kind, gate.agent))
+        assert not task.done()
+        controller.step()
+    gate = await controller.wait_paused()
+    seen.append((gate.kind, gate.agent))
+    controller.resume()
+    result = await task
+    assert result.status == "completed"
+    assert seen == [("model_call", "router"), ("handoff", "router"), ("model_call", "billing"),
+                    ("tool_call", "billing"), ("model_call", "billing")]
+    actions = [e.action for e in of_kind(result.events, "operator_acted")]
+    assert actions == ["step"] * 4 + ["continue"]
+
+
+async def test_edit_a_pending_handoff_before_delivery() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(breakpoints={"handoff:*"})
+    task = asyncio.create_task(run(system, "I was charged twice", controller=controller))
+    gate = await controller.wait_paused()
+    assert gate.kind == "handoff" and gate.payload["target"] == "billing"
+    # An invalid edit is refused and the run stays held.
+    assert "required field missing" in (controller.edit({"context": {"question": "x"}}) or "")
+    assert not task.done()
+    assert controller.edit({"context": {"customer_id": "C-9", "question": "edited"}}) is None
+    result = await task
+    handoff = of_kind(result.events, "handoff_delivered")[0]
+    assert handoff.payload == {"customer_id": "C-9", "question": "edited"} and handoff.edited
+    billing = of_kind(result.events, "agent_started")[1]
+    assert billing.context == {"customer_id": "C-9", "question": "edited"}
+    assert "INV-0977" in result.output  # C-9's invoice: the edit was really delivered
+    edit = [e for e in of_kind(result.events, "operator_acted") if e.action == "edit"][0]
+    assert edit.detail["payload"]["context"]["customer_id"] == "C-9"
+
+
+async def test_edit_tool_arguments() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(breakpoints={"tool:lookup_invoice"})
+    task = asyncio.create_task(run(system, "refund", controller=controller))
+    gate = await controller.wait_paused()
+    assert gate.payload == {"tool": "lookup_invoice", "args": {"customer_id": "C-1"}}
+    assert controller.edit({"args": {"customer_id": "C-9"}}) is None
+    result = await task
+    assert of_kind(result.events, "tool_called")[0].args == {"customer_id": "C-9"}
+
+
+async def test_retry_reruns_the_model_call_and_keeps_both() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(breakpoints={"agent:billing"})
+    task = asyncio.create_task(run(system, "refund", controller=controller))
+    gate = await controller.wait_paused()
+    assert gate.kind == "model_call" and not gate.can_retry
+    assert controller.retry() is not None  # nothing to retry yet
+    controller.step()
+    gate = await controller.wait_paused()
+    assert gate.kind == "tool_call" and gate.can_retry
+    assert controller.retry() is None
+    controller.breakpoints.clear()
+    gate = await controller.wait_paused()
+    controller.resume()
+    result = await task
+    assert result.status == "completed"
+    responses = [e for e in of_kind(result.events, "model_responded") if e.agent == "billing"]
+    assert len(responses) == 3
+    assert responses[1].retry_of == responses[0].seq
+    assert [e.tool for e in of_kind(result.events, "tool_called")] == ["lookup_invoice"]
+
+
+async def test_abort_at_a_gate() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(stepping=True)
+    task = asyncio.create_task(run(system, "refund", controller=controller))
+    await controller.wait_paused()
+    controller.abort()
+    result = await task
+    assert result.status == "aborted"
+    assert kinds(result.events)[-3:] == ["operator_acted", "agent_finished", "run_failed"]
