@@ -21,9 +21,10 @@ EXIT_USAGE = 2
 EXIT_ABORTED = 3
 
 
-def _db_arg(parser: argparse.ArgumentParser) -> None:
+def _db_arg(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    # SUPPRESS on commands, so `playground --db X run ...` is not reset by the command's default.
     parser.add_argument(
-        "--db", metavar="PATH",
+        "--db", metavar="PATH", default=None if top else argparse.SUPPRESS,
         help="the session store (default: $PLAYGROUND_DB or sessions/playground.db here)")
 
 
@@ -33,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build and debug multi-agent LLM systems. With no command, opens the TUI "
                     "on the systems in ./agents.",
     )
-    _db_arg(parser)
+    _db_arg(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                                 description="Load each system file and report the first problem "
                                             "of each, with file, line and field. Exit 2 if any is broken.")
     check.add_argument("systems", nargs="+", metavar="SYSTEM.yaml")
+    _db_arg(check)
     return parser
 
 

@@ -383,7 +383,7 @@ class Runtime:
         expect_for: str | None = None,
     ) -> _Reply | _Handoff:
         agent = self.agents[name]
-        if parent is None:
+        if not self.path or self.path[-1] != name:  # a re-run worker is one entry of the path
             self.path.append(name)
         started = self._emit(ev.AgentStarted, agent=name, cause=cause, reason=reason, incoming=incoming,
                              context=context, model=agent.model, parent_activation=parent)

@@ -215,4 +215,12 @@ def _render(template: Any, fields: dict[str, Any], agent: str) -> Any:
     whole = _FIELD.fullmatch(template)
     if whole:
         return value(whole.group(1))
-    return _FIELD.sub(lambda m: str(value(m.group(1))), template)
+    return _FIELD.sub(lambda m: _as_text(value(m.group(1))), template)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_as_text(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)

@@ -31,6 +31,9 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or str(exc)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        if re.search(r"\?\s*[,}\]]", line):
+            problem += " (inside {...} quote an optional type: \"str?\")"
         raise SpecError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}") from None
     lines: dict[Loc, int] = {}
 

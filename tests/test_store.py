@@ -1,0 +1,173 @@
+"""The store: round-trips in tmp_path, crash safety, versions, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from playground.errors import StoreError
+from playground.service import run_session
+from playground.spec import load_system
+from playground.store import SCHEMA_VERSION, Store
+from tests.helpers import system_from, write_system
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTER = ROOT / "agents" / "support_router.yaml"
+
+FAST_ROUTER = """
+name: fast
+pattern: router
+entry: a
+agents:
+  a:
+    handoffs: [{to: b}]
+    script: [{handoff: b}]
+  b:
+    script: [{reply: "b says {question}"}]
+"""
+
+
+async def test_a_run_and_all_its_events_are_stored(tmp_path: Path) -> None:
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(tmp_path / "s.db") as store:
+        result = await run_session(system, "hello", store=store)
+        row = await store.session(result.session_id)
+        events = await store.events(result.session_id)
+    assert row.status == "completed"
+    assert row.path == ["a", "b"]
+    assert row.output == "b says hello"
+    assert row.correlation_id == result.correlation_id
+    assert set(row.versions) == {"a", "b"}
+    assert row.input_tokens == result.tokens["input"]
+    assert [e.model_dump() for e in events] == [e.model_dump() for e in result.events]
+
+
+async def test_session_prefix_lookup_and_filters(tmp_path: Path) -> None:
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(tmp_path / "s.db") as store:
+        first = await run_session(system, "one", store=store)
+        await run_session(system, "two", store=store)
+        assert (await store.session(first.session_id[:8])).session_id == first.session_id
+        assert len(await store.sessions(system="fast")) == 2
+        assert await store.sessions(system="other") == []
+        assert len(await store.sessions(status="completed")) == 2
+        with pytest.raises(StoreError, match="no session"):
+            await store.session("zzzz")
+
+
+async def test_a_newer_store_is_refused(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    async with Store(db):
+        pass
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer playground"):
+        async with Store(db):
+            pass
+
+
+async def test_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    db.write_text("this is not sqlite" * 100)
+    with pytest.raises(StoreError, match="not a playground store"):
+        async with Store(db):
+            pass
+
+
+async def test_api_keys_never_reach_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    key = "sk-test-0123456789abcdef"
+    monkeypatch.setenv("OPENAI_API_KEY", key)
+    system = system_from(tmp_path, FAST_ROUTER.replace('"b says {question}"', '"leaked {question}"'))
+    async with Store(tmp_path / "s.db") as store:
+        result = await run_session(system, f"my key is {key}", store=store)
+        assert key in result.output  # the model echoed it...
+    raw = (tmp_path / "s.db").read_bytes() + b"".join(
+        p.read_bytes() for p in tmp_path.glob("s.db-*"))
+    assert key.encode() not in raw  # ...but the store never saw it
+    async with Store(tmp_path / "s.db") as store:
+        row = await store.session(result.session_id)
+    assert "[redacted]" in row.output and "[redacted]" in row.input
+
+
+async def test_versions_are_recorded_once_and_rollback_survives_rerun(tmp_path: Path) -> None:
+    path = write_system(tmp_path, FAST_ROUTER)
+    async with Store(tmp_path / "s.db") as store:
+        v1 = (await run_session(load_system(path), "x", store=store)).events[0].versions
+        write_system(tmp_path, FAST_ROUTER.replace("b says", "b now says"))
+        v2 = (await run_session(load_system(path), "x", store=store)).events[0].versions
+        assert v1["a"] == v2["a"] and v1["b"] != v2["b"]
+        # Point b back at its first version, as a rollback does, and run the edited file again.
+        await store.db.execute("UPDATE active_versions SET version_id = ? WHERE agent = 'b'", (v1["b"],))
+        await store.db.commit()
+        result = await run_session(load_system(path), "x", store=store)
+    assert result.events[0].versions["b"] == v1["b"]
+    assert result.output == "b says x"
+
+
+SLOW = """
+name: slow
+pattern: router
+entry: a
+scripted: {latency_ms: 400}
+agents:
+  a:
+    tools: [t]
+    handoffs: [{to: b}]
+    script:
+      - tool: t
+        args: {x: "1"}
+      - tool: t
+        args: {x: "2"}
+      - tool: t
+        args: {x: "3"}
+      - handoff: b
+  b: {script: [{reply: done}]}
+tools: {t: tools.py:t}
+"""
+
+
+def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text("def t(x: str) -> str:\n    return x\n")
+    path = write_system(tmp_path, SLOW)
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "playground.cli", "run", str(path), "--input", "go", "--db", str(db), "-q"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        count = 0
+        while time.monotonic() < deadline:
+            if db.exists():
+                try:
+                    with sqlite3.connect(db, timeout=1) as conn:
+                        count = conn.execute("SELECT count(*) FROM events WHERE kind = 'tool_returned'").fetchone()[0]
+                except sqlite3.OperationalError:
+                    count = 0
+            if count >= 1:
+                break
+            time.sleep(0.05)
+        assert count >= 1, "the run never got to its first tool result"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+
+    async def reopen() -> tuple[str, list[str]]:
+        async with Store(db) as store:
+            row = (await store.sessions())[0]
+            return row.status, [e.kind for e in await store.events(row.session_id)]
+
+    status, kinds = asyncio.run(reopen())
+    assert status == "interrupted"
+    # Everything up to the first tool result was committed before the kill.
+    assert kinds[:6] == ["run_started", "agent_started", "model_requested", "model_responded",
+                         "tool_called", "tool_returned"]
+    assert "run_finished" not in kinds
