@@ -403,7 +403,7 @@ async def test_supervisor_delegates_and_reviews(tmp_path: Path) -> None:
     result = await run(system_from(tmp_path, SUPERVISOR), "agents")
     assert result.status == "completed", result.error
     assert result.output == "final: draft two, detailed"
-    assert result.path == ["boss"]
+    assert result.path == ["boss", "writer"]
     reviews = of_kind(result.events, "checkpoint_reviewed")
     assert [(r.verdict, r.feedback) for r in reviews] == [("reject", "needs more detail"), ("accept", "")]
     workers = [e for e in of_kind(result.events, "agent_started") if e.agent == "writer"]
