@@ -9,9 +9,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,40 +23,54 @@ EXIT_ABORTED = 3
 def _db_arg(parser: argparse.ArgumentParser, top: bool = False) -> None:
     # SUPPRESS on commands, so `playground --db X run ...` is not reset by the command's default.
     parser.add_argument(
-        "--db", metavar="PATH", default=None if top else argparse.SUPPRESS,
-        help="the session store (default: $PLAYGROUND_DB or sessions/playground.db here)")
+        "--db",
+        metavar="PATH",
+        default=None if top else argparse.SUPPRESS,
+        help="the session store (default: $PLAYGROUND_DB or sessions/playground.db here)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playground",
         description="Build and debug multi-agent LLM systems. With no command, opens the TUI "
-                    "on the systems in ./agents.",
+        "on the systems in ./agents.",
     )
     _db_arg(parser, top=True)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     run = commands.add_parser(
-        "run", help="run one request through a system, headless",
+        "run",
+        help="run one request through a system, headless",
         description="Run one request through a system and print its path, per-agent costs and "
-                    "output. Exit 0 when the run completed, 1 when it failed, 3 when aborted, "
-                    "2 for a bad system file or usage.")
+        "output. Exit 0 when the run completed, 1 when it failed, 3 when aborted, "
+        "2 for a bad system file or usage.",
+    )
     run.add_argument("system", metavar="SYSTEM.yaml")
     run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the request")
-    run.add_argument("--json", action="store_true",
-                     help="print one JSON object: session_id, status, path, output, cost_usd, tokens, "
-                          "latency_ms, per_agent, error")
-    run.add_argument("--otlp", metavar="ENDPOINT",
-                     help="export spans over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: session_id, status, path, output, cost_usd, tokens, "
+        "latency_ms, per_agent, error",
+    )
+    run.add_argument(
+        "--otlp",
+        metavar="ENDPOINT",
+        help="export spans over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
     run.add_argument("--trace-console", action="store_true", help="print spans to stderr")
-    run.add_argument("--capture-content", action="store_true",
-                     help="put prompts and replies in spans (off by default)")
+    run.add_argument(
+        "--capture-content", action="store_true", help="put prompts and replies in spans (off by default)"
+    )
     run.add_argument("--quiet", "-q", action="store_true", help="no live step lines, just the summary")
     _db_arg(run)
 
-    sessions = commands.add_parser("sessions", help="list recorded sessions, or show one",
-                                   description="List recorded sessions, newest first; "
-                                               "'sessions show ID' prints one with its events.")
+    sessions = commands.add_parser(
+        "sessions",
+        help="list recorded sessions, or show one",
+        description="List recorded sessions, newest first; 'sessions show ID' prints one with its events.",
+    )
     sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     sessions.add_argument("session_id", nargs="?", metavar="ID", help="with show: a session id or prefix")
     sessions.add_argument("--system", metavar="NAME", help="only this system's sessions")
@@ -66,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("--json", action="store_true", help="print JSON")
     _db_arg(sessions)
 
-    check = commands.add_parser("check", help="check system files without running them",
-                                description="Load each system file and report the first problem "
-                                            "of each, with file, line and field. Exit 2 if any is broken.")
+    check = commands.add_parser(
+        "check",
+        help="check system files without running them",
+        description="Load each system file and report the first problem "
+        "of each, with file, line and field. Exit 2 if any is broken.",
+    )
     check.add_argument("systems", nargs="+", metavar="SYSTEM.yaml")
     _db_arg(check)
     return parser
@@ -131,9 +147,10 @@ async def _run(args: argparse.Namespace, system: Any) -> int:
     from playground.store import Store
     from playground.tracing import configure_tracing
 
-    tracer = configure_tracing(otlp_endpoint=args.otlp, console=args.trace_console,
-                               capture_content=args.capture_content)
-    live = [] if (args.json or args.quiet) else [_StepPrinter()]
+    tracer = configure_tracing(
+        otlp_endpoint=args.otlp, console=args.trace_console, capture_content=args.capture_content
+    )
+    live: list[Callable[[Any], None]] = [] if (args.json or args.quiet) else [_StepPrinter()]
     async with Store(_db_path(args)) as store:
         result = await run_session(system, args.input, store=store, tracer=tracer, live=live)
     if tracer is not None:
@@ -168,9 +185,11 @@ def _describe(event: Any) -> str | None:
         return f"{who} [dim]started ({event.reason})[/]"
     if kind == "model_responded":
         what = ", ".join(c["name"] for c in event.tool_calls) or "reply"
-        return (f"  {who} {escape(event.model)} -> {escape(what)} "
-                f"[dim]{event.latency_ms:.0f} ms, {event.input_tokens}+{event.output_tokens} tok, "
-                f"${event.cost_usd:.6f}[/]")
+        return (
+            f"  {who} {escape(event.model)} -> {escape(what)} "
+            f"[dim]{event.latency_ms:.0f} ms, {event.input_tokens}+{event.output_tokens} tok, "
+            f"${event.cost_usd:.6f}[/]"
+        )
     if kind == "model_failed":
         return f"  {who} [red]{escape(event.error_type)}[/]: {escape(event.message)}"
     if kind == "retry_scheduled":
@@ -182,11 +201,14 @@ def _describe(event: Any) -> str | None:
         colour = "red" if event.error else "dim"
         return f"  {who} tool {escape(event.tool)} [{colour}]-> {result}[/]"
     if kind == "handoff_delivered":
-        return (f"  {who} [cyan]handoff -> {escape(event.target)}[/] "
-                f"{escape(json.dumps(event.payload, ensure_ascii=False)[:100])} "
-                f"[dim]{event.payload_tokens} tok[/]")
+        return (
+            f"  {who} [cyan]handoff -> {escape(event.target)}[/] "
+            f"{escape(json.dumps(event.payload, ensure_ascii=False)[:100])} "
+            f"[dim]{event.payload_tokens} tok[/]"
+        )
     if kind == "permission_denied":
-        return f"  {who} [red]permission denied[/]: {escape(event.tool)} (allowed: {escape(', '.join(event.allowed))})"
+        allowed = escape(", ".join(event.allowed))
+        return f"  {who} [red]permission denied[/]: {escape(event.tool)} (allowed: {allowed})"
     if kind == "validation_failed":
         return f"  {who} [red]invalid {escape(event.what)}[/]: {escape(event.errors)}"
     if kind == "loop_detected":
@@ -203,26 +225,41 @@ def _print_summary(result: Any) -> None:
 
     console = Console(highlight=False)
     colour = {"completed": "green", "failed": "red"}.get(result.status, "yellow")
-    console.print(f"\n[bold]{escape(result.system)}[/] session [bold]{result.session_id}[/] "
-                  f"[{colour}]{result.status}[/]  path: {' → '.join(result.path) or '-'}")
+    console.print(
+        f"\n[bold]{escape(result.system)}[/] session [bold]{result.session_id}[/] "
+        f"[{colour}]{result.status}[/]  path: {' → '.join(result.path) or '-'}"
+    )
     table = Table(show_edge=False, header_style="bold")
     for column in ("agent", "calls", "tokens in", "tokens out", "cost (USD)", "latency (ms)"):
         table.add_column(column, justify="left" if column == "agent" else "right")
     for name, totals in result.per_agent.items():
-        table.add_row(name, str(totals.calls), str(totals.input_tokens), str(totals.output_tokens),
-                      f"{totals.cost_usd:.6f}", f"{totals.latency_ms:.0f}")
+        table.add_row(
+            name,
+            str(totals.calls),
+            str(totals.input_tokens),
+            str(totals.output_tokens),
+            f"{totals.cost_usd:.6f}",
+            f"{totals.latency_ms:.0f}",
+        )
     tokens = result.tokens
-    table.add_row("[bold]total[/]", str(sum(t.calls for t in result.per_agent.values())),
-                  str(tokens["input"]), str(tokens["output"]), f"{result.cost_usd:.6f}",
-                  f"{result.latency_ms:.0f}")
+    table.add_row(
+        "[bold]total[/]",
+        str(sum(t.calls for t in result.per_agent.values())),
+        str(tokens["input"]),
+        str(tokens["output"]),
+        f"{result.cost_usd:.6f}",
+        f"{result.latency_ms:.0f}",
+    )
     console.print(table)
     if result.output:
         console.print(f"\n[bold]output[/]\n{escape(result.output)}")
     if result.error:
         error = result.error
         console.print(f"\n[red bold]{escape(error['type'])}[/]: {escape(error['message'])}")
-        console.print(f"  origin: [bold]{escape(str(error.get('origin') or '-'))}[/]   "
-                      f"manifested: [bold]{escape(str(error.get('manifested') or '-'))}[/]")
+        console.print(
+            f"  origin: [bold]{escape(str(error.get('origin') or '-'))}[/]   "
+            f"manifested: [bold]{escape(str(error.get('manifested') or '-'))}[/]"
+        )
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
@@ -245,27 +282,37 @@ async def _sessions(args: argparse.Namespace) -> int:
             row = await store.session(args.session_id)
             events = await store.events(row.session_id)
             if args.json:
-                print(json.dumps({**row.as_json(), "events": [e.model_dump(mode="json") for e in events]},
-                                 ensure_ascii=False))
+                print(
+                    json.dumps(
+                        {**row.as_json(), "events": [e.model_dump(mode="json") for e in events]},
+                        ensure_ascii=False,
+                    )
+                )
                 return EXIT_OK
-            console.print(f"[bold]{row.session_id}[/] {escape(row.system)} {row.status} "
-                          f"path: {' → '.join(row.path)}  ${row.cost_usd:.6f}  {row.latency_ms:.0f} ms")
+            console.print(
+                f"[bold]{row.session_id}[/] {escape(row.system)} {row.status} "
+                f"path: {' → '.join(row.path)}  ${row.cost_usd:.6f}  {row.latency_ms:.0f} ms"
+            )
             console.print(f"input: {escape(row.input)}")
             for event in events:
                 line = _describe(event)
-                console.print(f"[dim]{event.seq:>4}[/] {line or escape(event.kind + ' ' + (event.agent or ''))}")
+                console.print(
+                    f"[dim]{event.seq:>4}[/] {line or escape(event.kind + ' ' + (event.agent or ''))}"
+                )
             if row.output:
                 console.print(f"output: {escape(row.output)}")
             if row.error:
-                console.print(f"[red]{escape(row.error['type'])}[/]: {escape(row.error['message'])} "
-                              f"(origin {row.error.get('origin')}, manifested {row.error.get('manifested')})")
+                console.print(
+                    f"[red]{escape(row.error['type'])}[/]: {escape(row.error['message'])} "
+                    f"(origin {row.error.get('origin')}, manifested {row.error.get('manifested')})"
+                )
             return EXIT_OK
         rows = await store.sessions(system=args.system, status=args.status, limit=args.limit)
     if args.json:
         print(json.dumps([r.as_json() for r in rows], ensure_ascii=False))
         return EXIT_OK
     if not rows:
-        console.print("no sessions yet: try playground run agents/support_router.yaml --input \"...\"")
+        console.print('no sessions yet: try playground run agents/support_router.yaml --input "..."')
         return EXIT_OK
     import datetime as dt
 
@@ -274,8 +321,15 @@ async def _sessions(args: argparse.Namespace) -> int:
         table.add_column(column)
     for r in rows:
         when = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(r.session_id, when, escape(r.system), r.status, " → ".join(r.path),
-                      f"{r.cost_usd:.6f}", escape(r.input[:40]))
+        table.add_row(
+            r.session_id,
+            when,
+            escape(r.system),
+            r.status,
+            " → ".join(r.path),
+            f"{r.cost_usd:.6f}",
+            escape(r.input[:40]),
+        )
     console.print(table)
     return EXIT_OK
 

@@ -13,29 +13,71 @@ from playground.engine.controller import Controller
 from playground.engine.runtime import (
     EventSink,
     LLMFactory,
-    Runtime,
     RunResult,
+    Runtime,
     canonical_spec,
     default_llm_factory,
 )
+from playground.errors import PlaygroundError
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
 
 
 async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSpec], dict[str, str]]:
-    """Record the file's agent versions and return the active specs and their version ids."""
+    """Record the file's agent versions and return the active specs and their version ids.
+
+    Cached per system and store until this store changes a version, so running one
+    loaded system many times (scenarios, benchmarks) checks the store once.
+    """
+    key = ("active", id(store), store.generation)
+    cached = system.cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
     specs = {name: canonical_spec(agent) for name, agent in system.spec.agents.items()}
     active = await store.record_versions(system.name, specs)
     agents: dict[str, AgentSpec] = {}
     versions: dict[str, str] = {}
     for name in system.spec.agents:
         vid = active[name]
-        spec_json = specs[name] if active[name] == _vid(specs[name]) else await store.version_spec(
-            system.name, name, vid)
-        agents[name] = AgentSpec.model_validate_json(spec_json)
+        spec_json = (
+            specs[name]
+            if active[name] == _vid(specs[name])
+            else await store.version_spec(system.name, name, vid)
+        )
+        agents[name] = (
+            system.spec.agents[name] if spec_json == specs[name] else AgentSpec.model_validate_json(spec_json)
+        )
         versions[name] = vid
+    _check_compatible(system, agents, versions)
+    system.cache[("active", id(store), store.generation)] = (agents, versions)
     return agents, versions
+
+
+def _check_compatible(system: System, agents: dict[str, AgentSpec], versions: dict[str, str]) -> None:
+    """An active version from the store must still fit the system file it runs in."""
+    for name, agent in agents.items():
+        if agent is system.spec.agents[name]:
+            continue
+        missing = [h.to for h in agent.handoffs if h.to not in agents]
+        missing += [d for d in agent.delegates if d not in agents]
+        tools = [t for t in agent.tools if t not in system.tools]
+        if missing or tools:
+            what = f"agents {missing}" if missing else f"tools {tools}"
+            raise PlaygroundError(
+                f"agent {name!r} runs version {versions[name]} (active in the store), which needs "
+                f"{what} that {system.spec.path or system.name!r} no longer has. Roll {name!r} "
+                "forward or back to a version that fits, or restore the file."
+            )
+
+
+def needs_litellm(agents: dict[str, AgentSpec]) -> bool:
+    """Whether any agent (or fallback) calls a real model."""
+    return any(
+        not (model == "scripted" or model.startswith("scripted/"))
+        for agent in agents.values()
+        for model in (agent.model, *agent.fallbacks)
+    )
 
 
 def _vid(spec_json: str) -> str:
@@ -63,17 +105,33 @@ async def run_session(
     versions = None
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
+    if llm_factory is default_llm_factory and needs_litellm(agents or system.spec.agents):
+        from playground.llm.litellm_model import preload
+
+        await preload()  # the ~3 s import must not eat the first call's timeout
     sinks: list[EventSink] = []
     if store is not None:
         sinks.append(store.sink)
     if tracer is not None:
         sinks.append(tracer)
-    runtime = Runtime(system, agents=agents, versions=versions, controller=controller,
-                      llm_factory=llm_factory, sinks=sinks, live=live)
+    runtime = Runtime(
+        system,
+        agents=agents,
+        versions=versions,
+        controller=controller,
+        llm_factory=llm_factory,
+        sinks=sinks,
+        live=live,
+    )
     if store is not None:
-        await store.begin_session(session_id=runtime.session_id, system=system.name,
-                                  system_path=system.spec.path, correlation_id=runtime.correlation_id,
-                                  input=request, versions=runtime.versions)
+        await store.begin_session(
+            session_id=runtime.session_id,
+            system=system.name,
+            system_path=system.spec.path,
+            correlation_id=runtime.correlation_id,
+            input=request,
+            versions=runtime.versions,
+        )
     result = await runtime.run(request)
     if store is not None:
         await store.finish_session(result)

@@ -11,20 +11,40 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def playground(*args: str, db: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "playground.cli", *args, "--db", str(db)],
-                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "playground.cli", *args, "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
 
 
 def test_run_json_contract(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
-    proc = playground("run", "agents/support_router.yaml", "--input",
-                      "I was charged twice on my last invoice", "--json", db=db)
+    proc = playground(
+        "run",
+        "agents/support_router.yaml",
+        "--input",
+        "I was charged twice on my last invoice",
+        "--json",
+        db=db,
+    )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["status"] == "completed"
     assert data["path"] == ["router", "billing"]
-    assert set(data) >= {"session_id", "status", "path", "output", "cost_usd", "tokens", "latency_ms",
-                         "per_agent", "error"}
+    assert set(data) >= {
+        "session_id",
+        "status",
+        "path",
+        "output",
+        "cost_usd",
+        "tokens",
+        "latency_ms",
+        "per_agent",
+        "error",
+    }
     assert set(data["tokens"]) == {"input", "output"}
     for name in ("router", "billing"):
         assert set(data["per_agent"][name]) == {"calls", "tokens", "cost_usd", "latency_ms"}
@@ -72,8 +92,13 @@ def test_readable_summary(tmp_path: Path) -> None:
 
 
 def test_check_command(tmp_path: Path) -> None:
-    proc = playground("check", "agents/support_router.yaml", "agents/content_pipeline.yaml",
-                      "agents/research_supervisor.yaml", db=tmp_path / "s.db")
+    proc = playground(
+        "check",
+        "agents/support_router.yaml",
+        "agents/content_pipeline.yaml",
+        "agents/research_supervisor.yaml",
+        db=tmp_path / "s.db",
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("ok:") == 3
 

@@ -18,8 +18,9 @@ ROUTER = ROOT / "agents" / "support_router.yaml"
 
 def instant(system):  # type: ignore[no-untyped-def]
     """The same system with the scripted model at zero latency."""
-    agents = {n: a.model_copy(update={"latency_ms": 0, "tokens_per_s": 0})
-              for n, a in system.spec.agents.items()}
+    agents = {
+        n: a.model_copy(update={"latency_ms": 0, "tokens_per_s": 0}) for n, a in system.spec.agents.items()
+    }
     return agents
 
 
@@ -43,9 +44,21 @@ async def test_router_sends_billing_questions_to_billing() -> None:
     assert json.loads(billing_start.incoming) == handoff.payload
     assert billing_start.cause == handoff.seq
     assert kinds(result.events) == [
-        "run_started", "agent_started", "model_requested", "model_responded", "handoff_delivered",
-        "agent_finished", "agent_started", "model_requested", "model_responded", "tool_called",
-        "tool_returned", "model_requested", "model_responded", "agent_finished", "run_finished",
+        "run_started",
+        "agent_started",
+        "model_requested",
+        "model_responded",
+        "handoff_delivered",
+        "agent_finished",
+        "agent_started",
+        "model_requested",
+        "model_responded",
+        "tool_called",
+        "tool_returned",
+        "model_requested",
+        "model_responded",
+        "agent_finished",
+        "run_finished",
     ]
     assert [e.seq for e in result.events] == list(range(1, 16))
     per_agent = result.as_json()["per_agent"]
@@ -54,11 +67,14 @@ async def test_router_sends_billing_questions_to_billing() -> None:
     assert result.as_json()["tokens"]["input"] > 0
 
 
-@pytest.mark.parametrize(("text", "specialist"), [
-    ("The API is down with error 500", "technical"),
-    ("What are your opening hours?", "general"),
-    ("help", "clarify"),
-])
+@pytest.mark.parametrize(
+    ("text", "specialist"),
+    [
+        ("The API is down with error 500", "technical"),
+        ("What are your opening hours?", "general"),
+        ("help", "clarify"),
+    ],
+)
 async def test_router_routes_each_kind(text: str, specialist: str) -> None:
     result = await run(load_system(ROUTER), text)
     assert result.path == ["router", specialist]
@@ -96,7 +112,9 @@ def delete_account(customer_id: str) -> str:
 
 def single_agent(tmp_path: Path, script: str, extra: str = "") -> object:
     (tmp_path / "tools.py").write_text(TOOL_LOG)
-    return system_from(tmp_path, f"""
+    return system_from(
+        tmp_path,
+        f"""
         name: single
         pattern: router
         entry: front
@@ -114,17 +132,21 @@ def single_agent(tmp_path: Path, script: str, extra: str = "") -> object:
             script:
               - reply: "back got {{question}}"
         {extra}
-        """)
+        """,
+    )
 
 
 async def test_forbidden_tool_is_refused_and_never_run(tmp_path: Path) -> None:
-    system = single_agent(tmp_path, """
+    system = single_agent(
+        tmp_path,
+        """
               - tool: delete_account
                 args: {customer_id: "C-1"}
               - tool: lookup
                 args: {customer_id: "C-1"}
               - reply: "done: {tool_result}"
-""")
+""",
+    )
     result = await run(system, "hello")
     assert result.status == "completed"
     denied = of_kind(result.events, "permission_denied")
@@ -139,12 +161,15 @@ async def test_forbidden_tool_is_refused_and_never_run(tmp_path: Path) -> None:
 
 
 async def test_repeated_forbidden_tool_fails_the_run_with_origin(tmp_path: Path) -> None:
-    system = single_agent(tmp_path, """
+    system = single_agent(
+        tmp_path,
+        """
               - tool: delete_account
                 args: {customer_id: "C-1"}
               - tool: delete_account
                 args: {customer_id: "C-2"}
-""")
+""",
+    )
     result = await run(system, "hello")
     assert result.status == "failed"
     assert result.error["type"] == "permission_denied"
@@ -153,12 +178,15 @@ async def test_repeated_forbidden_tool_fails_the_run_with_origin(tmp_path: Path)
 
 
 async def test_unknown_handoff_target_is_fed_back_then_corrected(tmp_path: Path) -> None:
-    system = single_agent(tmp_path, """
+    system = single_agent(
+        tmp_path,
+        """
               - tool: transfer_to_ghost
                 args: {question: "x"}
               - handoff: back
                 context: {question: "{input}"}
-""")
+""",
+    )
     result = await run(system, "where to?")
     assert result.status == "completed"
     assert result.path == ["front", "back"]
@@ -168,12 +196,15 @@ async def test_unknown_handoff_target_is_fed_back_then_corrected(tmp_path: Path)
 
 
 async def test_malformed_tool_arguments_fail_after_bounded_retries(tmp_path: Path) -> None:
-    system = single_agent(tmp_path, """
+    system = single_agent(
+        tmp_path,
+        """
               - tool: lookup
                 raw_args: "{customer_id: C-1"
               - tool: lookup
                 raw_args: "{\\"customer\\": 1}"
-""")
+""",
+    )
     result = await run(system, "hi")
     assert result.status == "failed"
     failures = of_kind(result.events, "validation_failed")
@@ -186,7 +217,9 @@ async def test_malformed_tool_arguments_fail_after_bounded_retries(tmp_path: Pat
 
 
 async def test_invalid_handoff_payload_names_origin_and_manifestation(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: typed
         pattern: router
         entry: a
@@ -200,7 +233,8 @@ async def test_invalid_handoff_payload_names_origin_and_manifestation(tmp_path: 
           b:
             input: {n: int}
             script: [{reply: "{n}"}]
-        """)
+        """,
+    )
     result = await run(system, "go")
     assert result.status == "failed"
     assert result.error["origin"] == "a"
@@ -231,7 +265,7 @@ async def test_history_policy_controls_what_the_target_sees(tmp_path: Path) -> N
     for policy in ("none", "full"):
         system = system_from(tmp_path, text.replace("POLICY", policy))
         result = await run(system, "question one")
-        b_request = [e for e in of_kind(result.events, "model_requested") if e.agent == "b"][0]
+        b_request = next(e for e in of_kind(result.events, "model_requested") if e.agent == "b")
         seen[policy] = b_request.messages[0]["content"]
         handoff = of_kind(result.events, "handoff_delivered")[0]
         assert handoff.history == policy
@@ -241,7 +275,9 @@ async def test_history_policy_controls_what_the_target_sees(tmp_path: Path) -> N
 
 
 async def test_provider_error_retries_then_falls_back(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: flaky
         pattern: router
         entry: a
@@ -260,7 +296,8 @@ async def test_provider_error_retries_then_falls_back(tmp_path: Path) -> None:
               - fail: rate_limited
                 times: 1
               - reply: "b answered {question}"
-        """)
+        """,
+    )
     result = await run(system, "hello")
     assert result.status == "completed", result.error
     assert result.output == "b answered hello"
@@ -274,7 +311,9 @@ async def test_provider_error_retries_then_falls_back(tmp_path: Path) -> None:
 
 
 async def test_every_model_failing_fails_the_run(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: down
         pattern: router
         entry: a
@@ -284,7 +323,8 @@ async def test_every_model_failing_fails_the_run(tmp_path: Path) -> None:
             handoffs: [{to: b}]
             script: [{fail: timeout}]
           b: {script: [{reply: x}]}
-        """)
+        """,
+    )
     result = await run(system, "hello")
     assert result.status == "failed"
     assert result.error["type"] == "timeout"
@@ -293,7 +333,9 @@ async def test_every_model_failing_fails_the_run(tmp_path: Path) -> None:
 
 
 async def test_script_running_out_is_an_error_of_the_script(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: short
         pattern: router
         entry: a
@@ -302,7 +344,8 @@ async def test_script_running_out_is_an_error_of_the_script(tmp_path: Path) -> N
             handoffs: [{to: b}]
             script: [{match: "never", handoff: b}]
           b: {script: [{reply: x}]}
-        """)
+        """,
+    )
     result = await run(system, "hello")
     assert result.status == "failed"
     assert result.error["type"] == "script_error"
@@ -356,7 +399,9 @@ async def test_hop_limit_is_a_loop(tmp_path: Path) -> None:
 
 
 async def test_run_timeout_fails_cleanly(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: slow
         pattern: router
         entry: a
@@ -367,7 +412,8 @@ async def test_run_timeout_fails_cleanly(tmp_path: Path) -> None:
             handoffs: [{to: b}]
             script: [{handoff: b}]
           b: {script: [{reply: x}]}
-        """)
+        """,
+    )
     result = await Runtime(system).run("hello")
     assert result.status == "failed"
     assert result.error["type"] == "timeout"
@@ -477,8 +523,13 @@ async def test_step_mode_pauses_at_every_gate_and_resumes() -> None:
     controller.resume()
     result = await task
     assert result.status == "completed"
-    assert seen == [("model_call", "router"), ("handoff", "router"), ("model_call", "billing"),
-                    ("tool_call", "billing"), ("model_call", "billing")]
+    assert seen == [
+        ("model_call", "router"),
+        ("handoff", "router"),
+        ("model_call", "billing"),
+        ("tool_call", "billing"),
+        ("model_call", "billing"),
+    ]
     actions = [e.action for e in of_kind(result.events, "operator_acted")]
     assert actions == ["step"] * 4 + ["continue"]
 
@@ -499,7 +550,7 @@ async def test_edit_a_pending_handoff_before_delivery() -> None:
     billing = of_kind(result.events, "agent_started")[1]
     assert billing.context == {"customer_id": "C-9", "question": "edited"}
     assert "INV-0977" in result.output  # C-9's invoice: the edit was really delivered
-    edit = [e for e in of_kind(result.events, "operator_acted") if e.action == "edit"][0]
+    edit = next(e for e in of_kind(result.events, "operator_acted") if e.action == "edit")
     assert edit.detail["payload"]["context"]["customer_id"] == "C-9"
 
 

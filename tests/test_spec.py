@@ -168,8 +168,10 @@ def test_unknown_pattern(tmp_path: Path) -> None:
 
 
 def test_bad_schema_type(tmp_path: Path) -> None:
-    error = broken(tmp_path, replace("input: {customer_id: str, question: str}",
-                                     "input: {customer_id: string, question: str}"))
+    error = broken(
+        tmp_path,
+        replace("input: {customer_id: str, question: str}", "input: {customer_id: string, question: str}"),
+    )
     assert error.field == "agents.billing.input"
     assert "unknown type 'string'" in error.problem
 
@@ -181,8 +183,10 @@ def test_bad_regex(tmp_path: Path) -> None:
 
 
 def test_script_step_with_two_actions(tmp_path: Path) -> None:
-    text = replace('      - reply: "Your last invoice was {tool_result}."',
-                   '      - reply: "x"\n        handoff: general')
+    text = replace(
+        '      - reply: "Your last invoice was {tool_result}."',
+        '      - reply: "x"\n        handoff: general',
+    )
     error = broken(tmp_path, text)
     assert error.field == "agents.billing.script[1]"
     assert "exactly one of" in error.problem
@@ -195,14 +199,21 @@ def test_script_handoff_must_be_declared(tmp_path: Path) -> None:
 
 
 def test_unknown_template_field(tmp_path: Path) -> None:
-    error = broken(tmp_path, replace('args: {customer_id: "{customer_id}"}', 'args: {customer_id: "{customer}"}'))
+    error = broken(
+        tmp_path, replace('args: {customer_id: "{customer_id}"}', 'args: {customer_id: "{customer}"}')
+    )
     assert error.field == "agents.billing.script[0].args.customer_id"
     assert "{customer}" in error.problem
 
 
 def test_secret_in_model_settings_is_refused(tmp_path: Path) -> None:
-    error = broken(tmp_path, replace("    instructions: Answer anything else.",
-                                     "    instructions: x\n    model_settings: {api_key: sk-123}"))
+    error = broken(
+        tmp_path,
+        replace(
+            "    instructions: Answer anything else.",
+            "    instructions: x\n    model_settings: {api_key: sk-123}",
+        ),
+    )
     assert "api_key_env" in error.problem
 
 
@@ -213,30 +224,41 @@ def test_invalid_yaml(tmp_path: Path) -> None:
 
 
 def test_history_policy(tmp_path: Path) -> None:
-    error = broken(tmp_path, replace("        description: anything else\n",
-                                     "        description: anything else\n        history: some\n"))
+    error = broken(
+        tmp_path,
+        replace(
+            "        description: anything else\n",
+            "        description: anything else\n        history: some\n",
+        ),
+    )
     assert error.field == "agents.router.handoffs[1].history"
 
 
 def test_pipeline_needs_stages(tmp_path: Path) -> None:
-    error = broken(tmp_path, """
+    error = broken(
+        tmp_path,
+        """
         name: p
         pattern: pipeline
         agents:
           a: {script: [{reply: x}]}
-        """)
+        """,
+    )
     assert error.field == "pipeline"
 
 
 def test_supervisor_delegate_unknown(tmp_path: Path) -> None:
-    error = broken(tmp_path, """
+    error = broken(
+        tmp_path,
+        """
         name: s
         pattern: supervisor
         entry: boss
         agents:
           boss: {delegates: [reseach], script: [{reply: x}]}
           research: {script: [{reply: y}]}
-        """)
+        """,
+    )
     assert error.field == "agents.boss.delegates[0]"
     assert "did you mean 'research'" in error.problem
 
@@ -246,25 +268,38 @@ def test_cli_reports_a_broken_file_without_traceback(tmp_path: Path) -> None:
     (tmp_path / "tools.py").write_text(TOOLS)
     path = write_system(tmp_path, text)
     proc = subprocess.run(
-        [sys.executable, "-m", "playground.cli", "run", str(path), "--input", "hi", "--db",
-         str(tmp_path / "db.sqlite")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "playground.cli",
+            "run",
+            str(path),
+            "--input",
+            "hi",
+            "--db",
+            str(tmp_path / "db.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip() == (
-        f"error: {path}:4: entry: entry agent 'routr' is not an agent of this system;"
-        " did you mean 'router'?"
+        f"error: {path}:4: entry: entry agent 'routr' is not an agent of this system; did you mean 'router'?"
     )
     assert "Traceback" not in proc.stderr
     assert proc.stdout == ""
 
 
 def test_system_from_helper_loads(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: tiny
         pattern: pipeline
         pipeline: [only]
         agents:
           only: {script: [{reply: done}]}
-        """)
+        """,
+    )
     assert system.spec.entry_agent == "only"

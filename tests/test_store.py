@@ -89,8 +89,7 @@ async def test_api_keys_never_reach_the_store(tmp_path: Path, monkeypatch: pytes
     async with Store(tmp_path / "s.db") as store:
         result = await run_session(system, f"my key is {key}", store=store)
         assert key in result.output  # the model echoed it...
-    raw = (tmp_path / "s.db").read_bytes() + b"".join(
-        p.read_bytes() for p in tmp_path.glob("s.db-*"))
+    raw = (tmp_path / "s.db").read_bytes() + b"".join(p.read_bytes() for p in tmp_path.glob("s.db-*"))
     assert key.encode() not in raw  # ...but the store never saw it
     async with Store(tmp_path / "s.db") as store:
         row = await store.session(result.session_id)
@@ -140,7 +139,8 @@ def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     proc = subprocess.Popen(
         [sys.executable, "-m", "playground.cli", "run", str(path), "--input", "go", "--db", str(db), "-q"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 60
@@ -149,7 +149,9 @@ def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
             if db.exists():
                 try:
                     with sqlite3.connect(db, timeout=1) as conn:
-                        count = conn.execute("SELECT count(*) FROM events WHERE kind = 'tool_returned'").fetchone()[0]
+                        count = conn.execute(
+                            "SELECT count(*) FROM events WHERE kind = 'tool_returned'"
+                        ).fetchone()[0]
                 except sqlite3.OperationalError:
                     count = 0
             if count >= 1:
@@ -168,6 +170,12 @@ def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
     status, kinds = asyncio.run(reopen())
     assert status == "interrupted"
     # Everything up to the first tool result was committed before the kill.
-    assert kinds[:6] == ["run_started", "agent_started", "model_requested", "model_responded",
-                         "tool_called", "tool_returned"]
+    assert kinds[:6] == [
+        "run_started",
+        "agent_started",
+        "model_requested",
+        "model_responded",
+        "tool_called",
+        "tool_returned",
+    ]
     assert "run_finished" not in kinds

@@ -14,11 +14,12 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_core import to_json
 
 from playground.engine import events as ev
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate, GateKind
@@ -137,8 +138,14 @@ class RunResult:
 
 
 class _Failure(Exception):
-    def __init__(self, error_type: str, message: str, origin: str | None, manifested: str | None,
-                 cause: int | None = None) -> None:
+    def __init__(
+        self,
+        error_type: str,
+        message: str,
+        origin: str | None,
+        manifested: str | None,
+        cause: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.error_type = error_type
         self.message = message
@@ -192,7 +199,7 @@ class Runtime:
         self.system = system
         self.spec = system.spec
         self.agents = agents or dict(system.spec.agents)
-        self.versions = versions or {name: version_id(a) for name, a in self.agents.items()}
+        self.versions = versions or self._file_versions()
         self.controller = controller
         self.llm_factory = llm_factory
         self.sinks = list(sinks or [])
@@ -207,22 +214,31 @@ class Runtime:
         self._hops = 0
         self._edges: set[tuple[str, str, str]] = set()
         self._llms: dict[tuple[str, str], LLM] = {}
-        self._tooldefs: dict[str, list[ToolDef]] = {}
         self._escalated = False
         self._input = ""
+
+    def _file_versions(self) -> dict[str, str]:
+        cache = self.system.cache
+        versions = {}
+        for name, agent in self.agents.items():
+            key = ("version", name, id(agent))
+            vid = cache.get(key)
+            if vid is None:
+                vid = cache[key] = version_id(agent)
+                cache[("keep", name, id(agent))] = agent  # keeps id(agent) from being reused
+            versions[name] = vid
+        return versions
 
     # -- events ---------------------------------------------------------------------------
 
     def _emit(self, cls: type[Any], agent: str | None = None, **data: Any) -> Any:
         self._seq += 1
-        event = cls(
-            session_id=self.session_id,
-            seq=self._seq,
-            ts=time.time(),
-            agent=agent,
-            version=self.versions.get(agent) if agent else None,
-            **data,
-        )
+        data["session_id"] = self.session_id
+        data["seq"] = self._seq
+        data["ts"] = time.time()
+        data["agent"] = agent
+        data["version"] = self.versions.get(agent) if agent else None
+        event = cls.trusted(data)
         self.events.append(event)
         for sink in self.sinks:
             sink(event)
@@ -236,8 +252,18 @@ class Runtime:
         version = self.versions.get(agent)
 
         def on_delta(text: str) -> None:
-            event = ev.TokenDelta(session_id=self.session_id, seq=0, ts=time.time(), agent=agent,
-                                  version=version, step=step, activation=activation, text=text)
+            event = ev.TokenDelta.trusted(
+                {
+                    "session_id": self.session_id,
+                    "seq": 0,
+                    "ts": time.time(),
+                    "agent": agent,
+                    "version": version,
+                    "step": step,
+                    "activation": activation,
+                    "text": text,
+                }
+            )
             for sink in self.live:
                 sink(event)
 
@@ -245,14 +271,21 @@ class Runtime:
 
     # -- the run --------------------------------------------------------------------------
 
-    async def run(self, request: str, *, parent_session_id: str | None = None,
-                  forked_from_step: int | None = None) -> RunResult:
+    async def run(
+        self, request: str, *, parent_session_id: str | None = None, forked_from_step: int | None = None
+    ) -> RunResult:
         """Run ``request`` through the system; never raises for a failing run."""
         started = time.perf_counter()
         self._input = request
-        self._emit(ev.RunStarted, system=self.spec.name, input=request,
-                   correlation_id=self.correlation_id, versions=self.versions,
-                   parent_session_id=parent_session_id, forked_from_step=forked_from_step)
+        self._emit(
+            ev.RunStarted,
+            system=self.spec.name,
+            input=request,
+            correlation_id=self.correlation_id,
+            versions=self.versions,
+            parent_session_id=parent_session_id,
+            forked_from_step=forked_from_step,
+        )
         status, output, error = "completed", "", None
         try:
             async with asyncio.timeout(self.spec.limits.timeout_s):
@@ -262,22 +295,36 @@ class Runtime:
             error = self._fail(failure)
         except _Aborted:
             status = "aborted"
-            error = self._fail(_Failure("aborted", "the operator aborted the run", None,
-                                        self.path[-1] if self.path else None), status="aborted")
+            error = self._fail(
+                _Failure(
+                    "aborted", "the operator aborted the run", None, self.path[-1] if self.path else None
+                ),
+                status="aborted",
+            )
         except TimeoutError:
             status = "failed"
             where = self.path[-1] if self.path else None
-            error = self._fail(_Failure(
-                "timeout", f"the run took longer than limits.timeout_s = {self.spec.limits.timeout_s} s",
-                where, where))
+            error = self._fail(
+                _Failure(
+                    "timeout",
+                    f"the run took longer than limits.timeout_s = {self.spec.limits.timeout_s} s",
+                    where,
+                    where,
+                )
+            )
         except Exception as exc:  # a bug of ours or of a tool: record it, never lose the session
             log.exception("run %s failed unexpectedly", self.session_id)
             status = "failed"
             where = self.path[-1] if self.path else None
             error = self._fail(_Failure("internal_error", f"{type(exc).__name__}: {exc}", where, where))
         else:
-            self._emit(ev.RunFinished, cause=self._seq, output=output, path=list(self.path),
-                       totals=self._totals_json())
+            self._emit(
+                ev.RunFinished,
+                cause=self._seq,
+                output=output,
+                path=list(self.path),
+                totals=self._totals_json(),
+            )
         return RunResult(
             session_id=self.session_id,
             correlation_id=self.correlation_id,
@@ -292,11 +339,24 @@ class Runtime:
         )
 
     def _fail(self, failure: _Failure, status: str = "failed") -> dict[str, Any]:
-        self._emit(ev.RunFailed, agent=failure.manifested, cause=failure.cause or self._seq, status=status,
-                   error_type=failure.error_type, message=failure.message, origin=failure.origin,
-                   manifested=failure.manifested, path=list(self.path), totals=self._totals_json())
-        return {"type": failure.error_type, "message": failure.message,
-                "origin": failure.origin, "manifested": failure.manifested}
+        self._emit(
+            ev.RunFailed,
+            agent=failure.manifested,
+            cause=failure.cause or self._seq,
+            status=status,
+            error_type=failure.error_type,
+            message=failure.message,
+            origin=failure.origin,
+            manifested=failure.manifested,
+            path=list(self.path),
+            totals=self._totals_json(),
+        )
+        return {
+            "type": failure.error_type,
+            "message": failure.message,
+            "origin": failure.origin,
+            "manifested": failure.manifested,
+        }
 
     def _totals_json(self) -> dict[str, Any]:
         return {name: t.as_json() for name, t in self.totals.items() if t.calls}
@@ -328,11 +388,17 @@ class Runtime:
         for i, stage in enumerate(stages):
             nxt = stages[i + 1] if i + 1 < len(stages) else None
             expect = self.agents[nxt].input if nxt else None
-            result = await self._activate(stage, incoming, context, "entry" if i == 0 else "stage",
-                                          cause, expect=expect, expect_for=nxt)
+            result = await self._activate(
+                stage, incoming, context, "entry" if i == 0 else "stage", cause, expect=expect, expect_for=nxt
+            )
             if isinstance(result, _Handoff):
-                raise _Failure("handoff_in_pipeline", f"stage {stage!r} tried to hand off; "
-                               "a pipeline's stages pass their output on", stage, stage, result.cause)
+                raise _Failure(
+                    "handoff_in_pipeline",
+                    f"stage {stage!r} tried to hand off; a pipeline's stages pass their output on",
+                    stage,
+                    stage,
+                    result.cause,
+                )
             output = result.text
             if nxt is not None:
                 self._hops += 1
@@ -344,9 +410,15 @@ class Runtime:
     # -- one activation -------------------------------------------------------------------
 
     def _tools_for(self, name: str) -> list[ToolDef]:
-        cached = self._tooldefs.get(name)
+        key = (
+            "tools",
+            name,
+            self.versions.get(name),
+            tuple(self.versions.get(d) for d in self.agents[name].delegates),
+        )
+        cached = self.system.cache.get(key)
         if cached is not None:
-            return cached
+            return cached  # type: ignore[no-any-return]
         agent = self.agents[name]
         defs: list[ToolDef] = []
         for tool_name in agent.tools:
@@ -355,12 +427,16 @@ class Runtime:
         for worker in agent.delegates:
             w = self.agents[worker]
             schema = w.input or _TASK_SCHEMA
-            defs.append(ToolDef(worker, w.description or f"Ask the {worker} agent.", schema.json_schema()))
+            defs.append(ToolDef(worker, w.description or f"Ask the {worker} agent.", schema.json_schema))
         for handoff in agent.handoffs:
-            defs.append(ToolDef(HANDOFF_PREFIX + handoff.to,
-                                handoff.description or f"Hand the request to {handoff.to}.",
-                                handoff.schema_.json_schema()))
-        self._tooldefs[name] = defs
+            defs.append(
+                ToolDef(
+                    HANDOFF_PREFIX + handoff.to,
+                    handoff.description or f"Hand the request to {handoff.to}.",
+                    handoff.schema_.json_schema,
+                )
+            )
+        self.system.cache[key] = defs
         return defs
 
     def _system_prompt(self, agent: AgentSpec, expect: Schema | None) -> str:
@@ -385,27 +461,45 @@ class Runtime:
         agent = self.agents[name]
         if not self.path or self.path[-1] != name:  # a re-run worker is one entry of the path
             self.path.append(name)
-        started = self._emit(ev.AgentStarted, agent=name, cause=cause, reason=reason, incoming=incoming,
-                             context=context, model=agent.model, parent_activation=parent)
+        started = self._emit(
+            ev.AgentStarted,
+            agent=name,
+            cause=cause,
+            reason=reason,
+            incoming=incoming,
+            context=context,
+            model=agent.model,
+            parent_activation=parent,
+        )
         act = started.seq
         try:
             return await self._run_activation(name, agent, act, incoming, cause, history, expect, expect_for)
         except _Escalate as escalation:
-            self._finish(name, act, "handoff", handoff_to=escalation.handoff.target,
-                         cause=escalation.handoff.cause)
+            self._finish(
+                name, act, "handoff", handoff_to=escalation.handoff.target, cause=escalation.handoff.cause
+            )
             raise
         except _Aborted:
             self._finish(name, act, "aborted")
             raise
 
-    async def _run_activation(self, name: str, agent: AgentSpec, act: int, incoming: str, cause: int,
-                              history: list[dict[str, Any]] | None, expect: Schema | None,
-                              expect_for: str | None) -> _Reply | _Handoff:
+    async def _run_activation(
+        self,
+        name: str,
+        agent: AgentSpec,
+        act: int,
+        incoming: str,
+        cause: int,
+        history: list[dict[str, Any]] | None,
+        expect: Schema | None,
+        expect_for: str | None,
+    ) -> _Reply | _Handoff:
         expect = agent.output or expect
         system_prompt = self._system_prompt(agent, expect)
         if history:
             system_prompt += "\n\nConversation before this handoff:\n" + "\n".join(
-                f"[{m.get('role')}] {m.get('content') or ''}" for m in history)
+                f"[{m.get('role')}] {m.get('content') or ''}" for m in history
+            )
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": system_prompt},
             {"role": "user", "content": incoming},
@@ -417,12 +511,21 @@ class Runtime:
         turn = 0
         while turn < self.spec.limits.max_turns:
             turn += 1
-            decision = await self._gate("model_call", name, {"model": agent.model, "messages": messages},
-                                        can_retry=last_response is not None)
+            decision = (
+                CONTINUE
+                if self.controller is None
+                else await self._gate(
+                    "model_call",
+                    name,
+                    {"model": agent.model, "messages": messages},
+                    can_retry=last_response is not None,
+                )
+            )
             if decision.action == "retry":
                 messages, retry_of = _before_last_assistant(messages), last_response
-            response, responded = await self._call_model(name, agent, messages, tools, act, cause,
-                                                         retry_of=retry_of)
+            response, responded = await self._call_model(
+                name, agent, messages, tools, act, cause, retry_of=retry_of
+            )
             retry_of = None
             last_response = responded.seq
             messages.append(_assistant_message(response))
@@ -432,16 +535,33 @@ class Runtime:
                     problem = _check_json(text, expect)
                     if problem is not None:
                         validation_failures += 1
-                        failed = self._emit(ev.ValidationFailed, agent=name, cause=responded.seq,
-                                            activation=act, what="output", errors=problem,
-                                            attempt=validation_failures, target=expect_for)
+                        failed = self._emit(
+                            ev.ValidationFailed,
+                            agent=name,
+                            cause=responded.seq,
+                            activation=act,
+                            what="output",
+                            errors=problem,
+                            attempt=validation_failures,
+                            target=expect_for,
+                        )
                         if validation_failures > self.spec.limits.max_validation_retries:
                             self._finish(name, act, "failed", text)
                             whom = f"{expect_for!r}'s input" if expect_for else "its output schema"
-                            raise _Failure("invalid_output", f"{name!r} returned output that does not match "
-                                           f"{whom}: {problem}", name, expect_for or name, failed.seq)
-                        messages.append({"role": "user", "content": f"Your reply was rejected: {problem}. "
-                                         f"Reply with only a JSON object of this shape: {expect.describe()}"})
+                            raise _Failure(
+                                "invalid_output",
+                                f"{name!r} returned output that does not match {whom}: {problem}",
+                                name,
+                                expect_for or name,
+                                failed.seq,
+                            )
+                        messages.append(
+                            {
+                                "role": "user",
+                                "content": f"Your reply was rejected: {problem}. "
+                                f"Reply with only a JSON object of this shape: {expect.describe()}",
+                            }
+                        )
                         continue
                 self._finish(name, act, "reply", text, cause=responded.seq)
                 return _Reply(text)
@@ -459,22 +579,58 @@ class Runtime:
                         problem = self.events[-1]  # the validation_failed or permission_denied event
                         self._finish(name, act, "failed")
                         if problem.kind == "permission_denied":
-                            raise _Failure("permission_denied", f"{name!r} kept calling {problem.tool!r}, "
-                                           "which it is not permitted to call", name, name, problem.seq)
-                        raise _Failure(f"invalid_{problem.what}", f"{name!r} kept producing invalid "
-                                       f"calls: {problem.errors}", name, problem.target or name, problem.seq)
+                            raise _Failure(
+                                "permission_denied",
+                                f"{name!r} kept calling {problem.tool!r}, which it is not permitted to call",
+                                name,
+                                name,
+                                problem.seq,
+                            )
+                        raise _Failure(
+                            f"invalid_{problem.what}",
+                            f"{name!r} kept producing invalid calls: {problem.errors}",
+                            name,
+                            problem.target or name,
+                            problem.seq,
+                        )
         self._finish(name, act, "failed")
-        raise _Failure("max_turns", f"{name!r} made {self.spec.limits.max_turns} model calls without "
-                       "finishing (limits.max_turns)", name, name, self._seq)
+        raise _Failure(
+            "max_turns",
+            f"{name!r} made {self.spec.limits.max_turns} model calls without finishing (limits.max_turns)",
+            name,
+            name,
+            self._seq,
+        )
 
-    def _finish(self, name: str, act: int, outcome: str, output: str = "", *,
-                handoff_to: str | None = None, cause: int | None = None) -> None:
-        self._emit(ev.AgentFinished, agent=name, activation=act, cause=cause or act, outcome=outcome,
-                   output=output, handoff_to=handoff_to)
+    def _finish(
+        self,
+        name: str,
+        act: int,
+        outcome: str,
+        output: str = "",
+        *,
+        handoff_to: str | None = None,
+        cause: int | None = None,
+    ) -> None:
+        self._emit(
+            ev.AgentFinished,
+            agent=name,
+            activation=act,
+            cause=cause or act,
+            outcome=outcome,
+            output=output,
+            handoff_to=handoff_to,
+        )
 
-    async def _gate(self, kind: GateKind, agent: str, payload: dict[str, Any], *,
-                    validate: Callable[[dict[str, Any]], str | None] | None = None,
-                    can_retry: bool = False) -> Decision:
+    async def _gate(
+        self,
+        kind: GateKind,
+        agent: str,
+        payload: dict[str, Any],
+        *,
+        validate: Callable[[dict[str, Any]], str | None] | None = None,
+        can_retry: bool = False,
+    ) -> Decision:
         if self.controller is None:
             return CONTINUE
         gate = Gate(kind, agent, self._step + 1, payload, can_retry=can_retry)
@@ -483,15 +639,25 @@ class Runtime:
         while True:
             decision = await self.controller.decide(gate)
             if decision.operator is not None:
-                self._emit(ev.OperatorActed, agent=agent, action=decision.operator, gate=kind,
-                           detail={"step": gate.step, **({"payload": decision.payload} if decision.payload else {})})
+                self._emit(
+                    ev.OperatorActed,
+                    agent=agent,
+                    action=decision.operator,
+                    gate=kind,
+                    detail={"step": gate.step, **({"payload": decision.payload} if decision.payload else {})},
+                )
             if decision.action == "abort":
                 raise _Aborted
             if decision.action == "edit":
                 error = gate.validate(decision.payload or {})
                 if error is not None:
-                    self._emit(ev.OperatorActed, agent=agent, action="edit_rejected", gate=kind,
-                               detail={"error": error})
+                    self._emit(
+                        ev.OperatorActed,
+                        agent=agent,
+                        action="edit_rejected",
+                        gate=kind,
+                        detail={"error": error},
+                    )
                     continue
             if decision.action == "retry" and not can_retry:
                 continue
@@ -506,9 +672,17 @@ class Runtime:
             llm = self._llms[key] = self.llm_factory(agent, model)
         return llm
 
-    async def _call_model(self, name: str, agent: AgentSpec, messages: list[dict[str, Any]],
-                          tools: list[ToolDef], act: int, cause: int, *,
-                          retry_of: int | None = None) -> tuple[ModelResponse, Any]:
+    async def _call_model(
+        self,
+        name: str,
+        agent: AgentSpec,
+        messages: list[dict[str, Any]],
+        tools: list[ToolDef],
+        act: int,
+        cause: int,
+        *,
+        retry_of: int | None = None,
+    ) -> tuple[ModelResponse, Any]:
         limits = self.spec.limits
         models = [agent.model, *agent.fallbacks]
         last_error: ModelError | None = None
@@ -516,26 +690,48 @@ class Runtime:
         tool_names = [t.name for t in tools]
         for index, model in enumerate(models):
             if index:
-                last_failed = self._emit(ev.FallbackUsed, agent=name, activation=act,
-                                         cause=last_failed.seq if last_failed else cause,
-                                         from_model=models[index - 1], to_model=model)
+                last_failed = self._emit(
+                    ev.FallbackUsed,
+                    agent=name,
+                    activation=act,
+                    cause=last_failed.seq if last_failed else cause,
+                    from_model=models[index - 1],
+                    to_model=model,
+                )
             llm = self._llm(agent, model)
             for attempt in range(1, limits.retries + 2):
                 self._step += 1
                 step = self._step
-                requested = self._emit(ev.ModelRequested, agent=name, step=step, activation=act,
-                                       cause=last_failed.seq if last_failed else cause, model=model,
-                                       messages=list(messages), tools=tool_names, attempt=attempt)
-                request = ModelRequest(name, model, messages, tools, agent.model_settings,
-                                       limits.call_timeout_s, f"{self.session_id}:{act}")
+                requested = self._emit(
+                    ev.ModelRequested,
+                    agent=name,
+                    step=step,
+                    activation=act,
+                    cause=last_failed.seq if last_failed else cause,
+                    model=model,
+                    messages=list(messages),
+                    tools=tool_names,
+                    attempt=attempt,
+                )
+                request = ModelRequest(
+                    name,
+                    model,
+                    messages,
+                    tools,
+                    agent.model_settings,
+                    limits.call_timeout_s,
+                    f"{self.session_id}:{act}",
+                )
                 t0 = time.perf_counter()
                 try:
-                    async with asyncio.timeout(limits.call_timeout_s):
-                        response = await llm.complete(request, self._delta_sink(name, act, step))
+                    response = await _within(
+                        limits.call_timeout_s, llm.complete(request, self._delta_sink(name, act, step))
+                    )
                 except TimeoutError:
                     error: ModelError = ModelTimeout(
                         f"{model} did not answer within limits.call_timeout_s = {limits.call_timeout_s} s",
-                        model=model)
+                        model=model,
+                    )
                 except ModelError as exc:
                     error = exc
                 except Exception as exc:
@@ -550,38 +746,71 @@ class Runtime:
                     totals.cost_usd += cost
                     totals.latency_ms += latency
                     responded = self._emit(
-                        ev.ModelResponded, agent=name, step=step, activation=act, cause=requested.seq,
-                        model=response.model or model, text=response.text,
+                        ev.ModelResponded,
+                        agent=name,
+                        step=step,
+                        activation=act,
+                        cause=requested.seq,
+                        model=response.model or model,
+                        text=response.text,
                         tool_calls=[c.as_dict() for c in response.tool_calls],
-                        input_tokens=response.input_tokens, output_tokens=response.output_tokens,
-                        cost_usd=cost, latency_ms=latency, first_token_ms=response.first_token_ms,
-                        retry_of=retry_of)
+                        input_tokens=response.input_tokens,
+                        output_tokens=response.output_tokens,
+                        cost_usd=cost,
+                        latency_ms=latency,
+                        first_token_ms=response.first_token_ms,
+                        retry_of=retry_of,
+                    )
                     return response, responded
                 latency = (time.perf_counter() - t0) * 1000
                 self.totals[name].latency_ms += latency
                 last_error = error
-                last_failed = self._emit(ev.ModelFailed, agent=name, step=step, activation=act,
-                                         cause=requested.seq, model=model, error_type=error.error_type,
-                                         message=str(error), attempt=attempt, retryable=error.retryable,
-                                         latency_ms=latency)
+                last_failed = self._emit(
+                    ev.ModelFailed,
+                    agent=name,
+                    step=step,
+                    activation=act,
+                    cause=requested.seq,
+                    model=model,
+                    error_type=error.error_type,
+                    message=str(error),
+                    attempt=attempt,
+                    retryable=error.retryable,
+                    latency_ms=latency,
+                )
                 if isinstance(error, ScriptError):
-                    raise _Failure("script_error", f"error of the script: {error}", name, name, last_failed.seq)
+                    raise _Failure(
+                        "script_error", f"error of the script: {error}", name, name, last_failed.seq
+                    )
                 if not error.retryable or attempt > limits.retries:
                     break
                 delay = limits.backoff_s * (2 ** (attempt - 1))
-                last_failed = self._emit(ev.RetryScheduled, agent=name, activation=act, cause=last_failed.seq,
-                                         model=model, attempt=attempt + 1, delay_s=delay)
+                last_failed = self._emit(
+                    ev.RetryScheduled,
+                    agent=name,
+                    activation=act,
+                    cause=last_failed.seq,
+                    model=model,
+                    attempt=attempt + 1,
+                    delay_s=delay,
+                )
                 if delay:
                     await asyncio.sleep(delay)
         assert last_error is not None
         tried = ", ".join(models)
-        raise _Failure(last_error.error_type, f"{name!r}: every model failed ({tried}); last: {last_error}",
-                       name, name, last_failed.seq if last_failed else None)
+        raise _Failure(
+            last_error.error_type,
+            f"{name!r}: every model failed ({tried}); last: {last_error}",
+            name,
+            name,
+            last_failed.seq if last_failed else None,
+        )
 
     # -- tool calls, delegations and handoffs -----------------------------------------------
 
-    async def _tool_call(self, name: str, agent: AgentSpec, call: Any, act: int, cause: int,
-                         messages: list[dict[str, Any]]) -> Any:
+    async def _tool_call(
+        self, name: str, agent: AgentSpec, call: Any, act: int, cause: int, messages: list[dict[str, Any]]
+    ) -> Any:
         """Handle one tool call of a model response: a handoff, a delegation or a tool.
 
         Returns a :class:`_Handoff`, ``"invalid"`` after feeding a validation error
@@ -598,25 +827,50 @@ class Runtime:
             if not isinstance(raw, dict):
                 raise ValueError("arguments must be a JSON object")
         except ValueError as exc:
-            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="tool_args",
-                       errors=f"arguments of {call.name!r} are not valid JSON: {exc}", target=call.name)
+            self._emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what="tool_args",
+                errors=f"arguments of {call.name!r} are not valid JSON: {exc}",
+                target=call.name,
+            )
             answer(f"Error: the arguments of {call.name} were not valid JSON ({exc}). Call it again.")
             return "invalid"
         if call.name in agent.delegates:
             return await self._delegate(name, agent, call, raw, act, cause, answer)
         if call.name not in agent.tools:
             allowed = [*agent.tools, *agent.delegates, *(HANDOFF_PREFIX + h.to for h in agent.handoffs)]
-            self._emit(ev.PermissionDenied, agent=name, activation=act, cause=cause, tool=call.name,
-                       call_id=call.id, allowed=allowed, args=call.arguments)
-            answer(f"Error: {name} is not permitted to call {call.name!r}. Permitted: {', '.join(allowed) or 'none'}.")
+            self._emit(
+                ev.PermissionDenied,
+                agent=name,
+                activation=act,
+                cause=cause,
+                tool=call.name,
+                call_id=call.id,
+                allowed=allowed,
+                args=call.arguments,
+            )
+            answer(
+                f"Error: {name} is not permitted to call {call.name!r}."
+                f" Permitted: {', '.join(allowed) or 'none'}."
+            )
             return "invalid"
         tool = self.system.tools[call.name]
         try:
             args = tool.validate(raw)
         except ValidationError as exc:
             problem = format_validation_error(exc)
-            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="tool_args",
-                       errors=problem, target=call.name)
+            self._emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what="tool_args",
+                errors=problem,
+                target=call.name,
+            )
             answer(f"Error: invalid arguments for {call.name}: {problem}")
             return "invalid"
 
@@ -627,15 +881,28 @@ class Runtime:
                 return format_validation_error(exc)
             return None
 
-        decision = await self._gate("tool_call", name, {"tool": call.name, "args": args}, validate=validate,
-                                    can_retry=True)
+        decision = (
+            CONTINUE
+            if self.controller is None
+            else await self._gate(
+                "tool_call", name, {"tool": call.name, "args": args}, validate=validate, can_retry=True
+            )
+        )
         if decision.action == "retry":
             return "retry"
         if decision.action == "edit" and decision.payload is not None:
             args = tool.validate(decision.payload.get("args", {}))
         self._step += 1
-        called = self._emit(ev.ToolCalled, agent=name, step=self._step, activation=act, cause=cause,
-                            tool=call.name, call_id=call.id, args=args)
+        called = self._emit(
+            ev.ToolCalled,
+            agent=name,
+            step=self._step,
+            activation=act,
+            cause=cause,
+            tool=call.name,
+            call_id=call.id,
+            args=args,
+        )
         t0 = time.perf_counter()
         error = None
         try:
@@ -645,21 +912,46 @@ class Runtime:
             error, result = f"{type(exc).__name__}: {exc}", ""
         latency = (time.perf_counter() - t0) * 1000
         self.totals[name].latency_ms += latency
-        self._emit(ev.ToolReturned, agent=name, step=self._step, activation=act, cause=called.seq,
-                   tool=call.name, call_id=call.id, result=result, error=error, latency_ms=latency)
+        self._emit(
+            ev.ToolReturned,
+            agent=name,
+            step=self._step,
+            activation=act,
+            cause=called.seq,
+            tool=call.name,
+            call_id=call.id,
+            result=result,
+            error=error,
+            latency_ms=latency,
+        )
         answer(f"Error: {error}" if error else result)
         return None
 
-    async def _delegate(self, name: str, agent: AgentSpec, call: Any, raw: dict[str, Any], act: int,
-                        cause: int, answer: Callable[[str], None]) -> Any:
+    async def _delegate(
+        self,
+        name: str,
+        agent: AgentSpec,
+        call: Any,
+        raw: dict[str, Any],
+        act: int,
+        cause: int,
+        answer: Callable[[str], None],
+    ) -> Any:
         worker = self.agents[call.name]
         schema = worker.input or _TASK_SCHEMA
         try:
             args = schema.validate(raw)
         except ValidationError as exc:
             problem = format_validation_error(exc)
-            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="input",
-                       errors=problem, target=call.name)
+            self._emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what="input",
+                errors=problem,
+                target=call.name,
+            )
             answer(f"Error: invalid task for {call.name}: {problem}")
             return "invalid"
 
@@ -670,8 +962,13 @@ class Runtime:
                 return format_validation_error(exc)
             return None
 
-        decision = await self._gate("tool_call", name, {"tool": call.name, "args": args}, validate=validate,
-                                    can_retry=True)
+        decision = (
+            CONTINUE
+            if self.controller is None
+            else await self._gate(
+                "tool_call", name, {"tool": call.name, "args": args}, validate=validate, can_retry=True
+            )
+        )
         if decision.action == "retry":
             return "retry"
         if decision.action == "edit" and decision.payload is not None:
@@ -679,56 +976,103 @@ class Runtime:
         self._check_hops(name, call.name, args, cause)
         self._step += 1
         step = self._step
-        called = self._emit(ev.ToolCalled, agent=name, step=step, activation=act, cause=cause,
-                            tool=call.name, call_id=call.id, args=args)
+        called = self._emit(
+            ev.ToolCalled,
+            agent=name,
+            step=step,
+            activation=act,
+            cause=cause,
+            tool=call.name,
+            call_id=call.id,
+            args=args,
+        )
         t0 = time.perf_counter()
         feedback = ""
         output = ""
         for round_ in range(1, agent.max_reviews + 2):
             context = {**args, "feedback": feedback} if feedback else args
             try:
-                result = await self._activate(call.name, _render_context(context), context, "delegation",
-                                              called.seq, parent=act)
+                result = await self._activate(
+                    call.name, _render_context(context), context, "delegation", called.seq, parent=act
+                )
             except _Failure as failure:
-                raise _Failure(failure.error_type, f"worker {call.name!r} failed: {failure.message}",
-                               failure.origin, name, failure.cause) from None
+                raise _Failure(
+                    failure.error_type,
+                    f"worker {call.name!r} failed: {failure.message}",
+                    failure.origin,
+                    name,
+                    failure.cause,
+                ) from None
             if isinstance(result, _Handoff):
-                raise _Failure("handoff_in_delegation", f"worker {call.name!r} tried to hand off to "
-                               f"{result.target!r}; a delegated worker returns its result",
-                               call.name, name, result.cause)
+                raise _Failure(
+                    "handoff_in_delegation",
+                    f"worker {call.name!r} tried to hand off to "
+                    f"{result.target!r}; a delegated worker returns its result",
+                    call.name,
+                    name,
+                    result.cause,
+                )
             output = result.text
             if not agent.review:
                 break
             if round_ > agent.max_reviews:
-                self._emit(ev.CheckpointReviewed, agent=name, activation=act, cause=self._seq,
-                           worker=call.name, verdict="limit", round=round_,
-                           feedback=f"rejected {agent.max_reviews} times; using the last output")
+                self._emit(
+                    ev.CheckpointReviewed,
+                    agent=name,
+                    activation=act,
+                    cause=self._seq,
+                    worker=call.name,
+                    verdict="limit",
+                    round=round_,
+                    feedback=f"rejected {agent.max_reviews} times; using the last output",
+                )
                 break
             verdict, feedback = await self._review(name, agent, call.name, args, output, act)
-            self._emit(ev.CheckpointReviewed, agent=name, activation=act, cause=self._seq,
-                       worker=call.name, verdict=verdict, feedback=feedback, round=round_)
+            self._emit(
+                ev.CheckpointReviewed,
+                agent=name,
+                activation=act,
+                cause=self._seq,
+                worker=call.name,
+                verdict=verdict,
+                feedback=feedback,
+                round=round_,
+            )
             if verdict == "accept":
                 break
-        self._emit(ev.ToolReturned, agent=name, step=step, activation=act, cause=called.seq,
-                   tool=call.name, call_id=call.id, result=output,
-                   latency_ms=(time.perf_counter() - t0) * 1000)
+        self._emit(
+            ev.ToolReturned,
+            agent=name,
+            step=step,
+            activation=act,
+            cause=called.seq,
+            tool=call.name,
+            call_id=call.id,
+            result=output,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+        )
         answer(output)
         return None
 
-    async def _review(self, name: str, agent: AgentSpec, worker: str, args: dict[str, Any], output: str,
-                      act: int) -> tuple[str, str]:
-        prompt = (f"Review the output of worker {worker!r}.\nTask: {_render_context(args)}\n"
-                  f"Output:\n{output}\n\nCall {REVIEW_ACCEPT} to use it, or {REVIEW_REJECT} with feedback "
-                  "saying what to fix.")
+    async def _review(
+        self, name: str, agent: AgentSpec, worker: str, args: dict[str, Any], output: str, act: int
+    ) -> tuple[str, str]:
+        prompt = (
+            f"Review the output of worker {worker!r}.\nTask: {_render_context(args)}\n"
+            f"Output:\n{output}\n\nCall {REVIEW_ACCEPT} to use it, or {REVIEW_REJECT} with feedback "
+            "saying what to fix."
+        )
         messages: list[dict[str, Any]] = [
             {"role": "system", "content": agent.instructions + "\n\nYou are checking a worker's output."},
             {"role": "user", "content": prompt},
         ]
         tools = [
             ToolDef(REVIEW_ACCEPT, "Accept the worker's output.", {"type": "object", "properties": {}}),
-            ToolDef(REVIEW_REJECT, "Reject the output and say what to fix.",
-                    {"type": "object", "properties": {"feedback": {"type": "string"}},
-                     "required": ["feedback"]}),
+            ToolDef(
+                REVIEW_REJECT,
+                "Reject the output and say what to fix.",
+                {"type": "object", "properties": {"feedback": {"type": "string"}}, "required": ["feedback"]},
+            ),
         ]
         response, _ = await self._call_model(name, agent, messages, tools, act, self._seq)
         for call in response.tool_calls:
@@ -743,20 +1087,36 @@ class Runtime:
         text = response.text.strip()
         return ("accept", "") if text.lower().startswith("accept") else ("reject", text or "no verdict")
 
-    async def _handoff(self, name: str, agent: AgentSpec, call: Any, act: int, cause: int,
-                       messages: list[dict[str, Any]], answer: Callable[[str], None]) -> Any:
-        target = call.name[len(HANDOFF_PREFIX):]
+    async def _handoff(
+        self,
+        name: str,
+        agent: AgentSpec,
+        call: Any,
+        act: int,
+        cause: int,
+        messages: list[dict[str, Any]],
+        answer: Callable[[str], None],
+    ) -> Any:
+        target = call.name[len(HANDOFF_PREFIX) :]
         declared = {h.to: h for h in agent.handoffs}
         handoff = declared.get(target)
         if handoff is None:
             known = ", ".join(declared) or "none"
-            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what="handoff_target",
-                       errors=f"{target!r} is not a handoff target of {name!r} (targets: {known})",
-                       target=target)
+            self._emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what="handoff_target",
+                errors=f"{target!r} is not a handoff target of {name!r} (targets: {known})",
+                target=target,
+            )
             answer(f"Error: there is no agent {target!r} to hand off to. Choose one of: {known}.")
             return "invalid"
         schema = handoff.schema_
         target_input = self.agents[target].input
+        if target_input is not None and target_input.fields == schema.fields:
+            target_input = None  # the same shape: validating twice would change nothing
 
         def check(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, str]:
             try:
@@ -775,17 +1135,34 @@ class Runtime:
             if not isinstance(raw, dict):
                 raise ValueError("arguments must be a JSON object")
         except ValueError as exc:
-            payload, problem, what = None, f"handoff arguments are not valid JSON: {exc}", "handoff_payload"
+            payload: dict[str, Any] | None = None
+            problem: str | None = f"handoff arguments are not valid JSON: {exc}"
+            what = "handoff_payload"
         else:
             payload, problem, what = check(raw)
         if payload is None:
-            self._emit(ev.ValidationFailed, agent=name, activation=act, cause=cause, what=what,
-                       errors=problem or "", target=target)
+            self._emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what=what,
+                errors=problem or "",
+                target=target,
+            )
             answer(f"Error: the handoff to {target} was refused: {problem}. Required: {schema.describe()}")
             return "invalid"
-        decision = await self._gate(
-            "handoff", name, {"target": target, "context": payload},
-            validate=lambda p: check(p.get("context", {}))[1], can_retry=True)
+        decision = (
+            CONTINUE
+            if self.controller is None
+            else await self._gate(
+                "handoff",
+                name,
+                {"target": target, "context": payload},
+                validate=lambda p: check(p.get("context", {}))[1],
+                can_retry=True,
+            )
+        )
         if decision.action == "retry":
             return "retry"
         edited = decision.action == "edit" and decision.payload is not None
@@ -797,16 +1174,26 @@ class Runtime:
         self._step += 1
         rendered = _render_context(payload)
         delivered = self._emit(
-            ev.HandoffDelivered, agent=name, step=self._step, activation=act, cause=cause, source=name,
-            target=target, payload=payload, payload_tokens=approx_tokens(rendered), history=handoff.history,
+            ev.HandoffDelivered,
+            agent=name,
+            step=self._step,
+            activation=act,
+            cause=cause,
+            source=name,
+            target=target,
+            payload=payload,
+            payload_tokens=approx_tokens(rendered),
+            history=handoff.history,
             history_tokens=sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:]),
-            payload_schema=schema.describe(), edited=edited)
+            payload_schema=schema.describe(),
+            edited=edited,
+        )
         answer(f"Handed off to {target}.")
         return _Handoff(target, payload, history, delivered.seq)
 
     def _check_hops(self, source: str, target: str, payload: dict[str, Any], cause: int) -> None:
         self._hops += 1
-        edge = (source, target, json.dumps(payload, sort_keys=True, default=str))
+        edge = (source, target, _render_context(payload))
         reason = ""
         if edge in self._edges:
             reason = f"{source} -> {target} repeated with the same context"
@@ -818,8 +1205,9 @@ class Runtime:
         policy = self.spec.on_loop
         if self._escalated:
             policy = "stop"
-        detected = self._emit(ev.LoopDetected, agent=source, cause=cause, reason=reason,
-                              edge=[source, target], policy=policy)
+        detected = self._emit(
+            ev.LoopDetected, agent=source, cause=cause, reason=reason, edge=[source, target], policy=policy
+        )
         if policy == "stop":
             raise _Failure("loop", f"loop detected: {reason}", source, target, detected.seq)
         self._escalated = True
@@ -833,8 +1221,31 @@ class _Escalate(Exception):
         self.handoff = _Handoff(target, payload, [], cause)
 
 
+async def _within(timeout_s: float, call: Coroutine[Any, Any, ModelResponse]) -> ModelResponse:
+    """``asyncio.timeout`` for one model call, at a third of its cost (a hot path with the
+    scripted model): raises ``TimeoutError`` if ``call`` takes longer than ``timeout_s``."""
+    task = asyncio.current_task()
+    assert task is not None
+    fired = False
+
+    def expire() -> None:
+        nonlocal fired
+        fired = True
+        task.cancel()
+
+    handle = asyncio.get_running_loop().call_later(timeout_s, expire)
+    try:
+        return await call
+    except asyncio.CancelledError:
+        if fired and task.uncancel() == 0:
+            raise TimeoutError from None
+        raise
+    finally:
+        handle.cancel()
+
+
 def _render_context(context: dict[str, Any]) -> str:
-    return json.dumps(context, ensure_ascii=False, default=str)
+    return to_json(context, fallback=str).decode()
 
 
 def _assistant_message(response: ModelResponse) -> dict[str, Any]:
@@ -860,7 +1271,7 @@ def _history(messages: list[dict[str, Any]], policy: str) -> list[dict[str, Any]
     turns = [m for m in messages[1:] if m.get("content")]
     if policy == "full":
         return turns
-    return turns[-int(policy.split(":", 1)[1]):]
+    return turns[-int(policy.split(":", 1)[1]) :]
 
 
 def _check_json(text: str, schema: Schema) -> str | None:

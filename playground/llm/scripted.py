@@ -19,6 +19,8 @@ import re
 import time
 from typing import Any
 
+from pydantic_core import to_json
+
 from playground.errors import (
     ModelError,
     ModelRequestError,
@@ -96,15 +98,17 @@ class ScriptedLLM:
                 calls.append(ToolCall(call_id, REVIEW_REJECT, json.dumps({"feedback": feedback})))
         elif step.reply is not None:
             rendered = _render(step.reply, fields, self.agent)
-            text = rendered if isinstance(rendered, str) else json.dumps(rendered)
+            text = rendered if isinstance(rendered, str) else _json(rendered)
         elif step.tool is not None:
-            args = step.raw_args if step.raw_args is not None else json.dumps(
-                _render(step.args or {}, fields, self.agent)
+            args = (
+                step.raw_args
+                if step.raw_args is not None
+                else _json(_render(step.args or {}, fields, self.agent))
             )
             calls.append(ToolCall(call_id, step.tool, args))
         elif step.handoff is not None:
             context = _render(step.context or {"question": "{input}"}, fields, self.agent)
-            calls.append(ToolCall(call_id, HANDOFF_PREFIX + step.handoff, json.dumps(context)))
+            calls.append(ToolCall(call_id, HANDOFF_PREFIX + step.handoff, _json(context)))
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         first_token_ms = (time.perf_counter() - started) * 1000
@@ -176,6 +180,10 @@ class ScriptedLLM:
         return None
 
 
+def _json(value: Any) -> str:
+    return to_json(value, fallback=str).decode()
+
+
 def _content(message: dict[str, Any]) -> str:
     content = message.get("content")
     return content if isinstance(content, str) else ""
@@ -209,7 +217,9 @@ def _render(template: Any, fields: dict[str, Any], agent: str) -> Any:
     def value(name: str) -> Any:
         if name not in fields:
             known = ", ".join(sorted(fields))
-            raise ScriptError(f"template field {{{name}}} of {agent!r} is not in its incoming context ({known})")
+            raise ScriptError(
+                f"template field {{{name}}} of {agent!r} is not in its incoming context ({known})"
+            )
         return fields[name]
 
     whole = _FIELD.fullmatch(template)

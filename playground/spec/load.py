@@ -8,7 +8,7 @@ import inspect
 import re
 import sys
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
         problem = getattr(exc, "problem", None) or str(exc)
         line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
         if re.search(r"\?\s*[,}\]]", line):
-            problem += " (inside {...} quote an optional type: \"str?\")"
+            problem += ' (inside {...} quote an optional type: "str?")'
         raise SpecError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}") from None
     lines: dict[Loc, int] = {}
 
@@ -44,17 +44,16 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
         if isinstance(node, yaml.MappingNode):
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = yaml.SafeLoader(" ").construct_object(key_node)  # type: ignore[no-untyped-call]
+                key = yaml.SafeLoader(" ").construct_object(key_node)
                 if key in out:
-                    raise SpecError(path, key_node.start_mark.line + 1, _dotted((*loc, key)),
-                                    "duplicate key")
+                    raise SpecError(path, key_node.start_mark.line + 1, _dotted((*loc, key)), "duplicate key")
                 lines[(*loc, key)] = key_node.start_mark.line + 1
                 out[key] = build(value_node, (*loc, key))
                 lines[(*loc, key)] = key_node.start_mark.line + 1
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return yaml.SafeLoader(" ").construct_object(node)  # type: ignore[no-untyped-call]
+        return yaml.SafeLoader(" ").construct_object(node)
 
     return build(root, ()), lines
 
@@ -203,6 +202,8 @@ class System:
     spec: SystemSpec
     tools: dict[str, Tool]
     lines: dict[Loc, int]
+    cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Derived data the runtime computes once per system (version ids, tool definitions)."""
 
     @property
     def name(self) -> str:
@@ -241,7 +242,9 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
         try:
             tools[tool_name] = load_tool(tool_name, ref, base)
         except ValueError as exc:
-            raise SpecError(shown, _line(lines, ("tools", tool_name)), f"tools.{tool_name}", str(exc)) from None
+            raise SpecError(
+                shown, _line(lines, ("tools", tool_name)), f"tools.{tool_name}", str(exc)
+            ) from None
     _check(spec, shown, lines)
     return System(spec, tools, lines)
 
@@ -268,18 +271,23 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
         known_agent(spec.on_loop, ("on_loop",), "on_loop escalation target")
         target_input = agents[spec.on_loop].input
         if target_input is not None:
-            extra = [f.name for f in target_input.fields
-                     if not f.optional and f.name not in ("request", "reason")]
+            extra = [
+                f.name for f in target_input.fields if not f.optional and f.name not in ("request", "reason")
+            ]
             if extra:
-                fail(("agents", spec.on_loop, "input"),
-                     f"the on_loop agent receives {{request, reason}}, but its input also requires {extra}")
+                fail(
+                    ("agents", spec.on_loop, "input"),
+                    f"the on_loop agent receives {{request, reason}}, but its input also requires {extra}",
+                )
 
     for name, agent in agents.items():
         base: Loc = ("agents", name)
         for i, tool in enumerate(agent.tools):
             if tool not in spec.tools:
                 close = difflib.get_close_matches(tool, list(spec.tools), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else " (declare it under the top-level 'tools:')"
+                hint = (
+                    f"; did you mean {close[0]!r}?" if close else " (declare it under the top-level 'tools:')"
+                )
                 fail((*base, "tools", i), f"tool {tool!r} is not declared{hint}")
         for i, handoff in enumerate(agent.handoffs):
             known_agent(handoff.to, (*base, "handoffs", i, "to"), "handoff target")
@@ -296,15 +304,19 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
     if spec.pattern == "router":
         entry = agents[spec.entry_agent]
         if not entry.handoffs:
-            fail(("agents", spec.entry_agent, "handoffs"),
-                 "a router's entry agent hands off: declare at least one handoff")
+            fail(
+                ("agents", spec.entry_agent, "handoffs"),
+                "a router's entry agent hands off: declare at least one handoff",
+            )
         if spec.pipeline:
             fail(("pipeline",), "'pipeline' belongs to pattern: pipeline")
     elif spec.pattern == "supervisor":
         entry = agents[spec.entry_agent]
         if not entry.delegates:
-            fail(("agents", spec.entry_agent, "delegates"),
-                 "a supervisor's entry agent delegates: list its workers under 'delegates'")
+            fail(
+                ("agents", spec.entry_agent, "delegates"),
+                "a supervisor's entry agent delegates: list its workers under 'delegates'",
+            )
         if spec.pipeline:
             fail(("pipeline",), "'pipeline' belongs to pattern: pipeline")
     else:
@@ -329,12 +341,23 @@ def _check_script(spec: SystemSpec, agent: AgentSpec, base: Loc, fail: Callable[
         loc = (*base, "script", i)
         if step.handoff is not None and step.handoff not in handoff_targets:
             close = difflib.get_close_matches(step.handoff, sorted(handoff_targets), n=1)
-            hint = (f"; did you mean {close[0]!r}?" if close
-                    else f" (its handoffs: {', '.join(sorted(handoff_targets)) or 'none'})")
-            fail((*loc, "handoff"), f"{agent.name!r} has no handoff to {step.handoff!r}{hint}."
-                 f" To script a call to an unknown target on purpose, use tool: {HANDOFF_PREFIX}{step.handoff}")
-        if step.tool is not None and step.tool not in callable_names and step.tool not in spec.tools \
-                and not step.tool.startswith(HANDOFF_PREFIX):
+            hint = (
+                f"; did you mean {close[0]!r}?"
+                if close
+                else f" (its handoffs: {', '.join(sorted(handoff_targets)) or 'none'})"
+            )
+            fail(
+                (*loc, "handoff"),
+                f"{agent.name!r} has no handoff to {step.handoff!r}{hint}."
+                " To script a call to an unknown target on purpose, use"
+                f" tool: {HANDOFF_PREFIX}{step.handoff}",
+            )
+        if (
+            step.tool is not None
+            and step.tool not in callable_names
+            and step.tool not in spec.tools
+            and not step.tool.startswith(HANDOFF_PREFIX)
+        ):
             pool = sorted(callable_names | set(spec.tools))
             close = difflib.get_close_matches(step.tool, pool, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""

@@ -35,9 +35,7 @@ SchemaField = Annotated[
     Schema | None,
     BeforeValidator(_parse_schema),
     PlainSerializer(
-        lambda s: (
-            {f.name: f.type_name + ("?" if f.optional else "") for f in s.fields} if s else None
-        ),
+        lambda s: {f.name: f.type_name + ("?" if f.optional else "") for f in s.fields} if s else None,
         return_type=Any,
     ),
 ]
@@ -120,8 +118,7 @@ class ScriptStep(_Spec):
         if len(actions) != 1:
             found = ", ".join(actions) if actions else "none"
             raise ValueError(
-                "a script step needs exactly one of reply, tool, handoff, fail, review"
-                f" (found {found})"
+                f"a script step needs exactly one of reply, tool, handoff, fail, review (found {found})"
             )
         if self.args is not None and self.tool is None:
             raise ValueError("'args' goes with 'tool'")
@@ -250,14 +247,18 @@ class SystemSpec(_Spec):
     @classmethod
     def _name_agents(cls, data: Any) -> Any:
         if isinstance(data, dict) and isinstance(data.get("agents"), dict):
-            scripted = data.get("scripted") if isinstance(data.get("scripted"), dict) else {}
+            raw_scripted = data.get("scripted")
+            scripted: dict[str, Any] = raw_scripted if isinstance(raw_scripted, dict) else {}
             agents = {}
             for key, value in data["agents"].items():
                 if isinstance(value, dict):
                     # The system's scripted defaults become each agent's own, so an agent
                     # version records the timing it really ran with.
-                    value = {"name": key, **{k: v for k, v in scripted.items()
-                                              if k in ("latency_ms", "tokens_per_s")}, **value}
+                    value = {
+                        "name": key,
+                        **{k: v for k, v in scripted.items() if k in ("latency_ms", "tokens_per_s")},
+                        **value,
+                    }
                 agents[key] = value
             data = {**data, "agents": agents}
         return data

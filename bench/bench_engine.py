@@ -1,0 +1,164 @@
+"""Engine overhead per agent hop.
+
+An N-agent handoff chain (a0 -> a1 -> ... -> aN-1), the scripted model at
+zero latency, in one process. Prints, as median microseconds:
+
+- per hop: the marginal cost of one more hop, (T(long) - T(short)) / extra hops,
+  so the fixed cost of opening and closing a session is not spread over hops;
+- per session: that fixed cost;
+
+for a bare asyncio loop, a bare asyncio loop writing one SQLite row per hop
+through aiosqlite (batched, WAL), the engine with nothing attached, the engine
+recording to SQLite, and the engine recording and exporting spans over
+OTLP/HTTP to a receiver on 127.0.0.1.
+
+Usage: python bench/bench_engine.py [--short 10] [--long 40] [--runs 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.server
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import aiosqlite
+
+from playground.engine import Runtime
+from playground.service import run_session
+from playground.spec import load_system_text
+from playground.store import Store
+
+
+def chain_yaml(n: int) -> str:
+    lines = [f"name: chain-{n}", "pattern: router", "entry: a0", f"limits: {{max_hops: {n + 1}}}", "agents:"]
+    for i in range(n):
+        lines.append(f"  a{i}:")
+        if i < n - 1:
+            lines += [
+                f"    handoffs: [{{to: a{i + 1}, context: {{question: str}}}}]",
+                f'    script: [{{handoff: a{i + 1}, context: {{question: "{{question}}"}}}}]',
+            ]
+        else:
+            lines.append('    script: [{reply: "done: {question}"}]')
+        if i == 0:
+            lines[-1] = lines[-1].replace('"{question}"', '"{input}"')
+    return "\n".join(lines) + "\n"
+
+
+async def timed(fn: Callable[[], Awaitable[object]], runs: int) -> float:
+    for _ in range(max(3, runs // 10)):  # warm up
+        await fn()
+    samples = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        await fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples) * 1e6
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    posts = 0
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).posts += 1
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--short", type=int, default=10)
+    parser.add_argument("--long", type=int, default=40)
+    parser.add_argument("--runs", type=int, default=200)
+    args = parser.parse_args()
+    short, long, runs = args.short, args.long, args.runs
+    systems = {n: load_system_text(chain_yaml(n), f"<chain {n}>", Path.cwd()) for n in (short, long)}
+    tmp = Path(tempfile.mkdtemp())
+
+    async def bare(n: int) -> None:
+        async def hop(i: int) -> int:
+            return i + 1
+
+        for i in range(n):
+            await hop(i)
+
+    db = await aiosqlite.connect(tmp / "bare.db")
+    await db.execute("PRAGMA journal_mode = WAL")
+    await db.execute("PRAGMA synchronous = NORMAL")
+    await db.execute("CREATE TABLE IF NOT EXISTS hops (run INTEGER, hop INTEGER, data TEXT)")
+    counter = [0]
+
+    async def bare_sqlite(n: int) -> None:
+        counter[0] += 1
+        rows = []
+        for i in range(n):
+            rows.append((counter[0], i, '{"kind": "hop"}'))
+        await db.executemany("INSERT INTO hops VALUES (?, ?, ?)", rows)
+        await db.commit()
+
+    async def engine(n: int) -> None:
+        result = await Runtime(systems[n]).run("hello")
+        assert result.status == "completed"
+
+    store = Store(tmp / "engine.db")
+    await store.open()
+
+    async def recorded(n: int) -> None:
+        result = await run_session(systems[n], "hello", store=store)
+        assert result.status == "completed"
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    from playground.tracing import configure_tracing
+
+    tracer = configure_tracing(otlp_endpoint=f"http://127.0.0.1:{server.server_port}")
+
+    async def exported(n: int) -> None:
+        result = await run_session(systems[n], "hello", store=store, tracer=tracer)
+        assert result.status == "completed"
+
+    rows = []
+    for label, fn in [
+        ("bare asyncio loop", bare),
+        ("bare asyncio + aiosqlite row per hop", bare_sqlite),
+        ("engine, nothing attached", engine),
+        ("engine, recording to SQLite", recorded),
+        ("engine, recording + OTLP/HTTP export", exported),
+    ]:
+        t_short = await timed(lambda fn=fn: fn(short), runs)
+        t_long = await timed(lambda fn=fn: fn(long), runs)
+        hops_short, hops_long = short - 1, long - 1
+        per_hop = (t_long - t_short) / (hops_long - hops_short)
+        fixed = t_short - per_hop * hops_short
+        rows.append((label, per_hop, fixed))
+    await store.close()
+    await db.close()
+    if tracer is not None:
+        tracer.shutdown()
+    server.shutdown()
+    print(
+        f"engine overhead per agent hop ({short}- vs {long}-agent chains, scripted model at zero latency,"
+        f" median of {runs} runs)"
+    )
+    print(f"{'':40} {'µs/hop':>9} {'µs/session':>11}")
+    for label, per_hop, fixed in rows:
+        print(f"{label:40} {per_hop:9.1f} {fixed:11.1f}")
+    print(f"(OTLP receiver got {_Receiver.posts} export requests)")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

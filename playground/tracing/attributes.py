@@ -1,0 +1,139 @@
+"""Attribute names the tracer writes: GenAI semantic conventions and ``playground.*``.
+
+The ``gen_ai.*`` names come from the OpenTelemetry semantic conventions package
+(``opentelemetry.semconv._incubating.attributes.gen_ai_attributes``); the
+``playground.*`` names are ours and, like event kinds, are a contract: dashboards
+and queries are built on them. Add names freely; never rename one.
+
+Importing this module imports ``opentelemetry.semconv`` (cheap, no SDK); it is
+only imported once tracing is configured.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from opentelemetry.semconv._incubating.attributes.gen_ai_attributes import (
+    GEN_AI_AGENT_NAME,
+    GEN_AI_CONVERSATION_ID,
+    GEN_AI_INPUT_MESSAGES,
+    GEN_AI_OPERATION_NAME,
+    GEN_AI_OUTPUT_MESSAGES,
+    GEN_AI_PROVIDER_NAME,
+    GEN_AI_REQUEST_MODEL,
+    GEN_AI_RESPONSE_MODEL,
+    GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+    GEN_AI_SYSTEM_INSTRUCTIONS,
+    GEN_AI_TOOL_CALL_ARGUMENTS,
+    GEN_AI_TOOL_CALL_ID,
+    GEN_AI_TOOL_CALL_RESULT,
+    GEN_AI_TOOL_NAME,
+    GEN_AI_USAGE_INPUT_TOKENS,
+    GEN_AI_USAGE_OUTPUT_TOKENS,
+    GEN_AI_WORKFLOW_NAME,
+)
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+
+__all__ = [
+    "ERROR_TYPE",
+    "GEN_AI_AGENT_NAME",
+    "GEN_AI_CONVERSATION_ID",
+    "GEN_AI_INPUT_MESSAGES",
+    "GEN_AI_OPERATION_NAME",
+    "GEN_AI_OUTPUT_MESSAGES",
+    "GEN_AI_PROVIDER_NAME",
+    "GEN_AI_REQUEST_MODEL",
+    "GEN_AI_RESPONSE_MODEL",
+    "GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK",
+    "GEN_AI_SYSTEM_INSTRUCTIONS",
+    "GEN_AI_TOOL_CALL_ARGUMENTS",
+    "GEN_AI_TOOL_CALL_ID",
+    "GEN_AI_TOOL_CALL_RESULT",
+    "GEN_AI_TOOL_NAME",
+    "GEN_AI_USAGE_INPUT_TOKENS",
+    "GEN_AI_USAGE_OUTPUT_TOKENS",
+    "GEN_AI_WORKFLOW_NAME",
+]
+
+# gen_ai.operation.name values (the semconv enum class is marked deprecated in
+# the installed package, so the values are spelled here).
+OP_INVOKE_WORKFLOW: Final = "invoke_workflow"
+OP_INVOKE_AGENT: Final = "invoke_agent"
+OP_CHAT: Final = "chat"
+OP_EXECUTE_TOOL: Final = "execute_tool"
+
+# Which span carries what: every attribute costs about 3 us per span to record
+# and to encode for OTLP, so a span carries what identifies it and leaves what
+# its parent already says to the parent. The session id is ``gen_ai.conversation.id``
+# on the root, activation, chat and tool spans, and ``playground.session_id`` on
+# the root; the trace id (the correlation id) ties every span to it anyway.
+
+SESSION_ID: Final = "playground.session_id"
+"""The session (root span)."""
+EVENT_SEQ: Final = "playground.event_seq"
+"""``seq`` of the event that started the span (all but the root), or of a span event's event."""
+STEP: Final = "playground.step"
+"""The step number of a model call, tool call or handoff (their spans and span events)."""
+AGENT_VERSION: Final = "playground.agent.version"
+"""The agent version id that ran (activation spans)."""
+
+# The run's root span.
+STATUS: Final = "playground.status"
+"""``completed``, ``failed`` or ``aborted``."""
+PATH: Final = "playground.path"
+"""The agents in handling order."""
+VERSIONS: Final = "playground.agent.versions"
+"""``agent=version`` for every agent the run started with."""
+PARENT_SESSION_ID: Final = "playground.parent_session_id"
+FORKED_FROM_STEP: Final = "playground.forked_from_step"
+ERROR_ORIGIN: Final = "playground.error.origin"
+"""The agent whose output first went wrong."""
+ERROR_MANIFESTED: Final = "playground.error.manifested"
+"""The agent where the failure showed."""
+INPUT: Final = "playground.input"
+"""The request (only with content capture)."""
+OUTPUT: Final = "playground.output"
+"""The final output (only with content capture)."""
+
+# Totals. Deliberately not ``gen_ai.usage.*`` (that is on chat spans only):
+# backends that sum usage over a trace would count every call twice.
+COST_USD: Final = "playground.cost_usd"
+"""Cost in USD: of the call on a chat span, of the activation's calls on its span,
+of the whole run on the root."""
+USAGE_INPUT_TOKENS: Final = "playground.usage.input_tokens"
+"""Input tokens of the whole run (root span)."""
+USAGE_OUTPUT_TOKENS: Final = "playground.usage.output_tokens"
+"""Output tokens of the whole run (root span)."""
+
+# Activation spans.
+AGENT_REASON: Final = "playground.agent.reason"
+"""Why the activation began: entry, handoff, delegation, stage, escalation, review."""
+AGENT_OUTCOME: Final = "playground.agent.outcome"
+"""reply, handoff, failed or aborted."""
+PARENT_ACTIVATION: Final = "playground.agent.parent_activation"
+"""For a delegated worker: ``seq`` of its supervisor's activation."""
+
+# Chat spans.
+ATTEMPT: Final = "playground.model.attempt"
+"""The attempt of a retried call (set from 2 on)."""
+RETRYABLE: Final = "playground.model.retryable"
+RETRY_OF: Final = "playground.model.retry_of"
+"""When an operator retried the step: ``seq`` of the response this one replaces."""
+
+# Tool spans.
+DELEGATION: Final = "playground.tool.delegation"
+"""The tool is a delegate: a worker agent called by a supervisor."""
+
+# Handoff spans (and the activation that handed off: HANDOFF_TARGET).
+HANDOFF_SOURCE: Final = "playground.handoff.source"
+HANDOFF_TARGET: Final = "playground.handoff.target"
+HANDOFF_PAYLOAD_TOKENS: Final = "playground.handoff.payload_tokens"
+HANDOFF_HISTORY: Final = "playground.handoff.history"
+HANDOFF_HISTORY_TOKENS: Final = "playground.handoff.history_tokens"
+HANDOFF_SCHEMA: Final = "playground.handoff.schema"
+HANDOFF_EDITED: Final = "playground.handoff.edited"
+HANDOFF_PAYLOAD: Final = "playground.handoff.payload"
+"""The delivered context as JSON (only with content capture)."""
+
+# Links from an activation to what caused it.
+LINK_REASON: Final = "playground.link.reason"

@@ -1,0 +1,149 @@
+"""Turning tracing on: exporters from options and the standard environment variables.
+
+Nothing here imports the OpenTelemetry SDK at module level: with tracing off,
+:func:`configure_tracing` returns None without importing it, and the runtime
+gets no sink at all.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+    from opentelemetry.sdk.trace.export import SpanExporter
+
+    from playground.tracing.tracer import EventTracer
+
+TRACES_PATH = "/v1/traces"
+"""The OTLP/HTTP traces path, appended to a base endpoint."""
+CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+"""The GenAI instrumentations' switch for recording prompts and replies."""
+
+# BatchSpanProcessor sizing. The SDK default queue (2,048 spans) drops spans
+# without a word when export falls behind (shared/FACTS.md: 11.8k of 50k kept in a
+# burst); a run of thousands of scenario sessions makes tens of thousands of spans.
+QUEUE_SIZE = 65_536
+SCHEDULE_DELAY_MS = 1_000
+"""Export at least every second, so a trace shows up in the backend while one watches."""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_endpoint() -> str | None:
+    """The OTLP endpoint the environment names: the traces one, or the base one."""
+    return (
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+        or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip()
+        or None
+    )
+
+
+def _env_traces_url() -> str:
+    traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    return traces or otlp_traces_url(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+
+
+def otlp_traces_url(endpoint: str) -> str:
+    """The traces URL for a base endpoint, as the OTLP spec does for
+    ``OTEL_EXPORTER_OTLP_ENDPOINT``: ``http://host:4318`` -> ``http://host:4318/v1/traces``.
+
+    A URL already ending in ``/v1/traces`` is kept; one without a scheme gets ``http://``.
+    """
+    url = endpoint.strip()
+    if "://" not in url:
+        url = "http://" + url
+    url = url.rstrip("/")
+    return url if url.endswith(TRACES_PATH) else url + TRACES_PATH
+
+
+def _console_line(span: ReadableSpan) -> str:
+    return str(span.to_json(indent=None)) + "\n"
+
+
+def _batch(exporter: SpanExporter) -> SpanProcessor:
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    options: dict[str, Any] = {}
+    # The OTEL_BSP_* variables win over our defaults when set.
+    if "OTEL_BSP_MAX_QUEUE_SIZE" not in os.environ:
+        options["max_queue_size"] = QUEUE_SIZE
+    if "OTEL_BSP_SCHEDULE_DELAY" not in os.environ:
+        options["schedule_delay_millis"] = SCHEDULE_DELAY_MS
+    return BatchSpanProcessor(exporter, **options)
+
+
+def configure_tracing(
+    otlp_endpoint: str | None = None,
+    console: bool = False,
+    exporter: SpanExporter | None = None,
+    *,
+    capture_content: bool | None = None,
+    service_name: str | None = None,
+) -> EventTracer | None:
+    """An :class:`~playground.tracing.tracer.EventTracer` for what is asked, or None.
+
+    Tracing is off unless something asks for it: ``otlp_endpoint`` (``--otlp``), the
+    environment (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``),
+    ``console`` or an ``exporter``. When it is off this returns None without
+    importing the SDK; pass no sink to the runtime then. ``OTEL_SDK_DISABLED=true``
+    turns it off whatever is asked.
+
+    Args:
+        otlp_endpoint: Base URL of an OTLP/HTTP collector (``http://localhost:4318``);
+            spans go to its ``/v1/traces``. Without it, the environment variables are
+            used the standard way (headers, timeout and compression too:
+            ``OTEL_EXPORTER_OTLP_*``). Exported in batches in a background thread.
+        console: Print each span as one JSON line to stderr (stdout stays clean for
+            ``--json``).
+        exporter: Any span exporter, exported synchronously as each span ends (tests
+            pass an ``InMemorySpanExporter``).
+        capture_content: Record prompts, replies, tool arguments and results and
+            handoff payloads. Default: the ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+            variable, else off.
+        service_name: ``service.name``; default ``OTEL_SERVICE_NAME``, else
+            ``agent-playground``.
+
+    Returns:
+        The tracer to pass to ``Runtime(sinks=[...])``, or None when tracing is off.
+        Call its ``flush()`` (or ``await flush_async()``) after each run and
+        ``shutdown()`` before exit; ``export_failures()`` then says whether any
+        spans did not reach the collector.
+    """
+    if _flag("OTEL_SDK_DISABLED"):
+        return None
+    from_env = env_endpoint() if not otlp_endpoint else None
+    if not otlp_endpoint and not from_env and not console and exporter is None:
+        return None
+
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+    from playground.tracing.tracer import EventTracer, ExportWatch, default_resource
+
+    processors: list[SpanProcessor] = []
+    watches: list[ExportWatch] = []
+    if exporter is not None:
+        processors.append(SimpleSpanProcessor(exporter))
+    if console:
+        processors.append(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr, formatter=_console_line)))
+    if otlp_endpoint or from_env:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        # With endpoint=None the exporter resolves the environment itself (base
+        # endpoint + /v1/traces, or the traces endpoint as is).
+        url = otlp_traces_url(otlp_endpoint) if otlp_endpoint else None
+        watch = ExportWatch(OTLPSpanExporter(endpoint=url), url or _env_traces_url())
+        watches.append(watch)
+        processors.append(_batch(watch))
+    if capture_content is None:
+        capture_content = _flag(CAPTURE_CONTENT_ENV)
+    return EventTracer(
+        processors,
+        capture_content=capture_content,
+        resource=default_resource(service_name),
+        watches=watches,
+    )

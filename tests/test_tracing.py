@@ -1,0 +1,732 @@
+"""Tracing: the real runtime's events become OpenTelemetry spans (in-memory exporter),
+and the OTLP/HTTP exporter delivers them to a local receiver."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import json
+import os
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from playground.engine import events as ev
+from playground.engine.runtime import RunResult, Runtime
+from playground.spec import System, load_system
+from playground.spec.load import load_system_text
+from playground.tracing import EventTracer, configure_tracing, otlp_traces_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ROUTER_FILE = ROOT / "agents" / "support_router.yaml"
+REQUEST = "My invoice INV-1042 was charged twice, please refund"
+
+
+def router_example() -> System:
+    """The bundled router example, without its demo latency."""
+    text = ROUTER_FILE.read_text(encoding="utf-8")
+    fast = re.sub(r"(?m)^scripted:.*$", "scripted: {latency_ms: 0, tokens_per_s: 0}", text)
+    assert fast != text
+    return load_system_text(fast, str(ROUTER_FILE), base=ROUTER_FILE.parent)
+
+
+def system_from(tmp_path: Path, text: str) -> System:
+    path = tmp_path / "system.yaml"
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return load_system(path)
+
+
+class Trace:
+    """The finished spans of one run, with lookups."""
+
+    def __init__(self, spans: tuple[ReadableSpan, ...]) -> None:
+        self.spans = list(spans)
+        self.by_id = {s.context.span_id: s for s in self.spans}
+
+    def named(self, name: str) -> list[ReadableSpan]:
+        return [s for s in self.spans if s.name == name]
+
+    def one(self, name: str) -> ReadableSpan:
+        found = self.named(name)
+        assert len(found) == 1, (name, [s.name for s in self.spans])
+        return found[0]
+
+    def parent(self, span: ReadableSpan) -> ReadableSpan | None:
+        return self.by_id[span.parent.span_id] if span.parent is not None else None
+
+    def children(self, span: ReadableSpan) -> list[str]:
+        return [
+            s.name for s in self.spans if s.parent is not None and s.parent.span_id == span.context.span_id
+        ]
+
+    def root(self) -> ReadableSpan:
+        roots = [s for s in self.spans if s.parent is None]
+        assert len(roots) == 1
+        return roots[0]
+
+    def texts(self) -> str:
+        """Everything a span carries as text: attributes, event attributes, statuses."""
+        parts: list[str] = []
+        for span in self.spans:
+            parts.append(json.dumps(dict(span.attributes or {}), default=str))
+            parts.extend(json.dumps(dict(e.attributes or {}), default=str) for e in span.events)
+            parts.append(span.status.description or "")
+        return "\n".join(parts)
+
+
+def trace_root(spans: list[ReadableSpan]) -> ReadableSpan:
+    return Trace(tuple(spans)).root()
+
+
+@pytest.fixture
+def memory() -> InMemorySpanExporter:
+    return InMemorySpanExporter()
+
+
+def tracer_for(memory: InMemorySpanExporter, *, capture_content: bool = False) -> EventTracer:
+    tracer = configure_tracing(exporter=memory, capture_content=capture_content)
+    assert tracer is not None
+    return tracer
+
+
+async def traced(
+    system: System, request: str, memory: InMemorySpanExporter, **options: Any
+) -> tuple[RunResult, Trace]:
+    tracer = tracer_for(memory, **options)
+    result = await Runtime(system, sinks=[tracer]).run(request)
+    tracer.shutdown()
+    return result, Trace(memory.get_finished_spans())
+
+
+# -- the router example ---------------------------------------------------------------------
+
+
+async def test_router_trace_structure_and_ids(memory: InMemorySpanExporter) -> None:
+    result, trace = await traced(router_example(), REQUEST, memory)
+    assert result.status == "completed"
+    assert {s.context.trace_id for s in trace.spans} == {int(result.correlation_id, 16)}
+
+    root = trace.root()
+    assert root.name == "invoke_workflow support-router"
+    router, billing = trace.one("invoke_agent router"), trace.one("invoke_agent billing")
+    assert trace.parent(router) is root and trace.parent(billing) is root
+    assert trace.children(router) == ["chat scripted", "handoff router -> billing"]
+    assert trace.children(billing) == [
+        "chat scripted",
+        "execute_tool lookup_invoice",
+        "chat scripted",
+    ]
+    assert sorted(trace.children(root)) == ["invoke_agent billing", "invoke_agent router"]
+    # billing was started by the handoff: a link says so.
+    handoff = trace.one("handoff router -> billing")
+    assert [link.context.span_id for link in billing.links] == [handoff.context.span_id]
+    assert all(s.status.status_code is StatusCode.UNSET for s in trace.spans)
+
+
+async def test_span_times_are_the_event_times(memory: InMemorySpanExporter) -> None:
+    result, trace = await traced(router_example(), REQUEST, memory)
+    by_kind = {e.kind: e for e in result.events}
+    root = trace.root()
+    assert root.start_time == int(by_kind["run_started"].ts * 1e9)
+    assert root.end_time == int(by_kind["run_finished"].ts * 1e9)
+    tool = trace.one("execute_tool lookup_invoice")
+    assert tool.start_time == int(by_kind["tool_called"].ts * 1e9)
+    assert tool.end_time == int(by_kind["tool_returned"].ts * 1e9)
+    for span in trace.spans:
+        assert span.start_time is not None and span.end_time is not None
+        assert span.start_time <= span.end_time
+        parent = trace.parent(span)
+        if parent is not None:
+            assert parent.start_time <= span.start_time and span.end_time <= parent.end_time
+
+
+async def test_genai_attributes(memory: InMemorySpanExporter) -> None:
+    result, trace = await traced(router_example(), REQUEST, memory)
+    session = result.session_id
+    versions = result.events[0].versions
+
+    root = trace.root()
+    assert root.attributes["gen_ai.operation.name"] == "invoke_workflow"
+    assert root.attributes["gen_ai.conversation.id"] == session
+    assert root.attributes["playground.session_id"] == session
+    assert root.attributes["playground.status"] == "completed"
+    assert list(root.attributes["playground.path"]) == ["router", "billing"]
+    assert root.attributes["playground.cost_usd"] == pytest.approx(result.cost_usd)
+    assert root.attributes["playground.usage.input_tokens"] == result.tokens["input"]
+
+    billing = trace.one("invoke_agent billing")
+    assert billing.attributes["gen_ai.operation.name"] == "invoke_agent"
+    assert billing.attributes["gen_ai.agent.name"] == "billing"
+    assert billing.attributes["playground.agent.version"] == versions["billing"]
+    assert billing.attributes["playground.agent.outcome"] == "reply"
+    assert billing.attributes["playground.cost_usd"] == pytest.approx(result.per_agent["billing"].cost_usd)
+    router = trace.one("invoke_agent router")
+    assert router.attributes["playground.handoff.target"] == "billing"
+
+    chats = [s for s in trace.named("chat scripted") if s.attributes["gen_ai.agent.name"] == "billing"]
+    responded = [e for e in result.events if isinstance(e, ev.ModelResponded) and e.agent == "billing"]
+    for chat, event in zip(chats, responded, strict=True):
+        assert chat.attributes["gen_ai.operation.name"] == "chat"
+        assert chat.attributes["gen_ai.provider.name"] == "scripted"
+        assert chat.attributes["gen_ai.request.model"] == "scripted"
+        assert chat.attributes["gen_ai.response.model"] == "scripted"
+        assert chat.attributes["gen_ai.usage.input_tokens"] == event.input_tokens
+        assert chat.attributes["gen_ai.usage.output_tokens"] == event.output_tokens
+        assert chat.attributes["playground.cost_usd"] == pytest.approx(event.cost_usd)
+        assert chat.attributes["gen_ai.conversation.id"] == session
+        assert chat.attributes["playground.step"] == event.step
+        assert chat.attributes["playground.event_seq"] == event.cause
+
+    tool = trace.one("execute_tool lookup_invoice")
+    called = next(e for e in result.events if isinstance(e, ev.ToolCalled))
+    assert tool.attributes["gen_ai.operation.name"] == "execute_tool"
+    assert tool.attributes["gen_ai.tool.name"] == "lookup_invoice"
+    assert tool.attributes["gen_ai.tool.call.id"] == called.call_id
+    assert tool.attributes["playground.event_seq"] == called.seq
+
+    handoff = trace.one("handoff router -> billing")
+    delivered = next(e for e in result.events if isinstance(e, ev.HandoffDelivered))
+    assert handoff.attributes["playground.handoff.target"] == "billing"
+    assert handoff.attributes["playground.handoff.payload_tokens"] == delivered.payload_tokens
+
+
+async def test_no_content_by_default(memory: InMemorySpanExporter) -> None:
+    _, trace = await traced(router_example(), REQUEST, memory)
+    text = trace.texts()
+    assert "INV-1042" not in text and "charged twice" not in text  # request, payload, tool result
+    assert "front desk" not in text  # the router's instructions
+    assert "C-1" not in text  # tool arguments and handoff payload
+    assert not any(
+        key.startswith(
+            (
+                "gen_ai.input",
+                "gen_ai.output",
+                "gen_ai.system_instructions",
+                "gen_ai.tool.call.arguments",
+                "gen_ai.tool.call.result",
+            )
+        )
+        for span in trace.spans
+        for key in (span.attributes or {})
+    )
+
+
+async def test_content_when_asked(memory: InMemorySpanExporter) -> None:
+    result, trace = await traced(router_example(), REQUEST, memory, capture_content=True)
+    router_chat = trace.parent(trace.one("handoff router -> billing"))
+    assert router_chat is not None
+    chat = next(s for s in trace.named("chat scripted") if trace.parent(s) is router_chat)
+    messages = json.loads(chat.attributes["gen_ai.input.messages"])
+    assert messages == [{"role": "user", "parts": [{"type": "text", "content": REQUEST}]}]
+    assert "front desk" in json.loads(chat.attributes["gen_ai.system_instructions"])[0]["content"]
+    output = json.loads(chat.attributes["gen_ai.output.messages"])[0]
+    assert output["finish_reason"] == "tool_call"
+    assert output["parts"][0]["name"] == "transfer_to_billing"
+    assert output["parts"][0]["arguments"] == {"customer_id": "C-1", "question": REQUEST}
+
+    payload = json.loads(trace.one("handoff router -> billing").attributes["playground.handoff.payload"])
+    assert payload == {"customer_id": "C-1", "question": REQUEST}
+    tool = trace.one("execute_tool lookup_invoice")
+    assert json.loads(tool.attributes["gen_ai.tool.call.arguments"]) == {"customer_id": "C-1"}
+    assert "INV-1042" in tool.attributes["gen_ai.tool.call.result"]
+    assert trace.root().attributes["playground.output"] == result.output
+    last = trace.named("chat scripted")[-1]
+    tool_turn = json.loads(last.attributes["gen_ai.input.messages"])[-1]
+    assert tool_turn["role"] == "tool" and tool_turn["parts"][0]["type"] == "tool_call_response"
+
+
+async def test_model_settings_never_reach_spans(tmp_path: Path, memory: InMemorySpanExporter) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: settings
+        pattern: router
+        entry: a
+        agents:
+          a:
+            model_settings: {api_base: "http://secret-host.invalid", api_key_env: SECRET_VAR_NAME}
+            handoffs: [{to: b}]
+            script: [{handoff: b}]
+          b: {script: [{reply: ok}]}
+        """,
+    )
+    _, trace = await traced(system, "hello", memory, capture_content=True)
+    text = trace.texts()
+    assert "secret-host" not in text and "SECRET_VAR_NAME" not in text
+
+
+# -- failures, retries and span events -------------------------------------------------------
+
+
+FAILING = """
+name: flaky
+pattern: router
+entry: desk
+limits: {retries: 0}
+agents:
+  desk:
+    handoffs: [{to: other}]
+    script:
+      - fail: provider_error
+  other: {script: [{reply: never}]}
+"""
+
+
+async def test_failing_run_sets_error_status(tmp_path: Path, memory: InMemorySpanExporter) -> None:
+    result, trace = await traced(system_from(tmp_path, FAILING), "hello", memory)
+    assert result.status == "failed"
+    assert {s.context.trace_id for s in trace.spans} == {int(result.correlation_id, 16)}
+    chat = trace.one("chat scripted")
+    assert chat.status.status_code is StatusCode.ERROR
+    assert "provider_error" in (chat.status.description or "")
+    assert chat.attributes["error.type"] == "provider_error"
+    desk = trace.one("invoke_agent desk")
+    assert desk.status.status_code is StatusCode.ERROR
+    root = trace.root()
+    assert root.status.status_code is StatusCode.ERROR
+    assert root.attributes["playground.status"] == "failed"
+    assert root.attributes["error.type"] == result.error["type"]
+    assert root.attributes["playground.error.origin"] == "desk"
+    assert root.attributes["playground.error.manifested"] == "desk"
+    assert result.error["message"] in (root.status.description or "")
+
+
+async def test_retry_and_fallback_are_span_events(tmp_path: Path, memory: InMemorySpanExporter) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: flaky
+        pattern: router
+        entry: desk
+        limits: {retries: 1, backoff_s: 0}
+        agents:
+          desk:
+            fallbacks: [scripted/backup]
+            handoffs: [{to: other}]
+            script:
+              - fail: rate_limited
+                model: scripted
+              - handoff: other
+          other: {script: [{reply: done}]}
+        """,
+    )
+    result, trace = await traced(system, "hello", memory)
+    assert result.status == "completed", result.error
+    desk = trace.one("invoke_agent desk")
+    names = [e.name for e in desk.events]
+    assert names == ["playground.retry_scheduled", "playground.fallback_used"]
+    retry = desk.events[0]
+    assert retry.attributes["playground.model.attempt"] == 2
+    assert desk.events[1].attributes["playground.fallback.to_model"] == "scripted/backup"
+    chats = [s for s in trace.spans if s.name.startswith("chat ") and trace.parent(s) is desk]
+    assert [s.status.status_code for s in chats] == [
+        StatusCode.ERROR,
+        StatusCode.ERROR,
+        StatusCode.UNSET,
+    ]
+    assert chats[-1].name == "chat scripted/backup"
+    assert desk.status.status_code is StatusCode.UNSET
+
+
+async def test_permission_denied_and_validation_are_span_events(
+    tmp_path: Path, memory: InMemorySpanExporter
+) -> None:
+    (tmp_path / "tools.py").write_text("def secret(x: str) -> str:\n    return x\n", encoding="utf-8")
+    system = system_from(
+        tmp_path,
+        """
+        name: guarded
+        pattern: router
+        entry: desk
+        tools: {secret: tools.py:secret}
+        agents:
+          desk:
+            handoffs: [{to: other}]
+            script:
+              - tool: secret
+                args: {x: "hidden-argument"}
+              - tool: transfer_to_nowhere
+              - handoff: other
+          other: {script: [{reply: done}]}
+        """,
+    )
+    result, trace = await traced(system, "hello", memory)
+    assert result.status == "completed", result.error
+    desk = trace.one("invoke_agent desk")
+    events = {e.name: e for e in desk.events}
+    assert set(events) == {"playground.permission_denied", "playground.validation_failed"}
+    assert events["playground.permission_denied"].attributes["gen_ai.tool.name"] == "secret"
+    assert events["playground.validation_failed"].attributes["playground.validation.what"] == "handoff_target"
+    assert "hidden-argument" not in trace.texts()
+
+
+async def test_loop_escalation_events_and_link(tmp_path: Path, memory: InMemorySpanExporter) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: pingpong
+        pattern: router
+        entry: a
+        on_loop: help
+        agents:
+          a:
+            handoffs: [{to: b}]
+            script: [{handoff: b, context: {question: "same"}}]
+          b:
+            handoffs: [{to: a}]
+            script: [{handoff: a, context: {question: "same"}}]
+          help:
+            input: {request: str, reason: str}
+            script: [{reply: "escalated because {reason}"}]
+        """,
+    )
+    result, trace = await traced(system, "go", memory)
+    assert result.status == "completed", result.error
+    looping = trace.named("invoke_agent a")[-1]
+    assert [e.name for e in looping.events] == ["playground.loop_detected", "playground.escalated"]
+    assert list(looping.events[0].attributes["playground.loop.edge"]) == ["a", "b"]
+    assert looping.attributes["playground.handoff.target"] == "help"
+    helper = trace.one("invoke_agent help")
+    assert helper.attributes["playground.agent.reason"] == "escalation"
+    assert [link.context.span_id for link in helper.links] == [looping.context.span_id]
+
+
+# -- supervisor and pipeline -----------------------------------------------------------------
+
+
+SUPERVISOR = """
+name: team
+pattern: supervisor
+entry: boss
+agents:
+  boss:
+    delegates: [writer]
+    review: true
+    script:
+      - tool: writer
+        args: {task: "write about {input}"}
+      - reply: "final: {tool_result}"
+      - review: reject
+        match: "draft one"
+        feedback: "needs more detail"
+  writer:
+    script:
+      - match: "needs more detail"
+        reply: "draft two, detailed"
+      - reply: "draft one"
+"""
+
+
+async def test_supervisor_workers_nest_under_the_supervisor(
+    tmp_path: Path, memory: InMemorySpanExporter
+) -> None:
+    result, trace = await traced(system_from(tmp_path, SUPERVISOR), "agents", memory)
+    assert result.status == "completed", result.error
+    boss = trace.one("invoke_agent boss")
+    assert trace.parent(boss) is trace.root()
+    delegation = trace.one("execute_tool writer")
+    assert trace.parent(delegation) is boss
+    assert delegation.attributes["playground.tool.delegation"] is True
+    writers = trace.named("invoke_agent writer")
+    assert len(writers) == 2  # first draft rejected, second accepted
+    for writer in writers:
+        assert trace.parent(writer) is delegation
+        assert (
+            writer.attributes["playground.agent.parent_activation"] == boss.attributes["playground.event_seq"]
+        )
+        assert trace.children(writer) == ["chat scripted"]
+    reviews = [e for e in boss.events if e.name == "playground.checkpoint_reviewed"]
+    assert [e.attributes["playground.review.verdict"] for e in reviews] == ["reject", "accept"]
+    assert all("playground.review.feedback" not in e.attributes for e in reviews)
+
+
+async def test_pipeline_stages_link_to_the_previous_stage(
+    tmp_path: Path, memory: InMemorySpanExporter
+) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: pipe
+        pattern: pipeline
+        pipeline: [extract, shout]
+        agents:
+          extract:
+            script: [{reply: {word: "{input}"}}]
+          shout:
+            input: {word: str}
+            script: [{reply: "{word}!"}]
+        """,
+    )
+    result, trace = await traced(system, "hello", memory)
+    assert result.status == "completed", result.error
+    extract, shout = trace.one("invoke_agent extract"), trace.one("invoke_agent shout")
+    assert trace.parent(shout) is trace.root()
+    assert [link.context.span_id for link in shout.links] == [extract.context.span_id]
+
+
+# -- the tracer as a component ---------------------------------------------------------------
+
+
+async def test_concurrent_sessions_get_their_own_traces(memory: InMemorySpanExporter) -> None:
+    tracer = tracer_for(memory)
+    system = router_example()
+    results = await asyncio.gather(*(Runtime(system, sinks=[tracer]).run(REQUEST) for _ in range(3)))
+    tracer.shutdown()
+    spans = memory.get_finished_spans()
+    for result in results:
+        mine = [s for s in spans if s.context.trace_id == int(result.correlation_id, 16)]
+        assert len(mine) == 8
+        assert trace_root(mine).attributes["playground.session_id"] == result.session_id
+        conversations = {s.attributes.get("gen_ai.conversation.id") for s in mine} - {None}
+        assert conversations == {result.session_id}
+
+
+async def test_caller_span_does_not_adopt_the_run(memory: InMemorySpanExporter) -> None:
+    outer = TracerProvider().get_tracer("test")
+    tracer = tracer_for(memory)
+    with outer.start_as_current_span("caller"):
+        result = await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
+    trace = Trace(memory.get_finished_spans())
+    assert trace.root().name == "invoke_workflow support-router"
+    assert trace.root().context.trace_id == int(result.correlation_id, 16)
+
+
+def test_tracer_never_raises_and_ignores_unknown_sessions(memory: InMemorySpanExporter) -> None:
+    tracer = tracer_for(memory)
+    tracer(ev.AgentStarted(session_id="nope", seq=2, ts=1.0, agent="a", reason="entry", incoming="x"))
+    tracer(ev.TokenDelta(session_id="nope", seq=0, ts=1.0, text="x"))
+    tracer(object())
+    tracer(
+        ev.RunStarted(session_id="s", seq=1, ts=1.0, system="sys", input="x", correlation_id="not-a-trace-id")
+    )
+    tracer(ev.ModelResponded(session_id="s", seq=3, ts=2.0, model="m", cause=99))
+    tracer(ev.RunFinished(session_id="s", seq=4, ts=3.0, output="", path=[], totals={}))
+    assert [s.name for s in memory.get_finished_spans()] == ["invoke_workflow sys"]
+
+
+def test_shutdown_ends_open_sessions_as_interrupted(memory: InMemorySpanExporter) -> None:
+    tracer = tracer_for(memory)
+    correlation = "0af7651916cd43dd8448eb211c80319c"
+    tracer(
+        ev.RunStarted(session_id="s", seq=1, ts=100.0, system="sys", input="x", correlation_id=correlation)
+    )
+    tracer(
+        ev.AgentStarted(
+            session_id="s",
+            seq=2,
+            ts=100.5,
+            agent="a",
+            cause=1,
+            reason="entry",
+            incoming="x",
+            model="openai/gpt-4o-mini",
+        )
+    )
+    tracer(
+        ev.ModelRequested(
+            session_id="s",
+            seq=3,
+            ts=101.0,
+            agent="a",
+            step=1,
+            activation=2,
+            cause=1,
+            model="openai/gpt-4o-mini",
+            messages=[],
+        )
+    )
+    assert tracer.open_sessions == ["s"]
+    tracer.shutdown()
+    trace = Trace(memory.get_finished_spans())
+    assert [s.name for s in trace.spans] == [
+        "chat openai/gpt-4o-mini",
+        "invoke_agent a",
+        "invoke_workflow sys",
+    ]
+    assert all(s.status.status_code is StatusCode.ERROR for s in trace.spans)
+    assert all(s.end_time is not None for s in trace.spans)
+    assert {s.context.trace_id for s in trace.spans} == {int(correlation, 16)}
+    chat = trace.spans[0]
+    assert chat.attributes["gen_ai.provider.name"] == "openai"
+    assert trace.spans[1].attributes["playground.agent.outcome"] == "interrupted"
+    assert trace.root().attributes["playground.status"] == "interrupted"
+    assert tracer.open_sessions == []
+    tracer(ev.RunStarted(session_id="t", seq=1, ts=1.0, system="s", input="", correlation_id=""))
+    tracer.shutdown()  # twice is fine; nothing is recorded after the first
+    assert len(memory.get_finished_spans()) == 3
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in list(os.environ):
+        if name.startswith("OTEL_"):
+            monkeypatch.delenv(name)
+    return monkeypatch
+
+
+def test_off_unless_asked(clean_env: pytest.MonkeyPatch) -> None:
+    assert configure_tracing() is None
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    tracer = configure_tracing()
+    assert tracer is not None
+    tracer.shutdown()
+    clean_env.setenv("OTEL_SDK_DISABLED", "true")
+    assert configure_tracing(console=True) is None
+
+
+def test_capture_content_from_env(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")
+    tracer = configure_tracing(exporter=InMemorySpanExporter())
+    assert tracer is not None and tracer.capture_content
+    tracer.shutdown()
+
+
+def test_service_name(clean_env: pytest.MonkeyPatch) -> None:
+    tracer = configure_tracing(exporter=InMemorySpanExporter())
+    assert tracer is not None
+    assert tracer.provider.resource.attributes["service.name"] == "agent-playground"
+    tracer.shutdown()
+    clean_env.setenv("OTEL_SERVICE_NAME", "my-team")
+    tracer = configure_tracing(exporter=InMemorySpanExporter())
+    assert tracer is not None
+    assert tracer.provider.resource.attributes["service.name"] == "my-team"
+    tracer.shutdown()
+
+
+def test_otlp_traces_url() -> None:
+    assert otlp_traces_url("http://localhost:4318") == "http://localhost:4318/v1/traces"
+    assert otlp_traces_url("http://localhost:4318/") == "http://localhost:4318/v1/traces"
+    assert otlp_traces_url("https://x.example/otlp/v1/traces") == "https://x.example/otlp/v1/traces"
+    assert otlp_traces_url("localhost:4318") == "http://localhost:4318/v1/traces"
+
+
+def test_console_writes_json_lines_to_stderr(
+    clean_env: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tracer = configure_tracing(console=True)
+    assert tracer is not None
+    result = asyncio.run(Runtime(router_example(), sinks=[tracer]).run(REQUEST))
+    tracer.shutdown()
+    out, err = capsys.readouterr()
+    assert out == ""
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert len(lines) == 8
+    assert {line["context"]["trace_id"] for line in lines} == {"0x" + result.correlation_id}
+
+
+class _Receiver(http.server.BaseHTTPRequestHandler):
+    posts: list[tuple[str, str, bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        type(self).posts.append((self.path, self.headers.get("Content-Type", ""), body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
+    posts: list[tuple[str, str, bytes]] = []
+    handler = type("Receiver", (_Receiver,), {"posts": posts})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", posts
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_otlp_http_export_reaches_a_collector(
+    clean_env: pytest.MonkeyPatch, receiver: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    endpoint, posts = receiver
+    tracer = configure_tracing(otlp_endpoint=endpoint)
+    assert tracer is not None
+    result = await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
+    assert await tracer.flush_async(timeout_s=10)
+    await tracer.shutdown_async()
+    assert posts, "nothing reached the receiver"
+    assert all(
+        path == "/v1/traces" and ctype == "application/x-protobuf" and body for path, ctype, body in posts
+    )
+    spans = []
+    for _, _, body in posts:
+        request = ExportTraceServiceRequest()
+        request.ParseFromString(body)
+        for resource_spans in request.resource_spans:
+            for scope_spans in resource_spans.scope_spans:
+                spans.extend(scope_spans.spans)
+    assert len(spans) == 8
+    assert {span.trace_id.hex() for span in spans} == {result.correlation_id}
+    assert tracer.export_failures() == {}
+
+
+async def test_export_failures_are_reported(clean_env: pytest.MonkeyPatch) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port with nobody listening
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    clean_env.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")
+    tracer = configure_tracing(otlp_endpoint=f"127.0.0.1:{port}")
+    assert tracer is not None
+    await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
+    await tracer.shutdown_async()
+    assert tracer.export_failures() == {f"http://127.0.0.1:{port}/v1/traces": 8}
+
+
+async def test_otlp_endpoint_from_environment(
+    clean_env: pytest.MonkeyPatch, receiver: tuple[str, list[tuple[str, str, bytes]]]
+) -> None:
+    endpoint, posts = receiver
+    clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    tracer = configure_tracing()
+    assert tracer is not None
+    await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
+    await tracer.shutdown_async()
+    assert posts and all(path == "/v1/traces" for path, _, _ in posts)
+
+
+def test_import_does_not_load_the_sdk() -> None:
+    code = (
+        "import sys\n"
+        "import playground.tracing\n"
+        "from playground.tracing import configure_tracing\n"
+        "assert configure_tracing() is None\n"
+        "heavy = ('opentelemetry.sdk', 'opentelemetry.exporter', 'textual')\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(heavy))\n"
+        "print(loaded)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip() == "[]", done.stdout
