@@ -87,16 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("systems", nargs="+", metavar="SYSTEM.yaml")
     _db_arg(check)
+
+    tui = commands.add_parser(
+        "tui",
+        help="open the TUI on one system",
+        description="Open the run screen on one system: type a request, watch each agent's pane, "
+        "step through gates, edit handoffs, swap models.",
+    )
+    tui.add_argument("system", metavar="SYSTEM.yaml")
+    _db_arg(tui)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return EXIT_OK
-    handler = {"run": _cmd_run, "sessions": _cmd_sessions, "check": _cmd_check}[args.command]
+    handler = {
+        None: _cmd_home,
+        "run": _cmd_run,
+        "sessions": _cmd_sessions,
+        "check": _cmd_check,
+        "tui": _cmd_tui,
+    }[args.command]
     from playground.errors import PlaygroundError, SpecError
 
     try:
@@ -133,6 +145,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
             spec = system.spec
             print(f"ok: {path}: {spec.name} ({spec.pattern}, {len(spec.agents)} agents)")
     return EXIT_USAGE if broken else EXIT_OK
+
+
+def _cmd_home(args: argparse.Namespace) -> int:
+    return _open_tui(args, None)
+
+
+def _cmd_tui(args: argparse.Namespace) -> int:
+    from playground.spec import load_system
+
+    return _open_tui(args, load_system(args.system))
+
+
+def _open_tui(args: argparse.Namespace, system: Any) -> int:
+    from playground.tui.app import PlaygroundApp
+
+    app = PlaygroundApp(system, db_path=_db_path(args), agents_dir=Path("agents"))
+    code = app.run()
+    return app.return_code or (code or EXIT_OK)
 
 
 def _cmd_run(args: argparse.Namespace) -> int:

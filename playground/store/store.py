@@ -232,6 +232,8 @@ class Store:
         self._closing = False
         self._secrets = secret_values()
         self._write_error: BaseException | None = None
+        self._tx = asyncio.Lock()
+        """Held by whoever has a transaction open on the one connection."""
         self.generation = 0
         """Bumped whenever this store changes agent versions (invalidates cached active specs)."""
 
@@ -338,7 +340,8 @@ class Store:
             batch, self._pending = self._pending, []
             if batch:
                 try:
-                    await self._write(db, batch)
+                    async with self._tx:
+                        await self._write(db, batch)
                 except aiosqlite.Error as exc:  # keep the run going; surface it at flush
                     self._write_error = exc
             if not self._pending:
@@ -509,6 +512,24 @@ class Store:
         if not new and not unset:
             return active
         now = time.time()
+        async with self._tx:
+            await self._record(db, system, wanted, specs, new, unset, active, source, note, now)
+        self.generation += 1
+        return await self.active_versions(system)
+
+    async def _record(
+        self,
+        db: aiosqlite.Connection,
+        system: str,
+        wanted: dict[str, str],
+        specs: dict[str, str],
+        new: list[str],
+        unset: list[str],
+        active: dict[str, str],
+        source: str,
+        note: str,
+        now: float,
+    ) -> None:
         await db.execute("BEGIN IMMEDIATE")
         try:
             for agent in new:
@@ -540,8 +561,6 @@ class Store:
         except BaseException:
             await db.rollback()
             raise
-        self.generation += 1
-        return await self.active_versions(system)
 
     async def active_versions(self, system: str) -> dict[str, str]:
         async with self.db.execute(

@@ -1,0 +1,95 @@
+"""The Textual app: owns the store and the screens.
+
+Started by ``playground`` (the home screen) or ``playground tui SYSTEM.yaml``
+(the run screen). Importing this module must stay cheap: litellm is imported
+only when a run needs a real model, in a thread (``run_session`` preloads it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker
+
+from playground.errors import PlaygroundError
+from playground.spec.load import System
+from playground.store.store import Store, default_db_path
+from playground.tui.screens.home import HomeScreen
+from playground.tui.screens.run import RunScreen
+
+QUIT_GRACE_S = 2.0
+"""How long quitting waits for an aborted run to record itself."""
+
+
+class PlaygroundApp(App[int]):
+    """The playground TUI.
+
+    Args:
+        system: Open the run screen on this system; None opens the home screen.
+        db_path: The session store (default: ``$PLAYGROUND_DB`` or ``sessions/playground.db``).
+        agents_dir: Where the home screen looks for system files.
+    """
+
+    CSS_PATH = "app.tcss"
+    TITLE = "Agent Playground"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit; a run in progress is aborted first"),
+    ]
+
+    def __init__(
+        self,
+        system: System | None = None,
+        *,
+        db_path: str | Path | None = None,
+        agents_dir: str | Path = "agents",
+    ) -> None:
+        super().__init__()
+        self.system = system
+        self.db_path = Path(db_path) if db_path is not None else default_db_path()
+        self.agents_dir = Path(agents_dir)
+        self.store = Store(self.db_path)
+        """The session store, open while the app runs."""
+
+    async def on_mount(self) -> None:
+        try:
+            await self.store.open()
+        except PlaygroundError as exc:
+            self.exit(1, message=f"error: {exc}")
+            return
+        if self.system is not None:
+            await self.push_screen(RunScreen(self.system, self.store))
+        else:
+            await self.push_screen(HomeScreen(self.store, self.agents_dir))
+
+    async def on_unmount(self) -> None:
+        await self.store.close()
+
+    async def on_home_screen_system_chosen(self, message: HomeScreen.SystemChosen) -> None:
+        await self.push_screen(RunScreen(message.system, self.store))
+
+    async def action_quit(self) -> None:
+        """Abort runs in progress (so their sessions record as aborted), then exit."""
+        running = [s for s in self.screen_stack if isinstance(s, RunScreen) and s.controller is not None]
+        for screen in running:
+            if screen.controller is not None:
+                screen.controller.abort()
+        workers = [w for w in self.workers if w.group == "run" and w.is_running]
+        if workers:
+            await asyncio.wait([asyncio.ensure_future(_settle(w)) for w in workers], timeout=QUIT_GRACE_S)
+        self.exit(0)
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        if isinstance(screen, RunScreen):
+            yield from screen.palette_commands()
+
+
+async def _settle(worker: Worker[object]) -> None:
+    with contextlib.suppress(Exception):
+        await worker.wait()

@@ -1,0 +1,483 @@
+"""The run screen: send a request, watch every agent work, and debug the run step by step."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from functools import partial
+from typing import Any
+
+from textual import work
+from textual.app import ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Input
+from textual.worker import Worker, WorkerState
+
+from playground.engine.controller import StepController
+from playground.engine.runtime import RunResult, canonical_spec, version_id_of_json
+from playground.errors import PlaygroundError
+from playground.service import active_agents, run_session
+from playground.spec.load import System
+from playground.spec.models import AgentSpec
+from playground.store.store import Store
+from playground.tui.bridge import Bridge
+from playground.tui.screens.edit_payload import EditPayloadScreen
+from playground.tui.screens.model_swap import ModelSwapScreen
+from playground.tui.state import HandoffView, RunView, Step
+from playground.tui.widgets.agent_pane import AgentPane
+from playground.tui.widgets.gate_banner import GateBanner
+from playground.tui.widgets.handoff_path import HandoffPath
+from playground.tui.widgets.inspector import Inspector
+from playground.tui.widgets.pane_grid import PaneGrid
+from playground.tui.widgets.timeline import Timeline
+from playground.tui.widgets.totals import Totals
+
+
+class RunScreen(Screen[None]):
+    """One system: its agents' panes, the handoff path, inspector, timeline and totals.
+
+    Args:
+        system: The loaded system.
+        store: The open session store.
+    """
+
+    BINDINGS = [
+        Binding(
+            "s",
+            "step",
+            "Step",
+            id="run.step",
+            tooltip="Run to the next gate and pause (starts the typed request in step mode)",
+        ),
+        Binding(
+            "c", "continue", "Continue", id="run.continue", tooltip="Run on to the next breakpoint or the end"
+        ),
+        Binding("p", "pause", "Pause", id="run.pause", tooltip="Pause the run at the next gate"),
+        Binding("r", "retry", "Retry", id="run.retry", tooltip="Run the held agent's last model call again"),
+        Binding(
+            "e", "edit", "Edit", id="run.edit", tooltip="Edit the held handoff context or tool arguments"
+        ),
+        Binding(
+            "b",
+            "toggle_breakpoint",
+            "Break",
+            id="run.breakpoint",
+            tooltip="Toggle a breakpoint on the focused agent",
+        ),
+        Binding(
+            "m",
+            "swap_model",
+            "Model",
+            id="run.model",
+            tooltip="Swap the focused agent's model (a new version)",
+        ),
+        Binding("a", "abort", "Abort", id="run.abort", tooltip="Abort the run at the next gate"),
+        Binding(
+            "v",
+            "versions",
+            "Versions",
+            show=False,
+            id="run.versions",
+            tooltip="Versions of the focused agent",
+        ),
+        Binding(
+            "f", "fork", "Fork", show=False, id="run.fork", tooltip="Fork the session from the selected step"
+        ),
+        Binding(
+            "x",
+            "compare",
+            "Compare",
+            show=False,
+            id="run.compare",
+            tooltip="Compare two versions side by side",
+        ),
+        Binding(
+            "escape", "leave_input", "Panes", show=False, id="run.panes", tooltip="Focus the agent panes"
+        ),
+        Binding("slash", "focus_input", "Request", show=False, id="run.input", tooltip="Type a request"),
+    ]
+
+    def __init__(self, system: System, store: Store) -> None:
+        super().__init__()
+        self.system = system
+        self.store = store
+        self.view = RunView(system)
+        self.breakpoints: set[str] = set()
+        """Breakpoints (``agent:NAME``, ``handoff:*``, ``tool:*``), shared with the running controller."""
+        self.controller: StepController | None = None
+        """The controller of the run in progress, if any."""
+        self.specs: dict[str, AgentSpec] = dict(system.spec.agents)
+        """The active spec of each agent (what the next run uses)."""
+        self.last_result: RunResult | None = None
+        self._bridge: Bridge | None = None
+        self._selected: HandoffView | Step | None = None
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        spec = self.system.spec
+        yield Header()
+        yield Input(
+            placeholder="Type a request · enter runs it · esc then s runs it step by step",
+            id="request",
+        )
+        yield HandoffPath(id="path")
+        yield GateBanner(id="gate")
+        with Horizontal(id="main"):
+            with PaneGrid(id="panes"):
+                for name in self._pane_order():
+                    yield AgentPane(name)
+            with Vertical(id="side"):
+                yield Inspector(id="inspector")
+                yield Timeline(id="timeline")
+        yield Totals(id="totals")
+        yield Footer()
+        self.title = f"{spec.name} ({spec.pattern})"
+        self.sub_title = spec.description
+
+    def _pane_order(self) -> list[str]:
+        entry = self.system.spec.entry_agent
+        return [entry, *(n for n in self.system.spec.agents if n != entry)]
+
+    async def on_mount(self) -> None:
+        self.query_one("#timeline", Timeline).border_title = "timeline"
+        self.query_one(Inspector).show_empty()
+        self.set_interval(0.25, self._tick)
+        self.query_one("#request", Input).focus()
+        self._redraw()
+        await self._load_versions()
+
+    async def _load_versions(self) -> None:
+        try:
+            agents, versions = await active_agents(self.store, self.system)
+        except PlaygroundError as exc:
+            self.notify(str(exc), title="cannot use the active versions", severity="error", timeout=10)
+            return
+        self.specs = agents
+        for name, view in self.view.agents.items():
+            view.version = versions.get(name, view.version)
+            view.model = agents[name].model if name in agents else view.model
+        self._redraw()
+
+    # -- drawing -----------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        view = self.view
+        active = view.active
+        for pane in self.query(AgentPane):
+            agent = view.agents.get(pane.agent)
+            if agent is not None:
+                pane.show(
+                    agent, active=pane.agent == active, breakpoint=f"agent:{pane.agent}" in self.breakpoints
+                )
+        self.query_one(HandoffPath).show(view.path, view.handoffs, view.pending_handoff)
+        pending = view.agents[view.gate.agent].pending if view.gate and view.gate.agent in view.agents else ""
+        self.query_one(GateBanner).show(view.gate, pending)
+        self._show_inspector()
+        self.query_one(Timeline).show(view.steps, view.elapsed())
+        self.query_one(Totals).show(view)
+        self.sub_title = self._breakpoint_summary()
+
+    def _breakpoint_summary(self) -> str:
+        if not self.breakpoints:
+            return self.system.spec.description
+        return "breakpoints: " + ", ".join(sorted(self.breakpoints))
+
+    def _show_inspector(self) -> None:
+        inspector = self.query_one(Inspector)
+        selected = self._selected
+        if self.view.pending_handoff is not None:
+            inspector.show_handoff(self.view.pending_handoff, self.system)
+        elif isinstance(selected, HandoffView):
+            inspector.show_handoff(selected, self.system)
+        elif isinstance(selected, Step):
+            inspector.show_step(selected)
+        elif self.view.handoffs:
+            inspector.show_handoff(self.view.handoffs[-1], self.system)
+        else:
+            inspector.show_empty()
+
+    def _tick(self) -> None:
+        if self.view.status == "running":
+            self.query_one(Totals).show(self.view)
+            self.query_one(Timeline).show(self.view.steps, self.view.elapsed())
+
+    # -- the bridge --------------------------------------------------------------------------
+
+    def on_bridge_batch(self, message: Bridge.Batch) -> None:
+        if message.bridge is not self._bridge:
+            return  # a batch of a run that was replaced
+        self.view.apply_all(message.items)
+        self._redraw()
+
+    def on_bridge_held(self, message: Bridge.Held) -> None:
+        if message.bridge is not self._bridge:
+            return
+        self.view.hold(message.gate)
+        self._redraw()
+
+    def on_timeline_step_selected(self, message: Timeline.StepSelected) -> None:
+        step = message.step
+        self._selected = step.handoff if step.handoff is not None else step
+        self._show_inspector()
+
+    def on_handoff_path_edge_selected(self, message: HandoffPath.EdgeSelected) -> None:
+        self._selected = message.handoff
+        self._show_inspector()
+
+    # -- running -----------------------------------------------------------------------------
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._start(stepping=False)
+
+    def _start(self, *, stepping: bool) -> None:
+        request = self.query_one("#request", Input).value.strip()
+        if not request:
+            self.notify("Type a request first.", severity="warning")
+            self.query_one("#request", Input).focus()
+            return
+        if self.view.running:
+            self.notify("A run is in progress: c continues it, a aborts it.", severity="warning")
+            return
+        bridge = Bridge(self)
+        controller = StepController(stepping=stepping, breakpoints=self.breakpoints, on_pause=bridge.on_pause)
+        self._bridge, self.controller = bridge, controller
+        self._selected = None
+        self.view.reset()
+        self.view.status = "running"
+        self._redraw()
+        self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
+        self.run_request(request, controller, bridge)
+
+    @work(exclusive=True, exit_on_error=False, group="run")
+    async def run_request(self, request: str, controller: StepController, bridge: Bridge) -> RunResult:
+        """Run ``request`` through the system; events come back through ``bridge``."""
+        try:
+            return await run_session(
+                self.system, request, store=self.store, controller=controller, live=[bridge]
+            )
+        finally:
+            bridge.close()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "run" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            return
+        self.controller = None
+        if event.state == WorkerState.SUCCESS:
+            result = event.worker.result
+            self.last_result = result if isinstance(result, RunResult) else None
+        elif event.state == WorkerState.ERROR:
+            error = event.worker.error
+            self.view.status = "failed"
+            self.view.error = {
+                "type": type(error).__name__,
+                "message": str(error),
+                "origin": None,
+                "manifested": None,
+            }
+            self.notify(str(error), title="the run could not start", severity="error", timeout=10)
+        if self.view.status in ("running", "paused"):
+            self.view.status = "aborted"
+        self._redraw()
+
+    # -- operator actions --------------------------------------------------------------------
+
+    def _held(self) -> StepController | None:
+        controller = self.controller
+        return controller if controller is not None and controller.pending is not None else None
+
+    def action_step(self) -> None:
+        controller = self.controller
+        if controller is None:
+            self._start(stepping=True)
+        elif controller.pending is not None:
+            controller.step()
+            self.view.release()
+            self._redraw()
+        else:
+            controller.pause()
+            self.notify("Pausing at the next gate.")
+
+    def action_continue(self) -> None:
+        controller = self.controller
+        if controller is None:
+            self._start(stepping=False)
+            return
+        controller.resume()
+        self.view.release()
+        self._redraw()
+
+    def action_pause(self) -> None:
+        controller = self.controller
+        if controller is None:
+            self.notify("Nothing is running. s runs the typed request step by step.")
+        elif controller.pending is not None:
+            self.notify("Already paused: s steps, c continues.")
+        else:
+            controller.pause()
+            self.notify("Pausing at the next gate.")
+
+    def action_retry(self) -> None:
+        controller = self._held()
+        if controller is None:
+            self.notify("Retry works on a held step: pause (p) or step (s) first.", severity="warning")
+            return
+        error = controller.retry()
+        if error is not None:
+            self.notify(f"Cannot retry: {error}.", severity="warning")
+            return
+        self.view.release()
+        self._redraw()
+
+    def action_edit(self) -> None:
+        controller = self._held()
+        gate = controller.pending if controller is not None else None
+        if controller is None or gate is None:
+            self.notify(
+                "Nothing is held to edit: step (s) to a handoff or tool call first.", severity="warning"
+            )
+            return
+        if gate.kind == "model_call":
+            self.notify(
+                "A model call has nothing to edit; step (s) to its tool call or handoff.", severity="warning"
+            )
+            return
+        field = "context" if gate.kind == "handoff" else "args"
+        payload = dict(gate.payload)
+        what = (
+            f"Handoff context {gate.agent} → {payload.get('target')}"
+            if gate.kind == "handoff"
+            else f"Arguments of {gate.agent}'s call to {payload.get('tool')}"
+        )
+
+        def validate(value: dict[str, Any]) -> str | None:
+            return gate.validate({**payload, field: value})
+
+        def deliver(value: dict[str, Any] | None) -> None:
+            if value is None or self.controller is not controller or controller.pending is not gate:
+                return
+            error = controller.edit({**payload, field: value})
+            if error is not None:
+                self.notify(f"Edit rejected: {error}", severity="error")
+                return
+            self.view.release()
+            self._redraw()
+            self.notify("Edit delivered.")
+
+        self.app.push_screen(EditPayloadScreen(what, dict(payload.get(field) or {}), validate), deliver)
+
+    def action_abort(self) -> None:
+        controller = self.controller
+        if controller is None:
+            self.notify("Nothing is running.")
+            return
+        held = controller.pending is not None
+        controller.abort()
+        if held:
+            self.view.release()
+            self._redraw()
+        else:
+            self.notify("Aborting at the next gate.")
+
+    def _focused_agent(self) -> str | None:
+        focused = self.focused
+        if isinstance(focused, AgentPane):
+            return focused.agent
+        self.notify("Focus an agent pane first (tab, or click it).", severity="warning")
+        return None
+
+    def action_toggle_breakpoint(self, point: str = "") -> None:
+        if not point:
+            agent = self._focused_agent()
+            if agent is None:
+                return
+            point = f"agent:{agent}"
+        if point in self.breakpoints:
+            self.breakpoints.discard(point)
+            self.notify(f"Breakpoint off: {point}")
+        else:
+            self.breakpoints.add(point)
+            self.notify(f"Breakpoint on: {point}")
+        self._redraw()
+
+    def action_swap_model(self) -> None:
+        agent = self._focused_agent()
+        if agent is None:
+            return
+        spec = self.specs[agent]
+        in_use = {"scripted"}
+        for other in self.specs.values():
+            in_use.update([other.model, *other.fallbacks])
+        choices = sorted(in_use)
+
+        def swap(model: str | None) -> None:
+            if model is not None and model != spec.model:
+                self.swap_model(agent, model)
+
+        self.app.push_screen(ModelSwapScreen(agent, spec.model, choices), swap)
+
+    @work(exclusive=True, exit_on_error=False, group="versions")
+    async def swap_model(self, agent: str, model: str) -> None:
+        """Record a new operator version of ``agent`` running ``model`` and make it active."""
+        spec = self.specs[agent]
+        new_json = canonical_spec(spec.model_copy(update={"model": model}))
+        wanted = version_id_of_json(new_json)
+        active = await self.store.record_versions(
+            self.system.name,
+            {agent: new_json},
+            source="operator",
+            note=f"model {spec.model} -> {model} (swapped in the TUI)",
+        )
+        if active.get(agent) != wanted:
+            self.notify(
+                f"{agent} already had a version with {model} ({wanted}); it was not made active again. "
+                "Rolling back to it needs the versions screen (v).",
+                severity="warning",
+                timeout=8,
+            )
+            return
+        await self._load_versions()
+        later = " from the next run" if self.view.running else ""
+        self.notify(f"{agent} now runs {model}{later} (version {wanted[:8]}).")
+
+    def action_versions(self) -> None:
+        self.notify("Versions are not yet available in the TUI.", severity="warning")
+
+    def action_fork(self) -> None:
+        self.notify("Fork is not yet available in the TUI.", severity="warning")
+
+    def action_compare(self) -> None:
+        self.notify("Compare is not yet available in the TUI.", severity="warning")
+
+    def action_leave_input(self) -> None:
+        if isinstance(self.focused, Input):
+            entry = self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane)
+            entry.focus()
+
+    def action_focus_input(self) -> None:
+        self.query_one("#request", Input).focus()
+
+    # -- command palette ---------------------------------------------------------------------
+
+    def palette_commands(self) -> Iterable[SystemCommand]:
+        """This screen's actions for the command palette (the app adds them)."""
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.key not in ("escape", "slash"):
+                yield SystemCommand(
+                    f"{binding.description} ({binding.key})",
+                    binding.tooltip,
+                    partial(self.run_action, binding.action),
+                )
+        for point, what in (("handoff:*", "any handoff"), ("tool:*", "any tool call")):
+            state = "off" if point in self.breakpoints else "on"
+            yield SystemCommand(
+                f"Breakpoint {state}: {what}",
+                f"Stop before {what} ({point})",
+                partial(self.action_toggle_breakpoint, point),
+            )

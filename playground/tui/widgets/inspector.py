@@ -1,0 +1,70 @@
+"""The inspector: a handoff's context as typed fields, or the details of a selected step."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from playground.spec.load import System
+from playground.tui.state import HandoffView, Step
+
+
+class Inspector(Static):
+    """Shows a :class:`HandoffView` (:meth:`show_handoff`) or a :class:`Step` (:meth:`show_step`)."""
+
+    def show_empty(self) -> None:
+        self.border_title = "inspector"
+        self.update(
+            Text(
+                "Handoff contexts and step details show here.\n"
+                "Select a step in the timeline, or a handoff in the path.",
+                "dim",
+            )
+        )
+
+    def show_handoff(self, handoff: HandoffView, system: System) -> None:
+        state = (
+            "held before delivery"
+            if handoff.pending
+            else ("delivered, edited" if handoff.edited else "delivered")
+        )
+        self.border_title = f"handoff {handoff.source} → {handoff.target} · {state}"
+        table = Table(show_edge=False, box=None, padding=(0, 1), expand=True, header_style="bold")
+        table.add_column("field", style="bold", no_wrap=True)
+        table.add_column("type", style="cyan", no_wrap=True)
+        table.add_column("value", overflow="fold", ratio=1)
+        for name, type_name, value in handoff.typed_fields(system):
+            table.add_row(name, type_name, value)
+        if handoff.history_tokens is not None:
+            history = f"{handoff.history_tokens} tok"
+        else:
+            history = f"≈{handoff.history_estimate} tok"
+        sizes = Text.assemble(
+            ("payload ", "dim"),
+            (f"{handoff.payload_tokens} tok", "bold green"),
+            (" · full history ", "dim"),
+            (history, "bold"),
+            (f" · history policy: {handoff.history}", "dim"),
+        )
+        schema = Text.assemble(("schema ", "dim"), (handoff.schema, "cyan"))
+        parts: list[RenderableType] = [table, Text(), sizes, schema]
+        if handoff.pending:
+            parts.append(Text("e edit · s deliver and step · c continue · r retry", "yellow"))
+        self.update(Group(*parts))
+
+    def show_step(self, step: Step) -> None:
+        if step.handoff is not None:
+            return
+        self.border_title = f"step #{step.seq} · {step.kind.replace('_', ' ')}"
+        table = Table(show_edge=False, show_header=False, box=None, padding=(0, 1), expand=True)
+        table.add_column("name", style="bold", no_wrap=True)
+        table.add_column("value", overflow="fold", ratio=1)
+        table.add_row("what", step.label)
+        latency = step.latency_ms
+        if latency is not None and step.end != step.start:
+            table.add_row("latency", f"{latency:.0f} ms")
+        for name, value in step.detail:
+            table.add_row(name, value)
+        self.update(table)

@@ -1,0 +1,166 @@
+"""The trace timeline: every step of the run, nested, with a latency bar and its cost.
+
+Drawn with the line API (only visible rows are rendered), so a session of
+thousands of steps scrolls as cheaply as one of ten.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import reactive
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from playground.tui.state import Step
+
+ICONS = {
+    "activation": "▸",
+    "model_call": "◆",
+    "tool_call": "⚙",
+    "handoff": "⇢",
+    "retry": "↻",
+    "fallback": "⤳",
+    "validation": "✘",
+    "permission": "⛔",
+    "loop": "⟲",
+    "escalation": "⇑",
+    "review": "✔",
+    "operator": "⚑",
+    "run": "■",
+}
+BAR_STYLES = {
+    "activation": "blue",
+    "model_call": "cyan",
+    "tool_call": "magenta",
+    "handoff": "bold blue",
+    "operator": "yellow",
+}
+
+
+class Timeline(ScrollView, can_focus=True):
+    """Rows of :class:`~playground.tui.state.Step`; up/down select, enter shows the step."""
+
+    BINDINGS = [
+        Binding("up", "move(-1)", "Up", show=False),
+        Binding("down", "move(1)", "Down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("enter", "choose", "Show step", show=False),
+    ]
+
+    cursor: reactive[int] = reactive(-1)
+    """Index of the selected row; -1 follows the newest step."""
+
+    class StepSelected(Message):
+        """A step was selected."""
+
+        def __init__(self, step: Step) -> None:
+            super().__init__()
+            self.step = step
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._steps: list[Step] = []
+        self._t0 = 0.0
+        self._t1 = 0.0
+
+    def show(self, steps: list[Step], span_s: float) -> None:
+        """Redraw with ``steps``; the bars' scale spans ``span_s`` seconds of run time."""
+        self._steps = steps
+        self._t0 = 0.0
+        self._t1 = span_s
+        self.virtual_size = Size(self.size.width, len(steps))
+        if self.cursor == -1 and steps:
+            self.scroll_to(y=max(0, len(steps) - self.size.height), animate=False, immediate=True)
+        self.refresh()
+
+    def watch_cursor(self, old: int, new: int) -> None:
+        if 0 <= new < len(self._steps):
+            self._scroll_into_view(new)
+        self.refresh()
+
+    def _scroll_into_view(self, row: int) -> None:
+        top = int(self.scroll_y)
+        height = self.size.height
+        if row < top:
+            self.scroll_to(y=row, animate=False, immediate=True)
+        elif row >= top + height:
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+
+    def action_move(self, delta: int) -> None:
+        if not self._steps:
+            return
+        current = self.cursor if self.cursor >= 0 else len(self._steps)
+        self.cursor = max(0, min(len(self._steps) - 1, current + delta))
+        self.post_message(self.StepSelected(self._steps[self.cursor]))
+
+    def action_first(self) -> None:
+        if self._steps:
+            self.cursor = 0
+            self.post_message(self.StepSelected(self._steps[0]))
+
+    def action_last(self) -> None:
+        self.cursor = -1
+        if self._steps:
+            self.post_message(self.StepSelected(self._steps[-1]))
+
+    def action_choose(self) -> None:
+        if self._steps:
+            self.post_message(self.StepSelected(self._steps[self.cursor]))
+
+    def on_click(self, event: object) -> None:
+        y = getattr(event, "y", None)
+        if y is None:
+            return
+        row = int(self.scroll_y) + int(y)
+        if 0 <= row < len(self._steps):
+            self.cursor = row
+            self.post_message(self.StepSelected(self._steps[row]))
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        row = int(self.scroll_y) + y
+        if row >= len(self._steps):
+            return Strip.blank(width, self.rich_style)
+        step = self._steps[row]
+        text = self._row(step, width)
+        if row == self.cursor:
+            text.stylize("reverse" if self.has_focus else "on grey23")
+        segments = list(text.render(self.app.console))
+        return Strip(segments).adjust_cell_length(width, self.rich_style).simplify()
+
+    def _row(self, step: Step, width: int) -> Text:
+        bar_width = max(6, min(30, width // 6))
+        tail_width = bar_width + 18
+        label_width = max(8, width - tail_width)
+        colour = "red" if step.status == "failed" else ("" if step.status != "running" else "bold")
+        label = Text(no_wrap=True, overflow="ellipsis")
+        label.append("  " * step.depth)
+        label.append(ICONS.get(step.kind, "·") + " ", colour or BAR_STYLES.get(step.kind, "dim"))
+        label.append(step.label, colour or ("bold" if step.kind == "activation" else ""))
+        label.truncate(label_width, overflow="ellipsis", pad=True)
+        span = max(self._t1 - self._t0, 1e-6)
+        end = step.end if step.end is not None else self._t1
+        first = int(max(0.0, step.start - self._t0) / span * bar_width)
+        last = int(max(0.0, end - self._t0) / span * bar_width)
+        first = min(first, bar_width - 1)
+        last = max(first + 1, min(last, bar_width))
+        bar_style = "red" if step.status == "failed" else BAR_STYLES.get(step.kind, "dim")
+        char = "█" if step.end is None or step.end > step.start else "│"
+        bar = Text(no_wrap=True)
+        bar.append(" " * first)
+        bar.append(char * (last - first) if char == "█" else char, bar_style)
+        bar.truncate(bar_width, pad=True)
+        latency = step.latency_ms
+        ms = "…" if latency is None else (f"{latency:.0f} ms" if step.end != step.start else "")
+        cost = f"${step.cost_usd:.6f}" if step.cost_usd else ""
+        out = Text(no_wrap=True)
+        out.append_text(label)
+        out.append(" ")
+        out.append_text(bar)
+        out.append(f"{ms:>7}", "dim")
+        out.append(f"{cost:>10}", "dim")
+        return out

@@ -1,0 +1,68 @@
+"""The run's totals: session, status, elapsed, tokens and cost, per agent; a failure's origin."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+from playground.tui.state import RunView
+
+STATUS_STYLES = {
+    "ready": "dim",
+    "running": "bold cyan",
+    "paused": "bold yellow",
+    "completed": "bold green",
+    "failed": "bold red",
+    "aborted": "bold red",
+}
+
+
+class Totals(Static):
+    """Three lines under the panes; the screen calls :meth:`show`."""
+
+    def show(self, view: RunView) -> None:
+        tokens_in, tokens_out, cost = view.totals()
+        line = Text.assemble(
+            ("session ", "dim"),
+            (view.session_id or "—", "bold"),
+            "  ",
+            (f" {view.status.upper()} ", f"reverse {STATUS_STYLES.get(view.status, '')}"),
+            ("  elapsed ", "dim"),
+            f"{view.elapsed():.1f} s",
+            ("  tokens ", "dim"),
+            f"{tokens_in} in / {tokens_out} out",
+            ("  cost ", "dim"),
+            f"${cost:.6f}",
+        )
+        per_agent = [a for a in view.agents.values() if a.calls]
+        agents = Text()
+        if per_agent:
+            agents.append("per agent  ", "dim")
+            for index, agent in enumerate(per_agent):
+                if index:
+                    agents.append(" · ", "dim")
+                agents.append(agent.name, "bold")
+                tokens = agent.input_tokens + agent.output_tokens
+                calls = "1 call" if agent.calls == 1 else f"{agent.calls} calls"
+                agents.append(f" {calls} {tokens} tok ${agent.cost_usd:.6f} {agent.latency_ms:.0f} ms")
+        line.no_wrap = True
+        line.overflow = "ellipsis"
+        second = Text(no_wrap=True, overflow="ellipsis")
+        if view.error is not None:
+            error = view.error
+            second.append(f"✘ {error['type']}: ", "bold red")
+            second.append(str(error["message"]))
+            second.append("   origin ", "dim")
+            second.append(str(error.get("origin") or "-"), "bold red")
+            second.append("   manifested ", "dim")
+            second.append(str(error.get("manifested") or "-"), "bold red")
+        elif view.output:
+            second.append("output: ", "bold green")
+            second.append(" ".join(view.output.split()))
+        elif view.input:
+            second.append("request: ", "dim")
+            second.append(view.input)
+        both = Text("\n").join([line, agents, second])
+        both.no_wrap = True
+        both.overflow = "ellipsis"
+        self.update(both)
