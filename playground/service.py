@@ -15,6 +15,7 @@ from playground.engine.runtime import (
     LLMFactory,
     RunResult,
     Runtime,
+    ToolReplay,
     canonical_spec,
     default_llm_factory,
 )
@@ -96,16 +97,22 @@ async def run_session(
     live: list[EventSink] | None = None,
     llm_factory: LLMFactory = default_llm_factory,
     agents: dict[str, AgentSpec] | None = None,
+    versions: dict[str, str] | None = None,
+    tool_replay: ToolReplay | None = None,
+    parent_session_id: str | None = None,
+    forked_from_step: int | None = None,
 ) -> RunResult:
     """Run ``request`` through ``system``: record it in ``store`` and trace it with ``tracer``.
 
     Args:
-        agents: Specs to run instead of the store's active versions.
+        agents: Specs to run instead of the store's active versions (with their ``versions``).
+        tool_replay: Answers tool calls from a recording (fork and replay).
+        parent_session_id: The session this one was forked or replayed from.
+        forked_from_step: The parent's step where this session starts running live.
     """
-    versions = None
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
-    if llm_factory is default_llm_factory and needs_litellm(agents or system.spec.agents):
+    if needs_litellm(agents or system.spec.agents):
         from playground.llm.litellm_model import preload
 
         await preload()  # the ~3 s import must not eat the first call's timeout
@@ -122,6 +129,7 @@ async def run_session(
         llm_factory=llm_factory,
         sinks=sinks,
         live=live,
+        tool_replay=tool_replay,
     )
     if store is not None:
         await store.begin_session(
@@ -131,8 +139,12 @@ async def run_session(
             correlation_id=runtime.correlation_id,
             input=request,
             versions=runtime.versions,
+            parent_session_id=parent_session_id,
+            forked_from_step=forked_from_step,
         )
-    result = await runtime.run(request)
+    result = await runtime.run(
+        request, parent_session_id=parent_session_id, forked_from_step=forked_from_step
+    )
     if store is not None:
         await store.finish_session(result)
     if tracer is not None:

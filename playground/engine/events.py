@@ -122,6 +122,8 @@ class ModelResponded(_Event):
     first_token_ms: float | None = None
     retry_of: int | None = None
     """When an operator retried the step: ``seq`` of the response this one replaces."""
+    replayed: bool = False
+    """Answered from a recorded session (fork or replay), not by a live call."""
 
 
 class ModelFailed(_Event):
@@ -172,6 +174,8 @@ class ToolReturned(_Event):
     result: str = ""
     error: str | None = None
     latency_ms: float = 0.0
+    replayed: bool = False
+    """Taken from a recorded session: the tool did not run."""
 
 
 class PermissionDenied(_Event):

@@ -43,6 +43,8 @@ EventSink = Callable[[Any], None]
 """Receives every event (token deltas only if registered as live)."""
 LLMFactory = Callable[[AgentSpec, str], LLM]
 """Returns the model to call for an agent and a model string."""
+ToolReplay = Callable[[str, str, dict[str, Any]], "tuple[str, str | None] | None"]
+"""(agent, tool, args) -> the recorded (result, error), or None to run the tool."""
 
 _TASK_SCHEMA = Schema.parse({"task": "str"})
 _ESCALATION_SCHEMA = Schema.parse({"request": "str", "reason": "str"})
@@ -181,7 +183,7 @@ class Runtime:
         llm_factory: Builds the model for an agent and model string.
         sinks: Receive every event (the store's writer, the tracer, the CLI).
         live: Receive every event and each token delta as it streams (the TUI).
-        model_overrides: Agent name to model string, replacing the spec's model.
+        tool_replay: Answers tool calls from a recording (fork, replay) instead of running them.
     """
 
     def __init__(
@@ -195,12 +197,14 @@ class Runtime:
         live: list[EventSink] | None = None,
         versions: dict[str, str] | None = None,
         session_id: str | None = None,
+        tool_replay: ToolReplay | None = None,
     ) -> None:
         self.system = system
         self.spec = system.spec
         self.agents = agents or dict(system.spec.agents)
         self.versions = versions or self._file_versions()
         self.controller = controller
+        self.tool_replay = tool_replay
         self.llm_factory = llm_factory
         self.sinks = list(sinks or [])
         self.live = list(live or [])
@@ -721,6 +725,7 @@ class Runtime:
                     agent.model_settings,
                     limits.call_timeout_s,
                     f"{self.session_id}:{act}",
+                    self.versions.get(name, ""),
                 )
                 t0 = time.perf_counter()
                 try:
@@ -760,6 +765,7 @@ class Runtime:
                         latency_ms=latency,
                         first_token_ms=response.first_token_ms,
                         retry_of=retry_of,
+                        replayed=response.replayed,
                     )
                     return response, responded
                 latency = (time.perf_counter() - t0) * 1000
@@ -905,11 +911,15 @@ class Runtime:
         )
         t0 = time.perf_counter()
         error = None
-        try:
-            value = await tool.func(**args) if tool.is_async else tool.func(**args)
-            result = value if isinstance(value, str) else json.dumps(value, default=str)
-        except Exception as exc:
-            error, result = f"{type(exc).__name__}: {exc}", ""
+        recorded = self.tool_replay(name, call.name, args) if self.tool_replay is not None else None
+        if recorded is not None:
+            result, error = recorded
+        else:
+            try:
+                value = await tool.func(**args) if tool.is_async else tool.func(**args)
+                result = value if isinstance(value, str) else json.dumps(value, default=str)
+            except Exception as exc:
+                error, result = f"{type(exc).__name__}: {exc}", ""
         latency = (time.perf_counter() - t0) * 1000
         self.totals[name].latency_ms += latency
         self._emit(
@@ -923,6 +933,7 @@ class Runtime:
             result=result,
             error=error,
             latency_ms=latency,
+            replayed=recorded is not None,
         )
         answer(f"Error: {error}" if error else result)
         return None

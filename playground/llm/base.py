@@ -63,6 +63,7 @@ class ModelRequest:
         settings: Model settings from the agent spec (temperature, api_base, ...).
         timeout_s: Limit of this call.
         activation: Identifies the agent activation (stable across retries).
+        version: The agent version making the call (lets the replay model match recordings).
     """
 
     agent: str
@@ -72,6 +73,7 @@ class ModelRequest:
     settings: dict[str, Any] = field(default_factory=dict)
     timeout_s: float = 60.0
     activation: str = ""
+    version: str = ""
 
 
 @dataclass(slots=True)
@@ -89,6 +91,8 @@ class ModelResponse:
     cost_usd: float | None = None
     model: str = ""
     first_token_ms: float | None = None
+    replayed: bool = False
+    """Answered from a recording rather than a live call (the replay model)."""
 
 
 class LLM(Protocol):

@@ -1,0 +1,533 @@
+"""Fork and replay: re-run a recorded session without paying for it again.
+
+Two ways to reuse a recording, one :class:`ReplaySource` behind both:
+
+- **fork** from step N: every model call and tool call before the recorded step
+  N is answered from the recording *by position* (no model call, no tool side
+  effect), whatever agent version runs; from N on the run is live, optionally
+  with one agent swapped to another version or model, or with the pending
+  handoff context or tool arguments at N edited.
+- **replay** (counterfactual): each model call is answered from the recording
+  while its request still *matches* one recorded for the same agent, version,
+  model and messages; from the first call that does not match (the first
+  divergence) the run is live. Changing one agent therefore costs model calls
+  only for that agent and what follows it.
+
+The replay model is a wrapper around the live model, built per agent by the
+normal LLM factory: the engine cannot tell a replayed answer from a live one,
+except that the response says ``replayed`` so costs can be reported honestly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic_core import to_json
+
+from playground.engine.controller import CONTINUE, Decision, Gate
+from playground.engine.runtime import (
+    LLMFactory,
+    RunResult,
+    canonical_spec,
+    default_llm_factory,
+    version_id,
+)
+from playground.errors import PlaygroundError, StoreError
+from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
+from playground.service import run_session
+from playground.spec.load import System, load_system
+from playground.spec.models import AgentSpec
+from playground.store.store import SessionRow, Store
+
+
+def request_key(agent: str, version: str, model: str, messages: list[dict[str, Any]]) -> str:
+    """What a recorded model call is matched on."""
+    digest = hashlib.sha256(to_json([agent, version, model, messages])).hexdigest()
+    return digest[:24]
+
+
+@dataclass
+class RecordedCall:
+    """One successful model call of a recording."""
+
+    step: int
+    agent: str
+    version: str
+    model: str
+    messages: list[dict[str, Any]]
+    response: ModelResponse
+    used: bool = False
+
+    @property
+    def key(self) -> str:
+        return request_key(self.agent, self.version, self.model, self.messages)
+
+
+@dataclass
+class RecordedTool:
+    """One tool result of a recording."""
+
+    step: int
+    agent: str
+    tool: str
+    args: dict[str, Any]
+    result: str
+    error: str | None
+    used: bool = False
+
+
+@dataclass
+class Recording:
+    """A stored session, ready to be replayed."""
+
+    session: SessionRow
+    events: list[Any]
+    calls: list[RecordedCall]
+    tools: list[RecordedTool]
+
+    @classmethod
+    def from_events(cls, session: SessionRow, events: list[Any]) -> Recording:
+        requests: dict[int, Any] = {}
+        calls: list[RecordedCall] = []
+        tools: list[RecordedTool] = []
+        pending_tools: dict[str, Any] = {}
+        agents = set(session.versions)
+        for event in events:
+            kind = event.kind
+            if kind == "model_requested":
+                requests[event.step] = event
+            elif kind == "model_responded" and event.step in requests:
+                req = requests[event.step]
+                response = ModelResponse(
+                    text=event.text,
+                    tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for c in event.tool_calls],
+                    input_tokens=event.input_tokens,
+                    output_tokens=event.output_tokens,
+                    cost_usd=event.cost_usd,
+                    model=event.model,
+                    first_token_ms=event.first_token_ms,
+                    replayed=True,
+                )
+                calls.append(
+                    RecordedCall(
+                        event.step, event.agent, event.version or "", req.model, req.messages, response
+                    )
+                )
+            elif kind == "tool_called" and event.tool not in agents:  # delegations are not tools
+                pending_tools[event.call_id + str(event.activation)] = event
+            elif kind == "tool_returned":
+                called = pending_tools.pop(event.call_id + str(event.activation), None)
+                if called is not None:
+                    tools.append(
+                        RecordedTool(
+                            event.step, event.agent, event.tool, called.args, event.result, event.error
+                        )
+                    )
+        return cls(session, events, calls, tools)
+
+    def step_kind(self, step: int) -> str | None:
+        """What happened at a recorded step: ``model_call``, ``tool_call`` or ``handoff``."""
+        for event in self.events:
+            if event.step == step:
+                if event.kind in ("model_requested", "model_responded", "model_failed"):
+                    return "model_call"
+                if event.kind in ("tool_called", "tool_returned"):
+                    return "tool_call"
+                if event.kind == "handoff_delivered":
+                    return "handoff"
+        return None
+
+    @property
+    def last_step(self) -> int:
+        return max((e.step for e in self.events if e.step is not None), default=0)
+
+
+class ReplaySource:
+    """Answers model and tool calls from a recording, until it must go live.
+
+    Args:
+        recording: The session to answer from.
+        mode: ``fork`` (by position, before ``before_step``) or ``replay`` (by content,
+            until the first divergence).
+        before_step: With ``fork``: the first step that runs live.
+    """
+
+    def __init__(
+        self, recording: Recording, mode: Literal["fork", "replay"], before_step: int | None = None
+    ) -> None:
+        self.recording = recording
+        self.mode = mode
+        self.before_step = before_step if before_step is not None else recording.last_step + 1
+        self.first_divergence: dict[str, Any] | None = None
+        self.replayed_calls = 0
+        self.replayed_tools = 0
+        self._by_key: dict[str, list[RecordedCall]] = {}
+        for call in recording.calls:
+            self._by_key.setdefault(call.key, []).append(call)
+
+    @property
+    def live(self) -> bool:
+        """Whether the run has gone live (nothing more will be answered from the recording)."""
+        if self.mode == "replay":
+            return self.first_divergence is not None
+        return not any(not c.used and c.step < self.before_step for c in self.recording.calls) and not any(
+            not t.used and t.step < self.before_step for t in self.recording.tools
+        )
+
+    def model(self, request: ModelRequest) -> ModelResponse | None:
+        if self.mode == "fork":
+            return self._by_position(request)
+        if self.first_divergence is not None:
+            return None
+        candidates = self._by_key.get(
+            request_key(request.agent, request.version, request.model, request.messages)
+        )
+        for call in candidates or ():
+            if not call.used:
+                call.used = True
+                self.replayed_calls += 1
+                return call.response
+        self.first_divergence = self._explain(request)
+        return None
+
+    def _by_position(self, request: ModelRequest) -> ModelResponse | None:
+        for call in self.recording.calls:
+            if call.used:
+                continue
+            if call.step >= self.before_step:
+                return None
+            if call.agent != request.agent:
+                raise PlaygroundError(
+                    f"the fork no longer follows the recording: step {call.step} was a call of "
+                    f"{call.agent!r}, but {request.agent!r} is calling"
+                )
+            call.used = True
+            self.replayed_calls += 1
+            return call.response
+        return None
+
+    def tool(self, agent: str, tool: str, args: dict[str, Any]) -> tuple[str, str | None] | None:
+        if self.mode == "replay" and self.first_divergence is not None:
+            return None
+        for recorded in self.recording.tools:
+            if recorded.used:
+                continue
+            if self.mode == "fork" and recorded.step >= self.before_step:
+                return None
+            if recorded.agent == agent and recorded.tool == tool and recorded.args == args:
+                recorded.used = True
+                self.replayed_tools += 1
+                return recorded.result, recorded.error
+            if self.mode == "fork":
+                raise PlaygroundError(
+                    f"the fork no longer follows the recording: step {recorded.step} ran "
+                    f"{recorded.tool}({recorded.args}) for {recorded.agent!r}, not {tool}({args})"
+                )
+            return None
+        return None
+
+    def _explain(self, request: ModelRequest) -> dict[str, Any]:
+        same_agent = [c for c in self.recording.calls if c.agent == request.agent and not c.used]
+        out: dict[str, Any] = {"agent": request.agent}
+        if not same_agent:
+            out["reason"] = f"{request.agent!r} made no further model call in the recording"
+            return out
+        recorded = same_agent[0]
+        out["recorded_step"] = recorded.step
+        if recorded.model != request.model:
+            out["reason"] = f"model {recorded.model} -> {request.model}"
+        elif recorded.version != request.version:
+            out["reason"] = f"version {recorded.version} -> {request.version}"
+        else:
+            for index, (old, new) in enumerate(zip(recorded.messages, request.messages, strict=False)):
+                if old != new:
+                    out["reason"] = (
+                        f"message {index} ({new.get('role')}) differs: "
+                        f"{str(old.get('content'))[:60]!r} -> {str(new.get('content'))[:60]!r}"
+                    )
+                    break
+            else:
+                out["reason"] = f"{len(recorded.messages)} recorded messages, {len(request.messages)} now"
+        return out
+
+
+@dataclass
+class _ReplayLLM:
+    source: ReplaySource
+    live: LLM
+
+    async def complete(self, request: ModelRequest, on_delta: OnDelta | None = None) -> ModelResponse:
+        recorded = self.source.model(request)
+        if recorded is not None:
+            if on_delta is not None and recorded.text:
+                on_delta(recorded.text)
+            return recorded
+        return await self.live.complete(request, on_delta)
+
+
+def replay_factory(source: ReplaySource, base: LLMFactory = default_llm_factory) -> LLMFactory:
+    """An LLM factory whose models answer from ``source`` first and call ``base``'s when live."""
+
+    def factory(agent: AgentSpec, model: str) -> LLM:
+        return _ReplayLLM(source, base(agent, model))
+
+    return factory
+
+
+@dataclass
+class _EditAtFork:
+    """Applies an operator's edit at the first live gate of the given kind."""
+
+    source: ReplaySource
+    kind: str
+    payload: dict[str, Any]
+    done: bool = field(default=False)
+
+    async def decide(self, gate: Gate) -> Decision:
+        if not self.done and gate.kind == self.kind and self.source.live:
+            self.done = True
+            return Decision("edit", self.payload, operator="edit")
+        return CONTINUE
+
+
+@dataclass
+class Variant:
+    """One agent changed for a fork or replay: another version, or another model."""
+
+    agent: str
+    version: str | None = None
+    model: str | None = None
+
+
+async def _recorded_agents(
+    store: Store, session: SessionRow, system: System, *, force: bool
+) -> tuple[dict[str, AgentSpec], dict[str, str]]:
+    agents: dict[str, AgentSpec] = {}
+    versions: dict[str, str] = {}
+    missing = []
+    for name in system.spec.agents:
+        vid = session.versions.get(name)
+        if vid is None:
+            missing.append(name)
+            continue
+        try:
+            spec_json = await store.version_spec(session.system, name, vid)
+        except StoreError:
+            missing.append(name)
+            continue
+        agents[name] = AgentSpec.model_validate_json(spec_json)
+        versions[name] = vid
+    if missing and not force:
+        raise PlaygroundError(
+            f"session {session.session_id} ran versions this store does not have for {missing}; "
+            "replaying onto other versions would not match the recording. Pass --force to use the "
+            "active versions for them (they will run live)."
+        )
+    if missing:
+        active = await store.active_versions(session.system)
+        for name in missing:
+            agents[name] = system.spec.agents[name]
+            versions[name] = active.get(name) or version_id(system.spec.agents[name])
+    return agents, versions
+
+
+async def _apply_variant(
+    store: Store,
+    system: System,
+    agents: dict[str, AgentSpec],
+    versions: dict[str, str],
+    variant: Variant | None,
+) -> None:
+    if variant is None:
+        return
+    if variant.agent not in agents:
+        raise PlaygroundError(f"{variant.agent!r} is not an agent of {system.name!r}")
+    if variant.version is not None:
+        vid = await _resolve(store, system.name, variant.agent, variant.version)
+        agents[variant.agent] = AgentSpec.model_validate_json(
+            await store.version_spec(system.name, variant.agent, vid)
+        )
+        versions[variant.agent] = vid
+    if variant.model is not None:
+        changed = agents[variant.agent].model_copy(update={"model": variant.model})
+        spec_json = canonical_spec(changed)
+        await store.record_versions(
+            system.name,
+            {variant.agent: spec_json},
+            source="operator",
+            note=f"model {variant.model} for a fork/replay",
+            **_no_activate(store),
+        )
+        agents[variant.agent] = changed
+        versions[variant.agent] = version_id(changed)
+
+
+def _no_activate(store: Store) -> dict[str, Any]:
+    """``activate=False`` where the store supports it: a fork must not move active pointers."""
+    import inspect
+
+    return {"activate": False} if "activate" in inspect.signature(store.record_versions).parameters else {}
+
+
+async def _resolve(store: Store, system: str, agent: str, prefix: str) -> str:
+    resolve = getattr(store, "resolve_version", None)
+    if resolve is not None:
+        return str(await resolve(system, agent, prefix))
+    await store.version_spec(system, agent, prefix)
+    return prefix
+
+
+async def _load(store: Store, session_id: str) -> tuple[Recording, System]:
+    session = await store.session(session_id)
+    events = await store.events(session.session_id)
+    if not session.system_path or not Path(session.system_path).exists():
+        raise PlaygroundError(
+            f"session {session.session_id} was run from {session.system_path!r}, which is not here; "
+            "run fork/replay where the system file is"
+        )
+    return Recording.from_events(session, events), load_system(session.system_path)
+
+
+@dataclass
+class ReplayOutcome:
+    """A fork's or replay's result, with what it reused."""
+
+    result: RunResult
+    parent_session_id: str
+    first_divergence: dict[str, Any] | None
+    replayed_calls: int
+    replayed_tools: int
+    forked_from_step: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """``playground run --json``'s object plus the replay's own fields."""
+        divergence = self.first_divergence
+        if divergence is not None:
+            live = next(
+                (e for e in self.result.events if e.kind == "model_responded" and not e.replayed),
+                None,
+            )
+            divergence = {**divergence, "step": live.step if live is not None else None}
+        return {
+            **self.result.as_json(),
+            "parent_session_id": self.parent_session_id,
+            "forked_from_step": self.forked_from_step,
+            "first_divergence": divergence,
+            "replayed": {"model_calls": self.replayed_calls, "tool_calls": self.replayed_tools},
+        }
+
+
+async def fork_session(
+    store: Store,
+    session_id: str,
+    at_step: int,
+    *,
+    variant: Variant | None = None,
+    edit: dict[str, Any] | None = None,
+    tracer: Any = None,
+    live: list[Any] | None = None,
+    base: LLMFactory = default_llm_factory,
+) -> ReplayOutcome:
+    """Fork a recorded session at ``at_step``: replay what came before, run live from there.
+
+    Args:
+        edit: For a handoff at ``at_step``: the new context; for a tool call: the new arguments.
+    """
+    recording, system = await _load(store, session_id)
+    kind = recording.step_kind(at_step)
+    if kind is None:
+        raise PlaygroundError(
+            f"session {recording.session.session_id} has no step {at_step} (steps 1..{recording.last_step}; "
+            "'playground sessions show ID' lists them)"
+        )
+    agents, versions = await _recorded_agents(store, recording.session, system, force=True)
+    await _apply_variant(store, system, agents, versions, variant)
+    source = ReplaySource(recording, "fork", before_step=at_step)
+    controller = None
+    if edit is not None:
+        if kind == "model_call":
+            raise PlaygroundError(
+                f"step {at_step} is a model call; --edit applies to a handoff or a tool call"
+            )
+        payload = {"context": edit} if kind == "handoff" else {"args": edit}
+        controller = _EditAtFork(source, kind, payload)
+    result = await run_session(
+        system,
+        recording.session.input,
+        store=store,
+        tracer=tracer,
+        controller=controller,
+        live=live,
+        llm_factory=replay_factory(source, base),
+        agents=agents,
+        versions=versions,
+        tool_replay=source.tool,
+        parent_session_id=recording.session.session_id,
+        forked_from_step=at_step,
+    )
+    return ReplayOutcome(
+        result, recording.session.session_id, None, source.replayed_calls, source.replayed_tools, at_step
+    )
+
+
+async def replay_session(
+    store: Store,
+    session_id: str,
+    *,
+    variant: Variant | None = None,
+    current: bool = False,
+    force: bool = False,
+    tracer: Any = None,
+    live: list[Any] | None = None,
+    base: LLMFactory = default_llm_factory,
+) -> ReplayOutcome:
+    """Re-run a recorded session, answering from the recording until the first divergence.
+
+    Args:
+        variant: The one agent to change (another version or model).
+        current: Replay onto the store's active versions instead of the recorded ones;
+            refused when they differ from the recording, unless ``force``.
+    """
+    recording, system = await _load(store, session_id)
+    if current:
+        from playground.service import active_agents
+
+        agents, versions = await active_agents(store, system)
+        agents, versions = dict(agents), dict(versions)
+        differ = {
+            name: (recording.session.versions.get(name), vid)
+            for name, vid in versions.items()
+            if recording.session.versions.get(name) != vid and (variant is None or name != variant.agent)
+        }
+        if differ and not force:
+            listed = ", ".join(f"{n} {old} -> {new}" for n, (old, new) in differ.items())
+            raise PlaygroundError(
+                f"the active versions differ from what session {recording.session.session_id} ran with "
+                f"({listed}); those agents would run live. Pass --force to replay onto them anyway."
+            )
+    else:
+        agents, versions = await _recorded_agents(store, recording.session, system, force=force)
+    await _apply_variant(store, system, agents, versions, variant)
+    source = ReplaySource(recording, "replay")
+    result = await run_session(
+        system,
+        recording.session.input,
+        store=store,
+        tracer=tracer,
+        live=live,
+        llm_factory=replay_factory(source, base),
+        agents=agents,
+        versions=versions,
+        tool_replay=source.tool,
+        parent_session_id=recording.session.session_id,
+    )
+    return ReplayOutcome(
+        result,
+        recording.session.session_id,
+        source.first_divergence,
+        source.replayed_calls,
+        source.replayed_tools,
+    )
