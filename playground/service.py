@@ -101,6 +101,8 @@ async def run_session(
     tool_replay: ToolReplay | None = None,
     parent_session_id: str | None = None,
     forked_from_step: int | None = None,
+    agent: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> RunResult:
     """Run ``request`` through ``system``: record it in ``store`` and trace it with ``tracer``.
 
@@ -109,6 +111,7 @@ async def run_session(
         tool_replay: Answers tool calls from a recording (fork and replay).
         parent_session_id: The session this one was forked or replayed from.
         forked_from_step: The parent's step where this session starts running live.
+        agent: Run only this agent, in isolation, on ``context`` (scenario tests).
     """
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
@@ -143,7 +146,11 @@ async def run_session(
             forked_from_step=forked_from_step,
         )
     result = await runtime.run(
-        request, parent_session_id=parent_session_id, forked_from_step=forked_from_step
+        request,
+        parent_session_id=parent_session_id,
+        forked_from_step=forked_from_step,
+        agent=agent,
+        context=context,
     )
     if store is not None:
         await store.finish_session(result)

@@ -220,6 +220,8 @@ class Runtime:
         self._llms: dict[tuple[str, str], LLM] = {}
         self._escalated = False
         self._input = ""
+        self._isolated: str | None = None
+        self._isolated_context: dict[str, Any] | None = None
 
     def _file_versions(self) -> dict[str, str]:
         cache = self.system.cache
@@ -276,11 +278,25 @@ class Runtime:
     # -- the run --------------------------------------------------------------------------
 
     async def run(
-        self, request: str, *, parent_session_id: str | None = None, forked_from_step: int | None = None
+        self,
+        request: str,
+        *,
+        parent_session_id: str | None = None,
+        forked_from_step: int | None = None,
+        agent: str | None = None,
+        context: dict[str, Any] | None = None,
     ) -> RunResult:
-        """Run ``request`` through the system; never raises for a failing run."""
+        """Run ``request`` through the system; never raises for a failing run.
+
+        Args:
+            agent: Run only this agent, in isolation: it receives ``context`` (validated
+                against its ``input``) or ``request``, and a handoff it makes ends the run.
+            context: The handoff context the isolated agent receives.
+        """
         started = time.perf_counter()
         self._input = request
+        self._isolated = agent
+        self._isolated_context = context
         self._emit(
             ev.RunStarted,
             system=self.spec.name,
@@ -367,6 +383,8 @@ class Runtime:
 
     async def _drive(self, request: str) -> str:
         spec = self.spec
+        if self._isolated is not None:
+            return await self._drive_isolated(self._isolated, request, self._isolated_context)
         if spec.pattern == "pipeline":
             return await self._drive_pipeline(request)
         agent, incoming, context, reason, cause = spec.entry_agent, request, None, "entry", 1
@@ -382,6 +400,31 @@ class Runtime:
                 return result.text
             agent, context, cause, history = result.target, result.payload, result.cause, result.history
             incoming = _render_context(context)
+
+    async def _drive_isolated(self, name: str, request: str, context: dict[str, Any] | None) -> str:
+        if name not in self.agents:
+            raise _Failure("unknown_agent", f"{name!r} is not an agent of {self.spec.name!r}", None, None)
+        schema = self.agents[name].input
+        if context is not None and schema is not None:
+            try:
+                context = schema.validate(context)
+            except ValidationError as exc:
+                raise _Failure(
+                    "invalid_input",
+                    f"the context given to {name!r} does not match its input: {format_validation_error(exc)}",
+                    None,
+                    name,
+                ) from None
+        incoming = _render_context(context) if context is not None else request
+        expect = None
+        stages = self.spec.pipeline or []
+        if name in stages and stages.index(name) + 1 < len(stages):
+            expect = self.agents[stages[stages.index(name) + 1]].input
+        try:
+            result = await self._activate(name, incoming, context, "entry", 1, expect=expect)
+        except _Escalate as escalation:
+            result = escalation.handoff
+        return result.text if isinstance(result, _Reply) else ""
 
     async def _drive_pipeline(self, request: str) -> str:
         stages = self.spec.pipeline or []

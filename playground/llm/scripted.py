@@ -87,7 +87,7 @@ class ScriptedLLM:
         fields = _fields(incoming, messages)
         calls: list[ToolCall] = []
         text = ""
-        call_id = f"call_{sum(1 for m in messages if m.get('role') == 'assistant') + 1}"
+        call_id = f"{_OWN}{_own_turns(messages) + 1}"
         if step is None:
             calls.append(ToolCall(call_id, REVIEW_ACCEPT, "{}"))
         elif step.review is not None:
@@ -135,7 +135,7 @@ class ScriptedLLM:
         return pattern is None or pattern.search(incoming) is not None
 
     def _next_step(self, request: ModelRequest, incoming: str, messages: list[dict[str, Any]]) -> ScriptStep:
-        turns = sum(1 for m in messages if m.get("role") == "assistant")
+        turns = _own_turns(messages)
         last = -1
         for _ in range(turns):
             last = self._find(last + 1, incoming, answers_only=True)
@@ -178,6 +178,23 @@ class ScriptedLLM:
             if step.review is not None and self._matches(index, incoming):
                 return step
         return None
+
+
+_OWN = "sc_"
+"""Prefix of the scripted model's tool call ids: how it tells its own turns from others'."""
+
+
+def _own_turns(messages: list[dict[str, Any]]) -> int:
+    """Assistant turns this model produced: a turn injected by something else (a scenario's
+    fault, say) does not move the script on, so the script then does what it would have done."""
+    count = 0
+    for message in messages:
+        if message.get("role") != "assistant":
+            continue
+        calls = message.get("tool_calls") or []
+        if not calls or any(str(c.get("id", "")).startswith(_OWN) for c in calls):
+            count += 1
+    return count
 
 
 def _json(value: Any) -> str:

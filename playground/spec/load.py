@@ -7,6 +7,7 @@ import importlib.util
 import inspect
 import re
 import sys
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,29 +74,31 @@ def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
     return lines.get(())
 
 
-def _model_at(loc: Loc) -> type[BaseModel] | None:
-    """The spec model that the node at ``loc`` is validated as (for "did you mean")."""
-    from playground.spec import models
-
-    model: type[BaseModel] | None = SystemSpec
+def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
+    """The model that the node at ``loc`` is validated as (for "did you mean")."""
+    model: type[BaseModel] | None = root
     i = 0
     while i < len(loc) and model is not None:
-        part = loc[i]
-        if model is SystemSpec and part == "agents":
-            model, i = AgentSpec, i + 2
-            continue
-        if model is AgentSpec and part in ("handoffs", "script"):
-            model = models.HandoffSpec if part == "handoffs" else models.ScriptStep
-            i += 2
-            continue
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        model = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        field = model.model_fields.get(str(loc[i]))
         i += 1
+        annotation: Any = field.annotation if field else None
+        # Step through dict[str, X], list[X] and X | None to the model inside.
+        while annotation is not None and not (
+            isinstance(annotation, type) and issubclass(annotation, BaseModel)
+        ):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            origin = typing.get_origin(annotation)
+            if origin in (dict, list) and i < len(loc):
+                i += 1  # the key or index
+            annotation = args[-1] if args else None
+        model = annotation
     return model
 
 
-def _explain(exc: ValidationError, path: str, lines: dict[Loc, int]) -> SpecError:
+def explain(
+    exc: ValidationError, path: str, lines: dict[Loc, int], root: type[BaseModel] = SystemSpec
+) -> SpecError:
+    """The first problem of a failed validation, as a :class:`SpecError` with file, line and field."""
     item = exc.errors()[0]
     loc: Loc = tuple(item["loc"])
     # pydantic puts a union member's name into loc; drop what is not a real key.
@@ -103,7 +106,7 @@ def _explain(exc: ValidationError, path: str, lines: dict[Loc, int]) -> SpecErro
     kind = item["type"]
     if kind == "extra_forbidden":
         key = str(loc[-1])
-        model = _model_at(loc[:-1])
+        model = _model_at(loc[:-1], root)
         problem = f"unknown field {key!r}"
         if model is not None:
             close = difflib.get_close_matches(key, list(model.model_fields), n=1, cutoff=0.6)
@@ -236,7 +239,7 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
     try:
         spec = SystemSpec.model_validate({**data, "path": shown})
     except ValidationError as exc:
-        raise _explain(exc, shown, lines) from None
+        raise explain(exc, shown, lines) from None
     tools: dict[str, Tool] = {}
     for tool_name, ref in spec.tools.items():
         try:
