@@ -105,6 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_version_commands(commands)
     _add_fork_replay(commands)
     _add_test(commands)
+    _add_compare(commands)
     return parser
 
 
@@ -126,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "fork": _cmd_fork,
         "replay": _cmd_replay,
         "test": _cmd_test,
+        "compare": _cmd_compare,
+        "comparisons": _cmd_comparisons,
     }[args.command]
     from playground.errors import PlaygroundError, SpecError
 
@@ -1048,6 +1051,188 @@ async def _import(args: argparse.Namespace) -> int:
         events = await store.events(row.session_id)
     print(f"imported session {row.session_id} ({row.system}, {row.status}, {len(events)} events)")
     return EXIT_OK
+
+
+# -- compare --------------------------------------------------------------------------------
+
+
+def _add_compare(commands: Any) -> None:
+    compare = commands.add_parser(
+        "compare",
+        help="run two versions or models of one agent side by side on the same inputs",
+        description="Run the same inputs through two variants of one agent, concurrently, and "
+        "report per input both handling paths, whether they differ, both outputs with a word "
+        "diff, tokens, cost and latency per agent with the deltas, and new validation failures, "
+        "loops or fallbacks; over a scenario file also pass rates and totals. --a and --b each "
+        "name a version of the agent (an id prefix) or a model string. With --session, the "
+        "unchanged agents are replayed from that recording. The report is stored: see "
+        "'playground comparisons'.",
+    )
+    compare.add_argument("system", metavar="SYSTEM.yaml")
+    compare.add_argument("--agent", required=True, metavar="NAME")
+    compare.add_argument("--a", required=True, metavar="VERSION|MODEL", dest="side_a")
+    compare.add_argument("--b", required=True, metavar="VERSION|MODEL", dest="side_b")
+    source = compare.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", "-i", metavar="TEXT")
+    source.add_argument("--scenarios", metavar="FILE")
+    source.add_argument("--session", metavar="ID")
+    compare.add_argument("--json", action="store_true", help="print the report as JSON")
+    compare.add_argument("--jobs", "-j", type=int, default=4, metavar="N")
+    compare.add_argument("--realtime", action="store_true", help="keep the scripted model's latency")
+    _db_arg(compare)
+    listing = commands.add_parser(
+        "comparisons",
+        help="list stored comparisons, or show one",
+        description="List stored comparisons, newest first; 'comparisons show ID' prints one again.",
+    )
+    listing.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    listing.add_argument("comparison_id", nargs="?", metavar="ID")
+    listing.add_argument("--system", metavar="NAME")
+    listing.add_argument("--json", action="store_true")
+    _db_arg(listing)
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from playground.spec import load_system
+
+    system = load_system(args.system)
+
+    async def go() -> dict[str, Any]:
+        from playground.compare import compare
+        from playground.store import Store
+
+        async with Store(_db_path(args)) as store:
+            return await compare(
+                store,
+                system,
+                args.agent,
+                args.side_a,
+                args.side_b,
+                request=args.input,
+                scenarios=args.scenarios,
+                session_id=args.session,
+                jobs=args.jobs,
+                realtime=args.realtime,
+            )
+
+    report = asyncio.run(go())
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_comparison(report)
+    return EXIT_OK
+
+
+def _cmd_comparisons(args: argparse.Namespace) -> int:
+    async def go() -> Any:
+        from playground.store import Store
+
+        async with Store(_db_path(args)) as store:
+            if args.action == "show":
+                if not args.comparison_id:
+                    raise SystemExit("error: comparisons show needs an id")
+                return await store.comparison(args.comparison_id)
+            return await store.comparisons(args.system)
+
+    data = asyncio.run(go())
+    if args.json:
+        print(json.dumps(data, ensure_ascii=False))
+    elif args.action == "show":
+        _print_comparison(data)
+    else:
+        import datetime as dt
+
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("comparison", "when", "system", "agent", "a", "b", "inputs", "path changed"):
+            table.add_column(column)
+        for row in data:
+            when = dt.datetime.fromtimestamp(row["created_at"]).strftime("%Y-%m-%d %H:%M")
+            summary = row["summary"]
+            table.add_row(
+                row["comparison_id"],
+                when,
+                escape(row["system"]),
+                escape(row["agent"]),
+                escape(row["a"]),
+                escape(row["b"]),
+                str(summary["inputs"]),
+                str(len(summary["path_changed"])),
+            )
+        Console(highlight=False).print(table if data else "no comparisons yet")
+    return EXIT_OK
+
+
+def _print_comparison(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    a, b = report["a"], report["b"]
+    console.print(
+        f"[bold]{escape(report['system'])}[/]: [bold]{escape(report['agent'])}[/] "
+        f"A = {escape(a['label'])}{' (version)' if a['version'] else ' (model)'}  vs  "
+        f"B = {escape(b['label'])}{' (version)' if b['version'] else ' (model)'}   "
+        f"[dim]comparison {report.get('comparison_id', '')}[/]"
+    )
+    for item in report["inputs"]:
+        ia, ib = item["a"], item["b"]
+        changed = "[yellow]path changed[/]" if item["path_changed"] else "[dim]same path[/]"
+        console.print(f"\n[bold]{escape(item['name'])}[/]  {changed}")
+        for side, data in (("A", ia), ("B", ib)):
+            verdict = ""
+            if "passed" in data:
+                verdict = " [green]pass[/]" if data["passed"] else " [red]fail[/]"
+            console.print(
+                f"  {side}: {' → '.join(data['path'])} [dim]{data['status']}, ${data['cost_usd']:.6f}, "
+                f"{data['tokens']['input'] + data['tokens']['output']} tok, {data['latency_ms']:.0f} ms, "
+                f"session {data['session_id']}[/]{verdict}"
+            )
+        if item["output_changed"]:
+            pieces = []
+            for piece in item["output_diff"]:
+                text = escape(piece["text"])
+                pieces.append(
+                    {"equal": text, "delete": f"[red strike]{text}[/]", "insert": f"[green]{text}[/]"}[
+                        piece["op"]
+                    ]
+                )
+            console.print("  output: " + " ".join(pieces))
+        else:
+            console.print(f"  output (same): {escape(ia['output'][:200])}")
+        table = Table(show_edge=False, header_style="bold", box=None, padding=(0, 1))
+        for column in ("  agent", "cost A", "cost B", "Δ cost", "Δ tokens", "Δ latency ms"):
+            table.add_column(column, justify="left" if column == "  agent" else "right")
+        for name, delta in item["deltas"].items():
+            cost_a = ia["per_agent"].get(name, {}).get("cost_usd", 0)
+            cost_b = ib["per_agent"].get(name, {}).get("cost_usd", 0)
+            table.add_row(
+                f"  {escape(name)}",
+                f"{cost_a:.6f}",
+                f"{cost_b:.6f}",
+                f"{delta['cost_usd']:+.6f}",
+                f"{delta['tokens']:+d}",
+                f"{delta['latency_ms']:+.0f}",
+            )
+        console.print(table)
+        if item["new_in_b"]:
+            listed = ", ".join(f"{k} x{v}" for k, v in item["new_in_b"].items())
+            console.print(f"  [red]new in B:[/] {escape(listed)}")
+    summary = report["summary"]
+    console.print(
+        f"\n[bold]summary[/]: {summary['inputs']} inputs, {len(summary['path_changed'])} changed path, "
+        f"{summary['output_changed']} changed output"
+    )
+    for side in ("a", "b"):
+        s = summary[side]
+        rate = f", {s['passed']}/{summary['inputs']} passed" if "passed" in s else ""
+        console.print(f"  {side.upper()}: ${s['cost_usd']:.6f}, {s['latency_ms']:.0f} ms{rate}")
+    if summary["path_changed"]:
+        console.print("  path changed for: " + ", ".join(escape(n) for n in summary["path_changed"]))
 
 
 if __name__ == "__main__":

@@ -15,17 +15,33 @@ the next time the store opens.
 Secrets: values of environment variables whose names look like keys
 (``*_API_KEY``, ``*_TOKEN``, ``*_SECRET``, ...) are scrubbed from everything
 written, in case a model or a tool echoes one.
+
+Session export format (:meth:`Store.export_session`): JSON Lines. The first
+line is a header, ``{"format": "playground-session", "format_version": N,
+"exported_at": ISO-8601, "session_id": ..., "agent_versions": count,
+"events": count}``; then one ``{"type": "session", "session": {...}}`` line
+(the session row), one ``{"type": "agent_version", ...}`` line per agent
+version the session ran with (its canonical spec, so another store can replay
+it), and one ``{"type": "event", "event": {...}}`` line per stored event, in
+order. Version policy: adding record types or optional fields keeps
+``format_version``; anything an older reader would misread (a renamed or
+re-typed field, a record it must not skip) bumps it. A reader refuses a file
+with a newer ``format_version`` than :data:`EXPORT_FORMAT_VERSION` and reads
+every older one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 import json
 import os
 import re
+import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +52,12 @@ from pydantic_core import to_json
 from playground.engine.events import EVENT_ADAPTER
 from playground.errors import StoreError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: sessions, events, versions, snapshots. 2: + comparisons (created on open; nothing else moves)."""
+
+EXPORT_FORMAT = "playground-session"
+EXPORT_FORMAT_VERSION = 1
+"""The session export format this playground writes and the newest it reads."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sessions (
@@ -106,6 +127,13 @@ CREATE TABLE IF NOT EXISTS snapshots (
     versions TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (system, name)
+);
+CREATE TABLE IF NOT EXISTS comparisons (
+    comparison_id TEXT PRIMARY KEY,
+    system TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    report TEXT NOT NULL
 );
 """
 
@@ -207,6 +235,94 @@ class SessionRow:
             "finished_at": self.finished_at,
             "per_agent": self.totals,
         }
+
+
+@dataclass(frozen=True)
+class VersionRow:
+    """One stored version of one agent."""
+
+    version_id: str
+    agent: str
+    created_at: float
+    source: str
+    """``file`` (recorded when a system file was loaded) or ``operator`` (an edit)."""
+    note: str
+    active: bool
+    """Whether the agent's active pointer is on this version."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "version_id": self.version_id,
+            "agent": self.agent,
+            "created_at": self.created_at,
+            "source": self.source,
+            "note": self.note,
+            "active": self.active,
+        }
+
+
+@dataclass(frozen=True)
+class SnapshotRow:
+    """A named set of versions, one per agent of a system."""
+
+    name: str
+    versions: dict[str, str]
+    created_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "versions": self.versions, "created_at": self.created_at}
+
+
+@dataclass(frozen=True)
+class VersionLogEntry:
+    """One move of an agent's active pointer."""
+
+    entry_id: int
+    agent: str
+    action: str
+    """``recorded`` (a new version became active), ``activated``, ``rollback`` or ``restore``."""
+    from_version: str | None
+    to_version: str
+    note: str
+    created_at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "entry_id": self.entry_id,
+            "agent": self.agent,
+            "action": self.action,
+            "from_version": self.from_version,
+            "to_version": self.to_version,
+            "note": self.note,
+            "created_at": self.created_at,
+        }
+
+
+_MIN_PREFIX = 4
+# Columns of a session row that travel in an export (pid and host belong to the machine).
+_SESSION_EXPORT_COLUMNS = (
+    "session_id",
+    "system",
+    "system_path",
+    "correlation_id",
+    "status",
+    "input",
+    "output",
+    "error",
+    "path",
+    "versions",
+    "totals",
+    "cost_usd",
+    "input_tokens",
+    "output_tokens",
+    "latency_ms",
+    "parent_session_id",
+    "forked_from_step",
+    "created_at",
+    "finished_at",
+)
+_SESSION_JSON_COLUMNS = frozenset({"error", "path", "versions", "totals"})
+_SESSION_REQUIRED = frozenset({"session_id", "system", "correlation_id", "status", "input", "created_at"})
 
 
 def default_db_path() -> Path:
@@ -488,12 +604,24 @@ class Store:
     # -- agent versions ----------------------------------------------------------------------
 
     async def record_versions(
-        self, system: str, specs: dict[str, str], *, source: str = "file", note: str = ""
+        self,
+        system: str,
+        specs: dict[str, str],
+        *,
+        source: str = "file",
+        note: str = "",
+        activate: bool | None = None,
     ) -> dict[str, str]:
         """Record each agent spec (canonical JSON by agent name) whose content is new.
 
-        A new version becomes active; a known one leaves the active pointer where an
-        operator put it (so a rollback survives re-running the same file).
+        Args:
+            source: ``file`` (loaded from a system file) or ``operator`` (an edit).
+            note: Kept with each new version and its log entry.
+            activate: ``None`` (loading a file): a new version becomes active, a known one
+                leaves the active pointer where an operator put it, so a rollback survives
+                re-running the same file. ``True`` (an operator's edit): every given agent
+                is pointed at its spec, new or known. ``False`` (a fork's variant): record
+                only, move no pointer.
 
         Returns:
             Agent name to its active version id.
@@ -508,12 +636,19 @@ class Store:
             known = {(r[0], r[1]) for r in await cursor.fetchall()}
         active = await self.active_versions(system)
         new = [a for a, vid in wanted.items() if (a, vid) not in known]
-        unset = [a for a in wanted if a not in active and a not in new]
-        if not new and not unset:
+        if activate is False:
+            moved: list[str] = []
+        elif activate:
+            moved = [a for a in wanted if a not in new and active.get(a) != wanted[a]]
+        else:
+            moved = [a for a in wanted if a not in active and a not in new]
+        if not new and not moved:
             return active
         now = time.time()
         async with self._tx:
-            await self._record(db, system, wanted, specs, new, unset, active, source, note, now)
+            await self._record(
+                db, system, wanted, specs, new, moved, active, source, note, now, activate is not False
+            )
         self.generation += 1
         return await self.active_versions(system)
 
@@ -524,11 +659,12 @@ class Store:
         wanted: dict[str, str],
         specs: dict[str, str],
         new: list[str],
-        unset: list[str],
+        moved: list[str],
         active: dict[str, str],
         source: str,
         note: str,
         now: float,
+        activate_new: bool,
     ) -> None:
         await db.execute("BEGIN IMMEDIATE")
         try:
@@ -538,7 +674,7 @@ class Store:
                     " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (system, agent, wanted[agent], specs[agent], source, note, now),
                 )
-            for agent in [*new, *unset]:
+            for agent in [*(new if activate_new else ()), *moved]:
                 await db.execute(
                     "INSERT OR REPLACE INTO active_versions (system, agent, version_id, updated_at)"
                     " VALUES (?, ?, ?, ?)",
@@ -578,6 +714,510 @@ class Store:
         if row is None:
             raise StoreError(f"no version {version!r} of agent {agent!r} of {system!r}")
         return str(row[0])
+
+    # -- versions: listing, rollback, snapshots ---------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction on the connection, holding the lock every transaction holds."""
+        db = self.db
+        async with self._tx:
+            await db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                await db.rollback()
+                raise
+            await db.commit()
+
+    async def versions(self, system: str, agent: str | None = None) -> list[VersionRow]:
+        """Stored versions of a system's agents (or of one agent), newest first."""
+        sql = (
+            "SELECT v.agent, v.version_id, v.source, v.note, v.created_at,"
+            " a.version_id IS NOT NULL AS active FROM agent_versions v"
+            " LEFT JOIN active_versions a"
+            " ON a.system = v.system AND a.agent = v.agent AND a.version_id = v.version_id"
+            " WHERE v.system = ?"
+        )
+        params: tuple[Any, ...] = (system,)
+        if agent is not None:
+            sql += " AND v.agent = ?"
+            params = (system, agent)
+        sql += " ORDER BY v.created_at DESC, v.agent, v.version_id"
+        async with self.db.execute(sql, params) as cursor:
+            return [
+                VersionRow(
+                    version_id=r["version_id"],
+                    agent=r["agent"],
+                    created_at=r["created_at"],
+                    source=r["source"],
+                    note=r["note"],
+                    active=bool(r["active"]),
+                )
+                for r in await cursor.fetchall()
+            ]
+
+    async def resolve_version(self, system: str, agent: str, prefix: str) -> str:
+        """The full id of the version of ``agent`` that ``prefix`` names, as git resolves a commit.
+
+        ``prefix`` is a whole version id, a unique prefix of one (at least 4 characters), or
+        ``active`` (the agent's active version).
+
+        Raises:
+            StoreError: No version, or more than one, matches.
+        """
+        name = prefix.strip()
+        if name == "active":
+            active = (await self.active_versions(system)).get(agent)
+            if active is None:
+                raise StoreError(f"agent {agent!r} of {system!r} has no active version in the store")
+            return active
+        rows = await self.versions(system, agent)
+        if not rows:
+            agents = sorted({r.agent for r in await self.versions(system)})
+            known = f" (agents with versions: {', '.join(agents)})" if agents else ""
+            raise StoreError(f"{system!r} has no versions of agent {agent!r} in {str(self.path)!r}{known}")
+        exact = [r for r in rows if r.version_id == name]
+        if exact:
+            return exact[0].version_id
+        if len(name) < _MIN_PREFIX:
+            raise StoreError(f"give at least {_MIN_PREFIX} characters of a version id, not {prefix!r}")
+        matches = [r for r in rows if r.version_id.startswith(name.lower())]
+        if not matches:
+            raise StoreError(
+                f"agent {agent!r} of {system!r} has no version {prefix!r}; "
+                f"list them with: playground versions SYSTEM.yaml --agent {agent}"
+            )
+        if len(matches) > 1:
+            listed = ", ".join(
+                f"{r.version_id} ({r.source}{', active' if r.active else ''})" for r in matches
+            )
+            raise StoreError(
+                f"{prefix!r} names {len(matches)} versions of {agent!r}: {listed}; give more of its id"
+            )
+        return matches[0].version_id
+
+    async def rollback(self, system: str, agent: str, version: str, note: str = "") -> tuple[str | None, str]:
+        """Point ``agent`` at an earlier (or any stored) version. Nothing is deleted.
+
+        Args:
+            version: A version id, a unique prefix of one, or ``active``.
+
+        Returns:
+            The version it was on and the version it is on now (equal when nothing moved).
+        """
+        target = await self.resolve_version(system, agent, version)
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT version_id FROM active_versions WHERE system = ? AND agent = ?", (system, agent)
+            ) as cursor:
+                row = await cursor.fetchone()
+            current: str | None = row[0] if row else None
+            if current == target:
+                return current, target
+            await self._move(db, system, agent, "rollback", current, target, note, time.time())
+        self.generation += 1
+        return current, target
+
+    async def _move(
+        self,
+        db: aiosqlite.Connection,
+        system: str,
+        agent: str,
+        action: str,
+        current: str | None,
+        target: str,
+        note: str,
+        now: float,
+    ) -> None:
+        await db.execute(
+            "INSERT OR REPLACE INTO active_versions (system, agent, version_id, updated_at)"
+            " VALUES (?, ?, ?, ?)",
+            (system, agent, target, now),
+        )
+        await db.execute(
+            "INSERT INTO version_log (system, agent, action, from_version, to_version, note, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (system, agent, action, current, target, note, now),
+        )
+
+    async def snapshot(self, system: str, name: str, *, replace: bool = False) -> dict[str, str]:
+        """Name the current active version of every agent of ``system``.
+
+        Raises:
+            StoreError: The system has no active versions, or the name is taken and
+                ``replace`` is false.
+
+        Returns:
+            Agent name to version id, as recorded.
+        """
+        if not name.strip():
+            raise StoreError("a snapshot needs a name")
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT agent, version_id FROM active_versions WHERE system = ? ORDER BY agent", (system,)
+            ) as cursor:
+                versions = {r[0]: r[1] for r in await cursor.fetchall()}
+            if not versions:
+                raise StoreError(
+                    f"{system!r} has no agent versions in {str(self.path)!r}: load or run it first"
+                )
+            async with db.execute(
+                "SELECT created_at FROM snapshots WHERE system = ? AND name = ?", (system, name)
+            ) as cursor:
+                taken = await cursor.fetchone()
+            if taken is not None and not replace:
+                raise StoreError(
+                    f"{system!r} already has a snapshot {name!r} (taken {_when(taken[0])}); "
+                    "choose another name, or replace it (--replace)"
+                )
+            await db.execute(
+                "INSERT OR REPLACE INTO snapshots (system, name, versions, created_at) VALUES (?, ?, ?, ?)",
+                (system, name, json.dumps(versions), time.time()),
+            )
+        return versions
+
+    async def snapshots(self, system: str) -> list[SnapshotRow]:
+        """A system's snapshots, newest first."""
+        async with self.db.execute(
+            "SELECT name, versions, created_at FROM snapshots WHERE system = ?"
+            " ORDER BY created_at DESC, name",
+            (system,),
+        ) as cursor:
+            return [
+                SnapshotRow(name=r["name"], versions=json.loads(r["versions"]), created_at=r["created_at"])
+                for r in await cursor.fetchall()
+            ]
+
+    async def restore_snapshot(self, system: str, name: str) -> dict[str, tuple[str | None, str]]:
+        """Roll every agent of a snapshot back to its version, in one transaction.
+
+        Agents added to the system after the snapshot keep their active version.
+
+        Returns:
+            Each agent that moved, with the version it was on and the one it is on now.
+        """
+        changes: dict[str, tuple[str | None, str]] = {}
+        async with self._transaction() as db:
+            async with db.execute(
+                "SELECT versions FROM snapshots WHERE system = ? AND name = ?", (system, name)
+            ) as cursor:
+                row = await cursor.fetchone()
+            if row is None:
+                async with db.execute(
+                    "SELECT name FROM snapshots WHERE system = ? ORDER BY created_at DESC", (system,)
+                ) as cursor:
+                    names = [r[0] for r in await cursor.fetchall()]
+                known = f" (its snapshots: {', '.join(names)})" if names else " (it has none)"
+                raise StoreError(f"{system!r} has no snapshot {name!r}{known}")
+            wanted: dict[str, str] = json.loads(row[0])
+            async with db.execute(
+                "SELECT agent, version_id FROM active_versions WHERE system = ?", (system,)
+            ) as cursor:
+                active = {r[0]: r[1] for r in await cursor.fetchall()}
+            now = time.time()
+            for agent, target in sorted(wanted.items()):
+                if active.get(agent) != target:
+                    await self._move(
+                        db, system, agent, "restore", active.get(agent), target, f"snapshot {name}", now
+                    )
+                    changes[agent] = (active.get(agent), target)
+        if changes:
+            self.generation += 1
+        return changes
+
+    async def version_log(self, system: str, agent: str | None = None) -> list[VersionLogEntry]:
+        """The moves of a system's active pointers (or one agent's), newest first."""
+        sql = "SELECT * FROM version_log WHERE system = ?"
+        params: tuple[Any, ...] = (system,)
+        if agent is not None:
+            sql += " AND agent = ?"
+            params = (system, agent)
+        async with self.db.execute(sql + " ORDER BY entry_id DESC", params) as cursor:
+            return [
+                VersionLogEntry(
+                    entry_id=r["entry_id"],
+                    agent=r["agent"],
+                    action=r["action"],
+                    from_version=r["from_version"],
+                    to_version=r["to_version"],
+                    note=r["note"],
+                    created_at=r["created_at"],
+                )
+                for r in await cursor.fetchall()
+            ]
+
+    # -- export and import -------------------------------------------------------------------
+
+    async def export_session(self, session_id: str) -> list[str]:
+        """A session as JSON Lines (the format is described at the top of this module).
+
+        ``session_id`` may be a unique prefix. Secrets are scrubbed again on the way out.
+        """
+        found = await self.session(session_id)  # flushes, resolves a prefix
+        async with self.db.execute(
+            f"SELECT {', '.join(_SESSION_EXPORT_COLUMNS)} FROM sessions WHERE session_id = ?",
+            (found.session_id,),
+        ) as cursor:
+            row = await cursor.fetchone()
+        assert row is not None
+        session = {
+            column: (json.loads(row[column]) if row[column] else None)
+            if column in _SESSION_JSON_COLUMNS
+            else row[column]
+            for column in _SESSION_EXPORT_COLUMNS
+        }
+        versions: list[str] = []
+        for agent, vid in sorted(found.versions.items()):
+            async with self.db.execute(
+                "SELECT spec, source, note, created_at FROM agent_versions"
+                " WHERE system = ? AND agent = ? AND version_id = ?",
+                (found.system, agent, vid),
+            ) as cursor:
+                v = await cursor.fetchone()
+            if v is not None:
+                record = {
+                    "type": "agent_version",
+                    "system": found.system,
+                    "agent": agent,
+                    "version_id": vid,
+                    "source": v["source"],
+                    "note": v["note"],
+                    "created_at": v["created_at"],
+                    "spec": json.loads(v["spec"]),
+                }
+                versions.append(json.dumps(record, ensure_ascii=False))
+        async with self.db.execute(
+            "SELECT data FROM events WHERE session_id = ? ORDER BY seq", (found.session_id,)
+        ) as cursor:
+            # The stored JSON goes out byte for byte.
+            events = ['{"type":"event","event":' + r[0] + "}" for r in await cursor.fetchall()]
+        header = {
+            "format": EXPORT_FORMAT,
+            "format_version": EXPORT_FORMAT_VERSION,
+            "exported_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "session_id": found.session_id,
+            "agent_versions": len(versions),
+            "events": len(events),
+        }
+        lines = [
+            json.dumps(header),
+            json.dumps({"type": "session", "session": session}, ensure_ascii=False),
+            *versions,
+            *events,
+        ]
+        secrets = self._secrets
+        return [scrub(line, secrets) for line in lines] if secrets else lines
+
+    async def import_session(self, lines: Iterable[str]) -> SessionRow:
+        """Import a session exported by :meth:`export_session`, with its versions and events.
+
+        Agent versions the store already has are kept as they are; active pointers do not
+        move. A session that was still running when exported is imported as ``interrupted``.
+
+        Raises:
+            StoreError: The text is not a session export, is from a newer format version,
+                is inconsistent, or its session is already in this store.
+        """
+        from playground.engine.runtime import version_id_of_json
+
+        header, records = _parse_export(lines)
+        sessions = [r for n, r in records if r["type"] == "session"]
+        if len(sessions) != 1:
+            raise StoreError(f"a session export holds exactly one session record, this one {len(sessions)}")
+        session = sessions[0].get("session")
+        if not isinstance(session, dict):
+            raise StoreError("the session record has no 'session' object")
+        unknown = sorted(set(session) - set(_SESSION_EXPORT_COLUMNS))
+        missing = sorted(_SESSION_REQUIRED - set(session))
+        if unknown or missing:
+            what = f"unknown fields {unknown}" if unknown else f"missing fields {missing}"
+            raise StoreError(f"the session record has {what}")
+        session_id = str(session["session_id"])
+        columns = [c for c in _SESSION_EXPORT_COLUMNS if c in session]
+        values: list[Any] = []
+        for column in columns:
+            value = session[column]
+            if column in _SESSION_JSON_COLUMNS:
+                value = json.dumps(value) if value is not None else (None if column == "error" else "{}")
+            elif column == "status" and value == "running":
+                value = "interrupted"  # nothing runs it here
+            values.append(value)
+
+        version_rows: list[tuple[Any, ...]] = []
+        event_rows: list[tuple[Any, ...]] = []
+        for n, record in records:
+            kind = record["type"]
+            if kind == "agent_version":
+                try:
+                    spec = json.dumps(record["spec"], sort_keys=True, separators=(",", ":"))
+                    vid = str(record["version_id"])
+                    row = (
+                        str(record["system"]),
+                        str(record["agent"]),
+                        vid,
+                        spec,
+                        str(record.get("source", "file")),
+                        str(record.get("note", "")),
+                        float(record["created_at"]),
+                    )
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StoreError(f"line {n}: a malformed agent version ({exc!r})") from None
+                if version_id_of_json(spec) != vid:
+                    raise StoreError(
+                        f"line {n}: the spec of version {vid} of {row[1]!r} does not hash to its id "
+                        "(was the file edited?)"
+                    )
+                version_rows.append(row)
+            elif kind == "event":
+                try:
+                    event = EVENT_ADAPTER.validate_python(record["event"])
+                except (KeyError, ValueError) as exc:
+                    raise StoreError(f"line {n}: not a valid event: {str(exc).splitlines()[0]}") from None
+                if event.session_id != session_id:
+                    raise StoreError(f"line {n}: an event of session {event.session_id}, not {session_id}")
+                event_rows.append(
+                    (
+                        session_id,
+                        event.seq,
+                        event.kind,
+                        event.agent,
+                        event.step,
+                        event.ts,
+                        to_json(record["event"]).decode(),
+                    )
+                )
+        expected = header.get("events")
+        if isinstance(expected, int) and expected != len(event_rows):
+            raise StoreError(
+                f"the file is incomplete: its header announces {expected} events, it holds {len(event_rows)}"
+            )
+
+        await self.flush()
+        try:
+            async with self._transaction() as db:
+                async with db.execute("SELECT 1 FROM sessions WHERE session_id = ?", (session_id,)) as cur:
+                    if await cur.fetchone() is not None:
+                        raise StoreError(
+                            f"session {session_id} is already in {str(self.path)!r}; nothing was imported"
+                        )
+                await db.executemany(
+                    "INSERT OR IGNORE INTO agent_versions (system, agent, version_id, spec, source, note,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    version_rows,
+                )
+                await db.execute(
+                    f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
+                    tuple(values),
+                )
+                await db.executemany(_INSERT_EVENT.replace("OR REPLACE ", ""), event_rows)
+        except aiosqlite.IntegrityError as exc:
+            raise StoreError(f"the session export is inconsistent: {exc}") from None
+        if version_rows:
+            self.generation += 1
+        return await self.session(session_id)
+
+    # -- comparisons ---------------------------------------------------------------------------
+
+    async def save_comparison(self, system: str, agent: str, report: dict[str, Any]) -> str:
+        """Store a comparison report; returns its id."""
+        comparison_id = "c" + secrets.token_hex(5)
+        self._queue(
+            "INSERT INTO comparisons (comparison_id, system, agent, created_at, report)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (comparison_id, system, agent, time.time(), scrub(json.dumps(report), self._secrets)),
+        )
+        await self.flush()
+        return comparison_id
+
+    async def comparisons(self, system: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Stored comparisons, newest first: id, system, agent, created_at and the summary."""
+        await self.flush()
+        sql = "SELECT comparison_id, system, agent, created_at, report FROM comparisons"
+        params: tuple[Any, ...] = ()
+        if system:
+            sql += " WHERE system = ?"
+            params = (system,)
+        async with self.db.execute(sql + " ORDER BY created_at DESC LIMIT ?", (*params, limit)) as cursor:
+            rows = await cursor.fetchall()
+        out = []
+        for row in rows:
+            report = json.loads(row["report"])
+            out.append(
+                {
+                    "comparison_id": row["comparison_id"],
+                    "system": row["system"],
+                    "agent": row["agent"],
+                    "created_at": row["created_at"],
+                    "a": report["a"]["label"],
+                    "b": report["b"]["label"],
+                    "summary": report["summary"],
+                }
+            )
+        return out
+
+    async def comparison(self, comparison_id: str) -> dict[str, Any]:
+        """One stored comparison report, by id or unique prefix."""
+        await self.flush()
+        async with self.db.execute(
+            "SELECT comparison_id, report FROM comparisons WHERE comparison_id LIKE ? LIMIT 2",
+            (comparison_id.replace("%", "").replace("_", "") + "%",),
+        ) as cursor:
+            rows = list(await cursor.fetchall())
+        if not rows:
+            raise StoreError(f"no comparison {comparison_id!r} in {str(self.path)!r}")
+        if len(rows) > 1:
+            raise StoreError(f"{comparison_id!r} names more than one comparison; give more of its id")
+        report: dict[str, Any] = json.loads(rows[0]["report"])
+        report["comparison_id"] = rows[0]["comparison_id"]
+        return report
+
+
+def _parse_export(lines: Iterable[str]) -> tuple[dict[str, Any], list[tuple[int, dict[str, Any]]]]:
+    """The header and the records of a session export, each record with its line number."""
+    header: dict[str, Any] | None = None
+    records: list[tuple[int, dict[str, Any]]] = []
+    not_ours = StoreError(
+        "not a playground session export: its first line is not a "
+        f'{{"format": "{EXPORT_FORMAT}", ...}} header'
+    )
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError as exc:
+            if header is None:
+                raise not_ours from None
+            raise StoreError(f"line {n}: not JSON ({exc})") from None
+        if not isinstance(data, dict):
+            if header is None:
+                raise not_ours
+            raise StoreError(f"line {n}: a record is a JSON object")
+        if header is None:
+            if data.get("format") != EXPORT_FORMAT:
+                raise not_ours
+            version = data.get("format_version")
+            if not isinstance(version, int) or version < 1:
+                raise StoreError(f"the session export names no valid format_version ({version!r})")
+            if version > EXPORT_FORMAT_VERSION:
+                raise StoreError(
+                    f"this session file is format version {version}, written by a newer playground; "
+                    f"this one reads format version {EXPORT_FORMAT_VERSION} and older. "
+                    "Upgrade the playground to import it."
+                )
+            header = data
+            continue
+        if data.get("type") not in ("session", "agent_version", "event"):
+            raise StoreError(f"line {n}: unknown record type {data.get('type')!r}")
+        records.append((n, data))
+    if header is None:
+        raise not_ours
+    return header, records
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _alive(pid: int | None) -> bool:

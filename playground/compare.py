@@ -1,0 +1,260 @@
+"""Compare two variants of one agent (two versions, two models) on the same inputs.
+
+Each input runs through both variants concurrently, each run a recorded
+session. Inputs come from ``--input``, a scenario file (whose expectations give
+pass rates), or a recorded session, in which case both variants are replayed
+from the recording so only the compared agent, and what follows it, costs
+model calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+from dataclasses import dataclass
+from typing import Any
+
+from playground.engine.runtime import RunResult, canonical_spec, version_id
+from playground.errors import PlaygroundError, StoreError
+from playground.spec.load import System
+from playground.spec.models import AgentSpec
+from playground.store.store import Store
+
+WATCHED = ("validation_failed", "loop_detected", "fallback_used", "permission_denied", "model_failed")
+"""Event kinds whose new appearance in B is called out."""
+
+
+@dataclass(frozen=True)
+class Side:
+    """One variant: a version of the agent, or the active version on another model."""
+
+    label: str
+    version: str | None = None
+    model: str | None = None
+
+    def describe(self) -> str:
+        return f"version {self.version}" if self.version else f"model {self.model}"
+
+
+async def resolve_side(store: Store, system: System, agent: str, value: str) -> Side:
+    """A version id (or unique prefix) of ``agent`` if it is one, else a model string."""
+    try:
+        version = await store.resolve_version(system.name, agent, value)
+    except StoreError as exc:
+        if "more than one" in str(exc) or "ambiguous" in str(exc):
+            raise
+        return Side(value, model=value)
+    return Side(value, version=version)
+
+
+async def _agents_for(
+    store: Store, system: System, agent: str, side: Side, base: dict[str, AgentSpec], versions: dict[str, str]
+) -> tuple[dict[str, AgentSpec], dict[str, str]]:
+    agents, vids = dict(base), dict(versions)
+    if side.version is not None:
+        agents[agent] = AgentSpec.model_validate_json(
+            await store.version_spec(system.name, agent, side.version)
+        )
+        vids[agent] = side.version
+    else:
+        assert side.model is not None
+        changed = agents[agent].model_copy(update={"model": side.model})
+        await store.record_versions(
+            system.name,
+            {agent: canonical_spec(changed)},
+            source="operator",
+            note=f"model {side.model} for a comparison",
+            activate=False,
+        )
+        agents[agent], vids[agent] = changed, version_id(changed)
+    return agents, vids
+
+
+def word_diff(a: str, b: str) -> list[dict[str, str]]:
+    """Word-level diff of two outputs: ``{op: equal|delete|insert, text}`` pieces."""
+    wa, wb = a.split(), b.split()
+    pieces: list[dict[str, str]] = []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=wa, b=wb, autojunk=False).get_opcodes():
+        if op == "equal":
+            pieces.append({"op": "equal", "text": " ".join(wa[i1:i2])})
+            continue
+        if i2 > i1:
+            pieces.append({"op": "delete", "text": " ".join(wa[i1:i2])})
+        if j2 > j1:
+            pieces.append({"op": "insert", "text": " ".join(wb[j1:j2])})
+    return pieces
+
+
+def _per_agent(result: RunResult) -> dict[str, dict[str, Any]]:
+    return {name: totals.as_json() for name, totals in result.per_agent.items()}
+
+
+def _deltas(a: RunResult, b: RunResult) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for name in dict.fromkeys([*a.per_agent, *b.per_agent]):
+        ta, tb = a.per_agent.get(name), b.per_agent.get(name)
+        tokens_a = (ta.input_tokens + ta.output_tokens) if ta else 0
+        tokens_b = (tb.input_tokens + tb.output_tokens) if tb else 0
+        out[name] = {
+            "tokens": tokens_b - tokens_a,
+            "cost_usd": round((tb.cost_usd if tb else 0) - (ta.cost_usd if ta else 0), 8),
+            "latency_ms": round((tb.latency_ms if tb else 0) - (ta.latency_ms if ta else 0), 3),
+        }
+    return out
+
+
+def _counts(result: RunResult) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for event in result.events:
+        if event.kind in WATCHED:
+            counts[event.kind] = counts.get(event.kind, 0) + 1
+    return counts
+
+
+def _side_json(result: RunResult, passed: bool | None, failures: list[str] | None) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "session_id": result.session_id,
+        "status": result.status,
+        "path": result.path,
+        "output": result.output,
+        "cost_usd": round(result.cost_usd, 8),
+        "tokens": result.tokens,
+        "latency_ms": round(result.latency_ms, 3),
+        "per_agent": _per_agent(result),
+        "events": _counts(result),
+    }
+    if passed is not None:
+        data["passed"] = passed
+        data["failures"] = failures or []
+    return data
+
+
+def input_report(
+    name: str, request: str, a: RunResult, b: RunResult, checks: tuple[list[str], list[str]] | None = None
+) -> dict[str, Any]:
+    """The comparison of one input."""
+    counts_a, counts_b = _counts(a), _counts(b)
+    new_problems = {k: v - counts_a.get(k, 0) for k, v in counts_b.items() if v > counts_a.get(k, 0)}
+    return {
+        "name": name,
+        "input": request,
+        "a": _side_json(a, None if checks is None else not checks[0], None if checks is None else checks[0]),
+        "b": _side_json(b, None if checks is None else not checks[1], None if checks is None else checks[1]),
+        "path_changed": a.path != b.path,
+        "output_changed": a.output != b.output,
+        "output_diff": word_diff(a.output, b.output),
+        "deltas": _deltas(a, b),
+        "new_in_b": new_problems,
+    }
+
+
+def summarise(inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Totals over all inputs: cost, latency, pass rates, inputs whose path changed."""
+
+    def total(side: str, key: str) -> float:
+        return round(sum(float(i[side][key]) for i in inputs), 8)
+
+    out: dict[str, Any] = {
+        "inputs": len(inputs),
+        "path_changed": [i["name"] for i in inputs if i["path_changed"]],
+        "output_changed": sum(1 for i in inputs if i["output_changed"]),
+        "a": {"cost_usd": total("a", "cost_usd"), "latency_ms": total("a", "latency_ms")},
+        "b": {"cost_usd": total("b", "cost_usd"), "latency_ms": total("b", "latency_ms")},
+    }
+    if inputs and "passed" in inputs[0]["a"]:
+        for side in ("a", "b"):
+            passed = sum(1 for i in inputs if i[side]["passed"])
+            out[side]["passed"] = passed
+            out[side]["pass_rate"] = round(passed / len(inputs), 4)
+    return out
+
+
+async def compare(
+    store: Store,
+    system: System,
+    agent: str,
+    a: str,
+    b: str,
+    *,
+    request: str | None = None,
+    scenarios: str | None = None,
+    session_id: str | None = None,
+    jobs: int = 4,
+    realtime: bool = False,
+) -> dict[str, Any]:
+    """Run both variants over the inputs and return (and store) the report."""
+    from playground.scenarios import Runner, check, faulty_factory, load_scenarios
+    from playground.service import active_agents, run_session
+
+    if agent not in system.spec.agents:
+        raise PlaygroundError(f"{agent!r} is not an agent of {system.name!r}")
+    if sum(x is not None for x in (request, scenarios, session_id)) != 1:
+        raise PlaygroundError("give exactly one of --input, --scenarios or --session")
+    side_a, side_b = await resolve_side(store, system, agent, a), await resolve_side(store, system, agent, b)
+    limit = asyncio.Semaphore(max(1, jobs))
+    inputs: list[dict[str, Any]] = []
+
+    if session_id is not None:
+        from playground.replay import Variant, replay_session
+
+        async def replayed(side: Side) -> RunResult:
+            variant = Variant(agent, side.version, side.model)
+            return (await replay_session(store, session_id, variant=variant)).result
+
+        ra, rb = await asyncio.gather(replayed(side_a), replayed(side_b))
+        inputs.append(input_report(f"session {session_id}", ra.events[0].input, ra, rb))
+    else:
+        base, versions = await active_agents(store, system)
+        runner = Runner(store=store, realtime=realtime)
+        if not realtime:
+            from playground.scenarios import instant
+
+            base = instant(base)
+        agents_a = await _agents_for(store, system, agent, side_a, base, versions)
+        agents_b = await _agents_for(store, system, agent, side_b, base, versions)
+        cases: list[tuple[str, str, Any]] = []
+        if request is not None:
+            cases.append((request[:60], request, None))
+        else:
+            assert scenarios is not None
+            suite = load_scenarios(scenarios)
+            if suite.system.name != system.name:
+                raise PlaygroundError(f"{scenarios!r} tests {suite.system.name!r}, not {system.name!r}")
+            cases.extend((sc.name, sc.input or "", sc) for sc in suite.scenarios)
+
+        async def one(
+            side_agents: tuple[dict[str, AgentSpec], dict[str, str]], case: tuple[str, str, Any]
+        ) -> Any:
+            _, text, scenario = case
+            async with limit:
+                return await run_session(
+                    system,
+                    text,
+                    store=store,
+                    agents=side_agents[0],
+                    versions=side_agents[1],
+                    llm_factory=faulty_factory(scenario.faults, runner.base)
+                    if scenario is not None and scenario.faults
+                    else runner.base,
+                    agent=scenario.agent if scenario is not None else None,
+                    context=scenario.context if scenario is not None else None,
+                )
+
+        results = await asyncio.gather(*(one(s, c) for c in cases for s in (agents_a, agents_b)))
+        for index, case in enumerate(cases):
+            ra, rb = results[2 * index], results[2 * index + 1]
+            checks = None
+            if case[2] is not None:
+                checks = (check(case[2].expect, ra), check(case[2].expect, rb))
+            inputs.append(input_report(case[0], case[1], ra, rb, checks))
+    report = {
+        "system": system.name,
+        "agent": agent,
+        "a": {"label": side_a.label, "version": side_a.version, "model": side_a.model},
+        "b": {"label": side_b.label, "version": side_b.version, "model": side_b.model},
+        "source": {"input": request, "scenarios": scenarios, "session": session_id},
+        "inputs": inputs,
+        "summary": summarise(inputs),
+    }
+    report["comparison_id"] = await store.save_comparison(system.name, agent, report)
+    return report
