@@ -103,6 +103,7 @@ async def run_session(
     forked_from_step: int | None = None,
     agent: str | None = None,
     context: dict[str, Any] | None = None,
+    session_id: str | None = None,
 ) -> RunResult:
     """Run ``request`` through ``system``: record it in ``store`` and trace it with ``tracer``.
 
@@ -112,6 +113,7 @@ async def run_session(
         parent_session_id: The session this one was forked or replayed from.
         forked_from_step: The parent's step where this session starts running live.
         agent: Run only this agent, in isolation, on ``context`` (scenario tests).
+        session_id: The new session's id (default: random).
     """
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
@@ -133,6 +135,7 @@ async def run_session(
         sinks=sinks,
         live=live,
         tool_replay=tool_replay,
+        session_id=session_id,
     )
     if store is not None:
         await store.begin_session(

@@ -596,3 +596,25 @@ async def test_abort_at_a_gate() -> None:
     result = await task
     assert result.status == "aborted"
     assert kinds(result.events)[-3:] == ["operator_acted", "agent_finished", "run_failed"]
+
+
+async def test_time_held_at_a_gate_does_not_count_against_the_run_timeout(tmp_path: Path) -> None:
+    system = system_from(tmp_path, """
+        name: patient
+        pattern: router
+        entry: a
+        limits: {timeout_s: 0.2}
+        agents:
+          a:
+            handoffs: [{to: b}]
+            script: [{handoff: b}]
+          b: {script: [{reply: done}]}
+        """)
+    controller = StepController(breakpoints={"handoff:*"})
+    task = asyncio.create_task(run(system, "go", controller=controller))
+    gate = await controller.wait_paused()
+    assert gate.payload["schema"] == "{question: str}" and gate.payload["payload_tokens"] > 0
+    await asyncio.sleep(0.4)  # the operator thinks for longer than the run may take
+    controller.resume()
+    result = await task
+    assert result.status == "completed", result.error

@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from playground.engine import runtime
 from playground.engine.controller import Gate
 from playground.spec import System, load_system
 from playground.store import Store
+from playground.tui import state
 from playground.tui.app import PlaygroundApp
 from playground.tui.bridge import Bridge
 from playground.tui.screens.edit_payload import EditPayloadScreen
@@ -77,6 +79,49 @@ def failing_system(tmp_path: Path) -> System:
     path = tmp_path / "failing.yaml"
     path.write_text(FAILING, encoding="utf-8")
     return load_system(path)
+
+
+# The snapshots run their own systems, so edits to the bundled examples do not move them.
+SNAPSHOT_ROUTER = """
+name: snapshot-router
+description: Routes each request to billing or general.
+pattern: router
+entry: router
+agents:
+  router:
+    description: Picks one specialist.
+    handoffs:
+      - to: billing
+        context: {customer_id: str, question: str}
+      - to: general
+        context: {question: str}
+    script:
+      - match: "(?i)invoice|charge"
+        handoff: billing
+        context: {customer_id: "C-1", question: "{input}"}
+      - handoff: general
+        context: {question: "{input}"}
+  billing:
+    description: Answers billing questions.
+    input: {customer_id: str, question: str}
+    price: {input: 0.15, output: 0.60}
+    script:
+      - reply: "Customer {customer_id}: a refund is on its way."
+  general:
+    description: Answers everything else.
+    input: {question: str}
+    script:
+      - reply: "Here is what I know about: {question}"
+"""
+
+
+def snapshot_workspace(tmp_path: Path) -> Path:
+    agents = tmp_path / "agents"
+    agents.mkdir()
+    (agents / "router.yaml").write_text(SNAPSHOT_ROUTER, encoding="utf-8")
+    (agents / "failing.yaml").write_text(FAILING, encoding="utf-8")
+    (agents / "router.scenarios.yaml").write_text("not a system: skipped\n", encoding="utf-8")
+    return agents
 
 
 @pytest.fixture
@@ -275,13 +320,29 @@ async def test_retry_the_held_step(system: System, tmp_path: Path) -> None:
         assert "(retry)" in screen_text(app)
 
 
-async def test_pause_then_continue(tmp_path: Path) -> None:
-    # The model takes 100 ms here, so p lands while router's call is in flight.
-    app = make_app(load_system(router_copy(tmp_path, latency_ms=100)), tmp_path)
+async def test_pause_then_continue(system: System, tmp_path: Path) -> None:
+    # Model calls wait for `answer`, so p lands while router's call is in flight.
+    answer = asyncio.Event()
+
+    class HeldModel:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        async def complete(self, request: Any, on_delta: Any = None) -> Any:
+            await answer.wait()
+            return await self.inner.complete(request, on_delta)
+
+    def factory(agent: Any, model: str) -> Any:
+        return HeldModel(runtime.default_llm_factory(agent, model))
+
+    app = make_app(system, tmp_path, llm_factory=factory)
     async with app.run_test(size=SIZE) as pilot:
         screen = await run_screen(pilot)
         await start_stepping(pilot, screen)
-        await pilot.press("c", "p")
+        await pilot.press("c")
+        assert screen.view.status == "running"
+        await pilot.press("p")
+        answer.set()
         assert screen.controller is not None
         gate = await screen.controller.wait_paused()
         await pilot.pause()
@@ -372,7 +433,7 @@ async def test_abort_the_held_run(system: System, tmp_path: Path) -> None:
         assert screen.last_result is not None and screen.last_result.status == "aborted"
         assert (await app.store.session(screen.view.session_id)).status == "aborted"
         text = screen_text(app)
-        assert "ABORTED" in text and "aborted: the operator aborted the run" in text
+        assert "ABORTED" in text and "the operator aborted the run" in text
 
 
 async def test_failure_shows_origin_and_where_it_manifested(tmp_path: Path) -> None:
@@ -385,7 +446,8 @@ async def test_failure_shows_origin_and_where_it_manifested(tmp_path: Path) -> N
         assert screen.view.status == "failed"
         assert screen.query_one("#pane-billing", AgentPane).has_class("-failed")
         text = screen_text(app)
-        assert "FAILED" in text and "origin billing" in text and "manifested billing" in text
+        assert "FAILED" in text and "origin billing  manifested billing" in text
+        assert "the run failed here" in pane_text(screen, "billing")
 
 
 async def test_unavailable_actions_say_so(system: System, tmp_path: Path) -> None:
@@ -493,17 +555,27 @@ def test_panes_keep_bounded_history(system: System) -> None:
 
 @pytest.fixture
 def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same session id, and a clock where each engine event takes exactly 10 ms."""
     monkeypatch.setattr(runtime.secrets, "token_hex", lambda n: "5e55" * (n // 2))
+    now = [1_700_000_000.0]
+
+    def tick() -> float:
+        now[0] += 0.01
+        return now[0]
+
+    monkeypatch.setattr(runtime, "time", SimpleNamespace(time=tick, perf_counter=lambda: now[0]))
+    monkeypatch.setattr(state, "time", SimpleNamespace(time=lambda: now[0]))
 
 
 def test_snapshot_home(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    app = PlaygroundApp(None, db_path="store.db", agents_dir=AGENTS)
+    snapshot_workspace(tmp_path)
+    app = PlaygroundApp(None, db_path="store.db", agents_dir="agents")
     assert snap_compare(app, terminal_size=SIZE)
 
 
 def test_snapshot_paused_at_handoff(snap_compare: Any, tmp_path: Path, fixed_ids: None) -> None:
-    app = make_app(load_system(router_copy(tmp_path)), tmp_path)
+    app = make_app(load_system(snapshot_workspace(tmp_path) / "router.yaml"), tmp_path)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await run_screen(pilot)
@@ -524,3 +596,30 @@ def test_snapshot_failure(snap_compare: Any, tmp_path: Path, fixed_ids: None) ->
         await finish(pilot)
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_quit_aborts_a_held_run_and_records_it(system: System, tmp_path: Path) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await start_stepping(pilot, screen)
+        session_id = screen.view.session_id
+        await pilot.press("q")
+    async with Store(tmp_path / "store.db") as store:
+        assert (await store.session(session_id)).status == "aborted"
+
+
+def test_the_tui_starts_without_litellm() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, time\n"
+        "t = time.perf_counter()\n"
+        "import playground.tui.app, playground.cli\n"
+        "print(round(time.perf_counter() - t, 3), 'litellm' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    seconds, litellm = proc.stdout.split()
+    assert litellm == "False", proc.stderr
+    assert float(seconds) < 1.5

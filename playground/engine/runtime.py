@@ -220,6 +220,7 @@ class Runtime:
         self._llms: dict[tuple[str, str], LLM] = {}
         self._escalated = False
         self._input = ""
+        self._deadline: asyncio.Timeout | None = None
         self._isolated: str | None = None
         self._isolated_context: dict[str, Any] | None = None
 
@@ -308,7 +309,7 @@ class Runtime:
         )
         status, output, error = "completed", "", None
         try:
-            async with asyncio.timeout(self.spec.limits.timeout_s):
+            async with asyncio.timeout(self.spec.limits.timeout_s) as self._deadline:
                 output = await self._drive(request)
         except _Failure as failure:
             status = "failed"
@@ -684,7 +685,18 @@ class Runtime:
         if validate is not None:
             gate.validate = validate
         while True:
-            decision = await self.controller.decide(gate)
+            # Time held at a gate is the operator's, not the run's: limits.timeout_s measures
+            # the system, so the deadline stops while the controller decides.
+            timer, loop = self._deadline, asyncio.get_running_loop()
+            deadline = timer.when() if timer is not None else None
+            if timer is not None and deadline is not None:
+                left = deadline - loop.time()
+                timer.reschedule(None)
+            try:
+                decision = await self.controller.decide(gate)
+            finally:
+                if timer is not None and deadline is not None:
+                    timer.reschedule(loop.time() + left)
             if decision.operator is not None:
                 self._emit(
                     ev.OperatorActed,
@@ -1212,7 +1224,14 @@ class Runtime:
             else await self._gate(
                 "handoff",
                 name,
-                {"target": target, "context": payload},
+                {
+                    "target": target,
+                    "context": payload,
+                    "schema": schema.describe(),
+                    "payload_tokens": approx_tokens(_render_context(payload)),
+                    "history": handoff.history,
+                    "history_tokens": sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:]),
+                },
                 validate=lambda p: check(p.get("context", {}))[1],
                 can_retry=True,
             )

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker
 
+from playground.engine.runtime import LLMFactory, default_llm_factory
 from playground.errors import PlaygroundError
 from playground.spec.load import System
 from playground.store.store import Store, default_db_path
@@ -34,6 +35,7 @@ class PlaygroundApp(App[int]):
         system: Open the run screen on this system; None opens the home screen.
         db_path: The session store (default: ``$PLAYGROUND_DB`` or ``sessions/playground.db``).
         agents_dir: Where the home screen looks for system files.
+        llm_factory: Builds the model an agent calls; the default is scripted or litellm.
     """
 
     CSS_PATH = "app.tcss"
@@ -48,8 +50,11 @@ class PlaygroundApp(App[int]):
         *,
         db_path: str | Path | None = None,
         agents_dir: str | Path = "agents",
+        llm_factory: LLMFactory = default_llm_factory,
     ) -> None:
         super().__init__()
+        self.llm_factory = llm_factory
+        """Builds the model for each agent (tests pass fakes)."""
         self.system = system
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self.agents_dir = Path(agents_dir)
@@ -63,7 +68,7 @@ class PlaygroundApp(App[int]):
             self.exit(1, message=f"error: {exc}")
             return
         if self.system is not None:
-            await self.push_screen(RunScreen(self.system, self.store))
+            await self.push_screen(RunScreen(self.system, self.store, llm_factory=self.llm_factory))
         else:
             await self.push_screen(HomeScreen(self.store, self.agents_dir))
 
@@ -71,7 +76,7 @@ class PlaygroundApp(App[int]):
         await self.store.close()
 
     async def on_home_screen_system_chosen(self, message: HomeScreen.SystemChosen) -> None:
-        await self.push_screen(RunScreen(message.system, self.store))
+        await self.push_screen(RunScreen(message.system, self.store, llm_factory=self.llm_factory))
 
     async def action_quit(self) -> None:
         """Abort runs in progress (so their sessions record as aborted), then exit."""

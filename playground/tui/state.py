@@ -431,7 +431,7 @@ class RunView:
         self._open[("model", event.step or 0)] = self._step(
             event,
             "model_call",
-            f"model call {event.model}{attempt}",
+            f"llm {event.model}{attempt}",
             detail=[
                 ("agent", event.agent or ""),
                 ("model", event.model),
@@ -630,7 +630,8 @@ class RunView:
             manifested = self._agent(event.manifested)
             if manifested is not None:
                 manifested.state = "failed"
-                manifested.add("error", f"✘ {event.error_type}: {event.message}")
+                origin = f" (origin: {event.origin})" if event.origin != event.manifested else ""
+                manifested.add("error", f"✘ the run failed here{origin}: {event.error_type}")
         self._instant(event, "run", f"run {event.status}: {event.error_type}", "failed", depth=0)
         self._steps_detail(
             ("error", event.message), ("origin", event.origin or "-"), ("manifested", event.manifested or "-")

@@ -92,7 +92,7 @@ class HomeScreen(Screen[None]):
         self.title = "Agent Playground"
         self.sub_title = str(self.store.path)
         systems = self.query_one("#systems", DataTable)
-        systems.add_columns("system", "pattern", "agents", "description", "file")
+        systems.add_columns("system", "pattern", "agents", "description")
         sessions = self.query_one("#sessions", DataTable)
         sessions.add_columns("when", "system", "status", "path", "cost (USD)", "request")
         systems.focus()
@@ -104,9 +104,7 @@ class HomeScreen(Screen[None]):
         table.clear()
         for found in self.systems:
             if found.system is None:
-                table.add_row(
-                    Text(found.path.stem, "bold red"), "", "", Text(found.error, "red"), found.path.name
-                )
+                table.add_row(Text(found.path.name, "bold red"), "", "", Text(found.error, "red"))
                 continue
             spec = found.system.spec
             table.add_row(
@@ -114,10 +112,9 @@ class HomeScreen(Screen[None]):
                 spec.pattern,
                 Text(", ".join(spec.agents), overflow="ellipsis"),
                 spec.description,
-                found.path.name,
             )
         if not self.systems:
-            table.add_row(Text(f"no system files in {self.agents_dir}/", "dim"), "", "", "", "")
+            table.add_row(Text(f"no system files in {self.agents_dir}/", "dim"), "", "", "")
         self.sessions = await self.store.sessions(limit=30)
         rows = self.query_one("#sessions", DataTable)
         rows.clear()

@@ -15,7 +15,13 @@ from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState
 
 from playground.engine.controller import StepController
-from playground.engine.runtime import RunResult, canonical_spec, version_id_of_json
+from playground.engine.runtime import (
+    LLMFactory,
+    RunResult,
+    canonical_spec,
+    default_llm_factory,
+    version_id_of_json,
+)
 from playground.errors import PlaygroundError
 from playground.service import active_agents, run_session
 from playground.spec.load import System
@@ -40,6 +46,7 @@ class RunScreen(Screen[None]):
     Args:
         system: The loaded system.
         store: The open session store.
+        llm_factory: Builds the model each agent calls.
     """
 
     BINDINGS = [
@@ -92,16 +99,17 @@ class RunScreen(Screen[None]):
             id="run.compare",
             tooltip="Compare two versions side by side",
         ),
-        Binding(
-            "escape", "leave_input", "Panes", show=False, id="run.panes", tooltip="Focus the agent panes"
-        ),
+        Binding("escape", "leave_input", "Leave input", id="run.panes", tooltip="Focus the agent panes"),
         Binding("slash", "focus_input", "Request", show=False, id="run.input", tooltip="Type a request"),
     ]
 
-    def __init__(self, system: System, store: Store) -> None:
+    def __init__(
+        self, system: System, store: Store, *, llm_factory: LLMFactory = default_llm_factory
+    ) -> None:
         super().__init__()
         self.system = system
         self.store = store
+        self.llm_factory = llm_factory
         self.view = RunView(system)
         self.breakpoints: set[str] = set()
         """Breakpoints (``agent:NAME``, ``handoff:*``, ``tool:*``), shared with the running controller."""
@@ -256,7 +264,12 @@ class RunScreen(Screen[None]):
         """Run ``request`` through the system; events come back through ``bridge``."""
         try:
             return await run_session(
-                self.system, request, store=self.store, controller=controller, live=[bridge]
+                self.system,
+                request,
+                store=self.store,
+                controller=controller,
+                live=[bridge],
+                llm_factory=self.llm_factory,
             )
         finally:
             bridge.close()
@@ -454,6 +467,11 @@ class RunScreen(Screen[None]):
 
     def action_compare(self) -> None:
         self.notify("Compare is not yet available in the TUI.", severity="warning")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_input":
+            return isinstance(self.focused, Input)
+        return True
 
     def action_leave_input(self) -> None:
         if isinstance(self.focused, Input):

@@ -63,7 +63,7 @@ class Inspector(Static):
         table.add_column("value", overflow="fold", ratio=1)
         table.add_row("what", step.label)
         latency = step.latency_ms
-        if latency is not None and step.end != step.start:
+        if latency is not None and step.end != step.start and step.kind != "model_call":
             table.add_row("latency", f"{latency:.0f} ms")
         for name, value in step.detail:
             table.add_row(name, value)

@@ -11,8 +11,8 @@ PANE_MIN_COLUMNS = 32
 """Panes never get narrower than this; the grid uses fewer columns instead."""
 
 
-class PaneGrid(VerticalScroll):
-    """A scrolling grid whose columns and row height follow its own size."""
+class PaneGrid(VerticalScroll, can_focus=False):
+    """A scrolling grid whose columns and row height follow its own size (focus goes to its panes)."""
 
     def on_resize(self, event: Resize) -> None:
         self.fit(event.size.width, event.size.height)

@@ -50,12 +50,12 @@ class Totals(Static):
         second = Text(no_wrap=True, overflow="ellipsis")
         if view.error is not None:
             error = view.error
-            second.append(f"✘ {error['type']}: ", "bold red")
-            second.append(str(error["message"]))
-            second.append("   origin ", "dim")
+            second.append(f"✘ {error['type']}", "bold red")
+            second.append("  origin ", "dim")
             second.append(str(error.get("origin") or "-"), "bold red")
-            second.append("   manifested ", "dim")
+            second.append("  manifested ", "dim")
             second.append(str(error.get("manifested") or "-"), "bold red")
+            second.append("  " + " ".join(str(error["message"]).split()))
         elif view.output:
             second.append("output: ", "bold green")
             second.append(" ".join(view.output.split()))
