@@ -221,6 +221,7 @@ class Runtime:
         self._escalated = False
         self._input = ""
         self._deadline: asyncio.Timeout | None = None
+        self._watchdog = _Watchdog()
         self._isolated: str | None = None
         self._isolated_context: dict[str, Any] | None = None
 
@@ -346,6 +347,7 @@ class Runtime:
                 path=list(self.path),
                 totals=self._totals_json(),
             )
+        self._watchdog.close()
         return RunResult(
             session_id=self.session_id,
             correlation_id=self.correlation_id,
@@ -784,7 +786,7 @@ class Runtime:
                 )
                 t0 = time.perf_counter()
                 try:
-                    response = await _within(
+                    response = await self._watchdog.run(
                         limits.call_timeout_s, llm.complete(request, self._delta_sink(name, act, step))
                     )
                 except TimeoutError:
@@ -1294,27 +1296,55 @@ class _Escalate(Exception):
         self.handoff = _Handoff(target, payload, [], cause)
 
 
-async def _within(timeout_s: float, call: Coroutine[Any, Any, ModelResponse]) -> ModelResponse:
-    """``asyncio.timeout`` for one model call, at a third of its cost (a hot path with the
-    scripted model): raises ``TimeoutError`` if ``call`` takes longer than ``timeout_s``."""
-    task = asyncio.current_task()
-    assert task is not None
-    fired = False
+class _Watchdog:
+    """Per-call timeouts for one run's model calls, which never overlap.
 
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
+    ``asyncio.timeout`` allocates and cancels a timer handle per call (~5 µs, a hot path
+    with the scripted model). Here a call only records its deadline; one timer per run
+    fires when the earliest deadline may have passed, cancels the call if it has, and
+    otherwise re-arms for the current call.
+    """
 
-    handle = asyncio.get_running_loop().call_later(timeout_s, expire)
-    try:
-        return await call
-    except asyncio.CancelledError:
-        if fired and task.uncancel() == 0:
-            raise TimeoutError from None
-        raise
-    finally:
-        handle.cancel()
+    def __init__(self) -> None:
+        self._deadline: float | None = None
+        self._task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._fired = False
+
+    async def run(self, timeout_s: float, call: Coroutine[Any, Any, ModelResponse]) -> ModelResponse:
+        """Await ``call``; raises ``TimeoutError`` if it takes longer than ``timeout_s``."""
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + timeout_s
+        self._task = asyncio.current_task()
+        self._fired = False
+        if self._timer is None or self._timer.when() > self._deadline:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(self._deadline, self._check)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if self._fired and self._task is not None and self._task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            self._deadline = None
+
+    def _check(self) -> None:
+        self._timer = None
+        if self._deadline is None or self._task is None:
+            return
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._deadline:
+            self._fired = True
+            self._task.cancel()
+        else:
+            self._timer = loop.call_at(self._deadline, self._check)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def _render_context(context: dict[str, Any]) -> str:
