@@ -445,9 +445,11 @@ def _variant(args: argparse.Namespace) -> Any:
     from playground.replay import Variant
 
     if (args.version or args.model) and not args.agent:
-        raise SystemExit("error: --version and --model need --agent NAME")
+        print("error: --version and --model need --agent NAME", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     if args.agent and not (args.version or args.model):
-        raise SystemExit("error: --agent needs --version VERSION or --model MODEL")
+        print("error: --agent needs --version VERSION or --model MODEL", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
     return Variant(args.agent, args.version, args.model) if args.agent else None
 
 
@@ -627,6 +629,7 @@ def _add_version_commands(commands: Any) -> None:
     actions = versions.add_subparsers(dest="versions_action", metavar="ACTION", required=True)
     listing = actions.add_parser(
         "list",
+        prog=f"{versions.prog} list",
         help="each version's id, agent, created time, source, note, and whether it is active",
         description="List the versions of a system's agents, newest first.",
     )
@@ -640,6 +643,7 @@ def _add_version_commands(commands: Any) -> None:
     _db_arg(listing)
     diff = actions.add_parser(
         "diff",
+        prog=f"{versions.prog} diff",
         help="what changed between two versions of one agent",
         description="Show what changed from version A to version B of one agent: its instructions "
         "as a text diff, then model, fallbacks, tools, handoffs, delegates, schemas, model settings, "
@@ -652,6 +656,7 @@ def _add_version_commands(commands: Any) -> None:
     _db_arg(diff)
     show = actions.add_parser(
         "show",
+        prog=f"{versions.prog} show",
         help="print one version as YAML, to paste under agents:",
         description="Print one version of an agent as its block of a system file (defaults left "
         "out); pasted under 'agents:' it loads back to the same version.",
@@ -662,6 +667,7 @@ def _add_version_commands(commands: Any) -> None:
     _db_arg(show)
     log = actions.add_parser(
         "log",
+        prog=f"{versions.prog} log",
         help="the history of active-version moves (new versions, rollbacks, restores)",
         description="Every move of each agent's active pointer, newest first.",
     )
@@ -776,6 +782,10 @@ def _guarded(run: Any) -> int:
         return EXIT_USAGE
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _when(ts: float) -> str:
     import datetime as dt
 
@@ -882,7 +892,7 @@ async def _versions(args: argparse.Namespace, system: Any) -> int:
     table = Table(
         show_edge=False,
         header_style="bold",
-        title=f"{system.name}: {len(rows)} versions of {len(agents)} agents (● active)",
+        title=f"{system.name}: {_count(len(rows), 'version')} of {_count(len(agents), 'agent')} (● active)",
     )
     for column in ("", "version", "agent", "created", "source"):
         table.add_column(column, no_wrap=True)

@@ -346,7 +346,7 @@ async def _apply_variant(
     if variant.agent not in agents:
         raise PlaygroundError(f"{variant.agent!r} is not an agent of {system.name!r}")
     if variant.version is not None:
-        vid = await _resolve(store, system.name, variant.agent, variant.version)
+        vid = await store.resolve_version(system.name, variant.agent, variant.version)
         agents[variant.agent] = AgentSpec.model_validate_json(
             await store.version_spec(system.name, variant.agent, vid)
         )
@@ -359,25 +359,10 @@ async def _apply_variant(
             {variant.agent: spec_json},
             source="operator",
             note=f"model {variant.model} for a fork/replay",
-            **_no_activate(store),
+            activate=False,  # a fork must not move active pointers
         )
         agents[variant.agent] = changed
         versions[variant.agent] = version_id(changed)
-
-
-def _no_activate(store: Store) -> dict[str, Any]:
-    """``activate=False`` where the store supports it: a fork must not move active pointers."""
-    import inspect
-
-    return {"activate": False} if "activate" in inspect.signature(store.record_versions).parameters else {}
-
-
-async def _resolve(store: Store, system: str, agent: str, prefix: str) -> str:
-    resolve = getattr(store, "resolve_version", None)
-    if resolve is not None:
-        return str(await resolve(system, agent, prefix))
-    await store.version_spec(system, agent, prefix)
-    return prefix
 
 
 async def _load(store: Store, session_id: str) -> tuple[Recording, System]:

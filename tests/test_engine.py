@@ -599,7 +599,9 @@ async def test_abort_at_a_gate() -> None:
 
 
 async def test_time_held_at_a_gate_does_not_count_against_the_run_timeout(tmp_path: Path) -> None:
-    system = system_from(tmp_path, """
+    system = system_from(
+        tmp_path,
+        """
         name: patient
         pattern: router
         entry: a
@@ -609,7 +611,8 @@ async def test_time_held_at_a_gate_does_not_count_against_the_run_timeout(tmp_pa
             handoffs: [{to: b}]
             script: [{handoff: b}]
           b: {script: [{reply: done}]}
-        """)
+        """,
+    )
     controller = StepController(breakpoints={"handoff:*"})
     task = asyncio.create_task(run(system, "go", controller=controller))
     gate = await controller.wait_paused()

@@ -384,6 +384,10 @@ class Store:
             await db.close()
             self._db = None
             raise StoreError(f"{str(self.path)!r} is not a playground store: {exc}") from None
+        except BaseException:  # a store from a newer playground: close it, or its thread outlives the loop
+            await db.close()
+            self._db = None
+            raise
         self._writer = asyncio.create_task(self._write_loop(), name="playground-store-writer")
 
     async def _migrate(self) -> None:
@@ -1110,7 +1114,11 @@ class Store:
                     f"INSERT INTO sessions ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})",
                     tuple(values),
                 )
-                await db.executemany(_INSERT_EVENT.replace("OR REPLACE ", ""), event_rows)
+                await db.executemany(
+                    "INSERT INTO events (session_id, seq, kind, agent, step, ts, data)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    event_rows,
+                )
         except aiosqlite.IntegrityError as exc:
             raise StoreError(f"the session export is inconsistent: {exc}") from None
         if version_rows:

@@ -446,15 +446,9 @@ class RunScreen(Screen[None]):
             {agent: new_json},
             source="operator",
             note=f"model {spec.model} -> {model} (swapped in the TUI)",
+            activate=True,  # an operator's edit: active even when the store knew this version
         )
-        if active.get(agent) != wanted:
-            self.notify(
-                f"{agent} already had a version with {model} ({wanted}); it was not made active again. "
-                "Rolling back to it needs the versions screen (v).",
-                severity="warning",
-                timeout=8,
-            )
-            return
+        assert active.get(agent) == wanted
         await self._load_versions()
         later = " from the next run" if self.view.running else ""
         self.notify(f"{agent} now runs {model}{later} (version {wanted[:8]}).")
