@@ -37,13 +37,17 @@ class Side:
 
 
 async def resolve_side(store: Store, system: System, agent: str, value: str) -> Side:
-    """A version id (or unique prefix) of ``agent`` if it is one, else a model string."""
+    """A model string if it looks like one (``provider/model``, ``scripted``), else a version
+    id or unique prefix of ``agent``; a typo is an error, never silently a model name."""
+    if "/" in value or value == "scripted":
+        return Side(value, model=value)
     try:
         version = await store.resolve_version(system.name, agent, value)
     except StoreError as exc:
-        if "more than one" in str(exc) or "ambiguous" in str(exc):
-            raise
-        return Side(value, model=value)
+        raise PlaygroundError(
+            f"{value!r} is not a version of {agent!r} ({exc}); name a model with its provider "
+            "prefix, e.g. openai/gpt-4o-mini or scripted/label"
+        ) from None
     return Side(value, version=version)
 
 
@@ -52,8 +56,10 @@ async def _agents_for(
 ) -> tuple[dict[str, AgentSpec], dict[str, str]]:
     agents, vids = dict(base), dict(versions)
     if side.version is not None:
-        agents[agent] = AgentSpec.model_validate_json(
-            await store.version_spec(system.name, agent, side.version)
+        loaded = AgentSpec.model_validate_json(await store.version_spec(system.name, agent, side.version))
+        # Both sides run at the same pace: the stored version's scripted timing follows the base's.
+        agents[agent] = loaded.model_copy(
+            update={"latency_ms": base[agent].latency_ms, "tokens_per_s": base[agent].tokens_per_s}
         )
         vids[agent] = side.version
     else:

@@ -24,16 +24,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from playground.engine.events import EVENT_TYPES
-from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
-from playground.errors import (
-    ModelError,
-    ModelRequestError,
-    ModelTimeout,
-    ProviderError,
-    RateLimited,
-    SpecError,
-)
+from playground.engine.runtime import LLMFactory, RunResult, canonical_spec, default_llm_factory, version_id
+from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
+from playground.llm.scripted import FAILURES
 from playground.spec.load import System, explain, load_system, parse_yaml
 from playground.spec.models import AgentSpec
 
@@ -175,14 +169,6 @@ def load_scenarios(path: str | Path) -> Suite:
     return Suite(shown, system, spec.scenarios)
 
 
-_FAILURES: dict[str, type[ModelError]] = {
-    "provider_error": ProviderError,
-    "rate_limited": RateLimited,
-    "timeout": ModelTimeout,
-    "request_error": ModelRequestError,
-}
-
-
 @dataclass
 class _FaultyLLM:
     inner: LLM
@@ -196,7 +182,7 @@ class _FaultyLLM:
                 continue
             self.hits[key] = self.hits.get(key, 0) + 1
             if fault.fail is not None:
-                raise _FAILURES[fault.fail](f"injected {fault.fail} (scenario fault)", model=request.model)
+                raise FAILURES[fault.fail](f"injected {fault.fail} (scenario fault)", model=request.model)
             assert fault.malformed_tool_call is not None
             return ModelResponse(
                 tool_calls=[ToolCall(f"fault_{key}", fault.malformed_tool_call, '{"broken": ')],
@@ -345,7 +331,18 @@ class Runner:
         for name, model in self.models.items():
             if name not in agents:
                 raise SpecError("--model", None, "", f"{name!r} is not an agent of {system.name!r}")
-            agents = {**agents, name: agents[name].model_copy(update={"model": model})}
+            changed = agents[name].model_copy(update={"model": model})
+            agents = {**agents, name: changed}
+            if versions is not None:
+                # The session must name the version that really ran: record it, move nothing.
+                await self.store.record_versions(
+                    system.name,
+                    {name: canonical_spec(changed)},
+                    source="operator",
+                    note=f"model {model} for scenarios",
+                    activate=False,
+                )
+                versions = {**versions, name: version_id(changed)}
         return agents, versions
 
     async def run(self, suite: Suite, scenario: Scenario) -> ScenarioResult:

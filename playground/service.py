@@ -18,6 +18,7 @@ from playground.engine.runtime import (
     ToolReplay,
     canonical_spec,
     default_llm_factory,
+    version_id_of_json,
 )
 from playground.errors import PlaygroundError
 from playground.spec.load import System
@@ -31,7 +32,7 @@ async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSp
     Cached per system and store until this store changes a version, so running one
     loaded system many times (scenarios, benchmarks) checks the store once.
     """
-    key = ("active", id(store), store.generation)
+    key = ("active", store.token, store.generation)
     cached = system.cache.get(key)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -43,7 +44,7 @@ async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSp
         vid = active[name]
         spec_json = (
             specs[name]
-            if active[name] == _vid(specs[name])
+            if active[name] == version_id_of_json(specs[name])
             else await store.version_spec(system.name, name, vid)
         )
         agents[name] = (
@@ -51,7 +52,7 @@ async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSp
         )
         versions[name] = vid
     _check_compatible(system, agents, versions)
-    system.cache[("active", id(store), store.generation)] = (agents, versions)
+    system.cache[("active", store.token, store.generation)] = (agents, versions)
     return agents, versions
 
 
@@ -79,12 +80,6 @@ def needs_litellm(agents: dict[str, AgentSpec]) -> bool:
         for agent in agents.values()
         for model in (agent.model, *agent.fallbacks)
     )
-
-
-def _vid(spec_json: str) -> str:
-    from playground.engine.runtime import version_id_of_json
-
-    return version_id_of_json(spec_json)
 
 
 async def run_session(

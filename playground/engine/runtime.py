@@ -47,12 +47,21 @@ ToolReplay = Callable[[str, str, dict[str, Any]], "tuple[str, str | None] | None
 """(agent, tool, args) -> the recorded (result, error), or None to run the tool."""
 
 _TASK_SCHEMA = Schema.parse({"task": "str"})
-_ESCALATION_SCHEMA = Schema.parse({"request": "str", "reason": "str"})
 
 
 def canonical_spec(agent: AgentSpec) -> str:
-    """The canonical JSON of an agent spec: what its version id addresses."""
-    return json.dumps(agent.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    """The canonical JSON of an agent spec: what its version id addresses.
+
+    Keys keep their order (the spec's field order, then maps as written): the order of a
+    schema's fields is part of the prompt and of the payloads, so a version rebuilt from
+    this JSON must run exactly as the original did.
+    """
+    return canonical_json(agent.model_dump(mode="json"))
+
+
+def canonical_json(data: Any) -> str:
+    """The one serialisation version ids are computed over (keys in order, compact)."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
 
 def version_id_of_json(canonical: str) -> str:
@@ -223,6 +232,9 @@ class Runtime:
         self._deadline: asyncio.Timeout | None = None
         self._watchdog = _Watchdog()
         self._isolated: str | None = None
+        self._finished: set[int] = set()
+        self._failed_in: str | None = None
+        """The innermost agent a run-level failure (timeout, abort, bug) happened in."""
         self._isolated_context: dict[str, Any] | None = None
 
     def _file_versions(self) -> dict[str, str]:
@@ -318,14 +330,12 @@ class Runtime:
         except _Aborted:
             status = "aborted"
             error = self._fail(
-                _Failure(
-                    "aborted", "the operator aborted the run", None, self.path[-1] if self.path else None
-                ),
+                _Failure("aborted", "the operator aborted the run", None, self._where()),
                 status="aborted",
             )
         except TimeoutError:
             status = "failed"
-            where = self.path[-1] if self.path else None
+            where = self._where()
             error = self._fail(
                 _Failure(
                     "timeout",
@@ -337,7 +347,7 @@ class Runtime:
         except Exception as exc:  # a bug of ours or of a tool: record it, never lose the session
             log.exception("run %s failed unexpectedly", self.session_id)
             status = "failed"
-            where = self.path[-1] if self.path else None
+            where = self._where()
             error = self._fail(_Failure("internal_error", f"{type(exc).__name__}: {exc}", where, where))
         else:
             self._emit(
@@ -380,6 +390,9 @@ class Runtime:
             "origin": failure.origin,
             "manifested": failure.manifested,
         }
+
+    def _where(self) -> str | None:
+        return self._failed_in or (self.path[-1] if self.path else None)
 
     def _totals_json(self) -> dict[str, Any]:
         return {name: t.as_json() for name, t in self.totals.items() if t.calls}
@@ -438,9 +451,27 @@ class Runtime:
         for i, stage in enumerate(stages):
             nxt = stages[i + 1] if i + 1 < len(stages) else None
             expect = self.agents[nxt].input if nxt else None
-            result = await self._activate(
-                stage, incoming, context, "entry" if i == 0 else "stage", cause, expect=expect, expect_for=nxt
-            )
+            try:
+                result = await self._activate(
+                    stage,
+                    incoming,
+                    context,
+                    "entry" if i == 0 else "stage",
+                    cause,
+                    expect=expect,
+                    expect_for=nxt,
+                )
+            except _Escalate as escalation:
+                # A loop inside a stage (a delegation) escalates: the on_loop agent answers instead.
+                result = await self._activate(
+                    escalation.handoff.target,
+                    _render_context(escalation.handoff.payload),
+                    escalation.handoff.payload,
+                    "escalation",
+                    escalation.handoff.cause,
+                )
+                if isinstance(result, _Reply):
+                    return result.text
             if isinstance(result, _Handoff):
                 raise _Failure(
                     "handoff_in_pipeline",
@@ -530,7 +561,15 @@ class Runtime:
             )
             raise
         except _Aborted:
+            if self._failed_in is None:
+                self._failed_in = name
             self._finish(name, act, "aborted")
+            raise
+        except BaseException as exc:  # failures, timeouts, cancellation, bugs: close the activation
+            if self._failed_in is None:
+                self._failed_in = name
+            if act not in self._finished:
+                self._finish(name, act, "failed", cause=exc.cause if isinstance(exc, _Failure) else None)
             raise
 
     async def _run_activation(
@@ -544,6 +583,8 @@ class Runtime:
         expect: Schema | None,
         expect_for: str | None,
     ) -> _Reply | _Handoff:
+        # A reply must satisfy the agent's own output schema and the next stage's input, if any.
+        checks = [(schema, whom) for schema, whom in ((agent.output, None), (expect, expect_for)) if schema]
         expect = agent.output or expect
         system_prompt = self._system_prompt(agent, expect)
         if history:
@@ -581,8 +622,8 @@ class Runtime:
             messages.append(_assistant_message(response))
             if not response.tool_calls:
                 text = response.text
-                if expect is not None:
-                    problem = _check_json(text, expect)
+                for schema, whom_for in checks:
+                    problem = _check_json(text, schema)
                     if problem is not None:
                         validation_failures += 1
                         failed = self._emit(
@@ -593,28 +634,30 @@ class Runtime:
                             what="output",
                             errors=problem,
                             attempt=validation_failures,
-                            target=expect_for,
+                            target=whom_for,
                         )
                         if validation_failures > self.spec.limits.max_validation_retries:
                             self._finish(name, act, "failed", text)
-                            whom = f"{expect_for!r}'s input" if expect_for else "its output schema"
+                            whom = f"{whom_for!r}'s input" if whom_for else "its output schema"
                             raise _Failure(
                                 "invalid_output",
                                 f"{name!r} returned output that does not match {whom}: {problem}",
                                 name,
-                                expect_for or name,
+                                whom_for or name,
                                 failed.seq,
                             )
                         messages.append(
                             {
                                 "role": "user",
                                 "content": f"Your reply was rejected: {problem}. "
-                                f"Reply with only a JSON object of this shape: {expect.describe()}",
+                                f"Reply with only a JSON object of this shape: {schema.describe()}",
                             }
                         )
-                        continue
-                self._finish(name, act, "reply", text, cause=responded.seq)
-                return _Reply(text)
+                        break
+                else:
+                    self._finish(name, act, "reply", text, cause=responded.seq)
+                    return _Reply(text)
+                continue
             for call in response.tool_calls:
                 outcome = await self._tool_call(name, agent, call, act, responded.seq, messages)
                 if outcome == "retry":
@@ -640,7 +683,9 @@ class Runtime:
                             f"invalid_{problem.what}",
                             f"{name!r} kept producing invalid calls: {problem.errors}",
                             name,
-                            problem.target or name,
+                            problem.target
+                            if problem.what in ("input", "handoff_payload") and problem.target in self.agents
+                            else name,
                             problem.seq,
                         )
         self._finish(name, act, "failed")
@@ -662,6 +707,7 @@ class Runtime:
         handoff_to: str | None = None,
         cause: int | None = None,
     ) -> None:
+        self._finished.add(act)
         self._emit(
             ev.AgentFinished,
             agent=name,
@@ -1064,6 +1110,17 @@ class Runtime:
                     call.name, _render_context(context), context, "delegation", called.seq, parent=act
                 )
             except _Failure as failure:
+                self._emit(
+                    ev.ToolReturned,
+                    agent=name,
+                    step=step,
+                    activation=act,
+                    cause=failure.cause or called.seq,
+                    tool=call.name,
+                    call_id=call.id,
+                    error=f"worker {call.name!r} failed: {failure.message}",
+                    latency_ms=(time.perf_counter() - t0) * 1000,
+                )
                 raise _Failure(
                     failure.error_type,
                     f"worker {call.name!r} failed: {failure.message}",
@@ -1284,7 +1341,7 @@ class Runtime:
             ev.LoopDetected, agent=source, cause=cause, reason=reason, edge=[source, target], policy=policy
         )
         if policy == "stop":
-            raise _Failure("loop", f"loop detected: {reason}", source, target, detected.seq)
+            raise _Failure("loop", f"loop detected: {reason}", source, source, detected.seq)
         self._escalated = True
         escalated = self._emit(ev.Escalated, agent=source, cause=detected.seq, target=policy, reason=reason)
         raise _Escalate(policy, {"request": self._input, "reason": reason}, escalated.seq)

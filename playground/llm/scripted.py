@@ -43,7 +43,8 @@ from playground.spec.models import ScriptStep
 
 _FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _TOKEN = re.compile(r"\S+\s*|\s+")
-_FAILURES: dict[str, type[ModelError]] = {
+FAILURES: dict[str, type[ModelError]] = {
+    # The provider errors a script step or a scenario fault can inject, by name.
     "provider_error": ProviderError,
     "rate_limited": RateLimited,
     "timeout": ModelTimeout,
@@ -158,7 +159,7 @@ class ScriptedLLM:
             applies = step.model is None or step.model == request.model
             if applies and (step.times is None or used < step.times):
                 self._failures[key] = used + 1
-                raise _FAILURES[step.fail](
+                raise FAILURES[step.fail](
                     f"injected {step.fail} (script step {index + 1} of {self.agent!r})",
                     model=request.model,
                 )

@@ -31,13 +31,20 @@ def _parse_schema(raw: Any) -> Schema | None:
         raise ValueError(str(exc)) from None
 
 
+def _dump_schema(schema: Schema | None) -> Any:
+    """A schema as written: the short map form, or JSON Schema when a field has a description
+    (so descriptions, which the model sees, are part of the version)."""
+    if schema is None:
+        return None
+    if any(f.description for f in schema.fields):
+        return schema.json_schema
+    return {f.name: f.type_name + ("?" if f.optional else "") for f in schema.fields}
+
+
 SchemaField = Annotated[
     Schema | None,
     BeforeValidator(_parse_schema),
-    PlainSerializer(
-        lambda s: {f.name: f.type_name + ("?" if f.optional else "") for f in s.fields} if s else None,
-        return_type=Any,
-    ),
+    PlainSerializer(_dump_schema, return_type=Any),
 ]
 
 

@@ -52,8 +52,9 @@ from pydantic_core import to_json
 from playground.engine.events import EVENT_ADAPTER
 from playground.errors import StoreError
 
-SCHEMA_VERSION = 2
-"""1: sessions, events, versions, snapshots. 2: + comparisons (created on open; nothing else moves)."""
+SCHEMA_VERSION = 3
+"""1: sessions, events, versions, snapshots. 2: + comparisons. 3: + file_versions (the
+version of each agent last loaded from its file). Each step only creates tables."""
 
 EXPORT_FORMAT = "playground-session"
 EXPORT_FORMAT_VERSION = 1
@@ -127,6 +128,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
     versions TEXT NOT NULL,
     created_at REAL NOT NULL,
     PRIMARY KEY (system, name)
+);
+CREATE TABLE IF NOT EXISTS file_versions (
+    system TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    version_id TEXT NOT NULL,
+    PRIMARY KEY (system, agent)
 );
 CREATE TABLE IF NOT EXISTS comparisons (
     comparison_id TEXT PRIMARY KEY,
@@ -350,6 +357,8 @@ class Store:
         self._write_error: BaseException | None = None
         self._tx = asyncio.Lock()
         """Held by whoever has a transaction open on the one connection."""
+        self.token = secrets.token_hex(8)
+        """Identifies this store object in caches (``id()`` is reused after garbage collection)."""
         self.generation = 0
         """Bumped whenever this store changes agent versions (invalidates cached active specs)."""
 
@@ -422,13 +431,15 @@ class Store:
     async def close(self) -> None:
         if self._db is None:
             return
-        await self.flush()
-        self._closing = True
-        self._wake.set()
-        if self._writer is not None:
-            await self._writer
-        await self._db.close()
-        self._db = None
+        try:
+            await self.flush()
+        finally:
+            self._closing = True
+            self._wake.set()
+            if self._writer is not None:
+                await self._writer
+            await self._db.close()
+            self._db = None
 
     # -- writing events --------------------------------------------------------------------
 
@@ -458,14 +469,19 @@ class Store:
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, []
-            if batch:
-                try:
+            try:
+                if batch:
                     async with self._tx:
-                        await self._write(db, batch)
-                except aiosqlite.Error as exc:  # keep the run going; surface it at flush
-                    self._write_error = exc
-            if not self._pending:
-                self._idle.set()
+                        try:
+                            await self._write(db, batch)
+                        except BaseException:
+                            await db.rollback()
+                            raise
+            except Exception as exc:  # keep the run going and the writer alive; flush() reports it
+                self._write_error = exc
+            finally:
+                if not self._pending:
+                    self._idle.set()
             if self._closing and not self._pending:
                 return
 
@@ -482,7 +498,10 @@ class Store:
                 continue
             # Events hold plain JSON types; serialising their fields directly is ~4x
             # faster than model_dump_json and reads back identically.
-            data = to_json(item.__dict__).decode()
+            try:
+                data = to_json(item.__dict__).decode()
+            except ValueError:  # e.g. a lone surrogate from a tool: keep the event, escaped
+                data = json.dumps(item.model_dump(mode="json"), ensure_ascii=True, default=str)
             if secrets:
                 data = scrub(data, secrets)
             rows.append((item.session_id, item.seq, item.kind, item.agent, item.step, item.ts, data))
@@ -634,24 +653,49 @@ class Store:
 
         db = self.db
         wanted = {agent: version_id_of_json(spec_json) for agent, spec_json in specs.items()}
-        async with db.execute(
-            "SELECT agent, version_id FROM agent_versions WHERE system = ?", (system,)
-        ) as cursor:
-            known = {(r[0], r[1]) for r in await cursor.fetchall()}
-        active = await self.active_versions(system)
-        new = [a for a, vid in wanted.items() if (a, vid) not in known]
-        if activate is False:
-            moved: list[str] = []
-        elif activate:
-            moved = [a for a in wanted if a not in new and active.get(a) != wanted[a]]
-        else:
-            moved = [a for a in wanted if a not in active and a not in new]
-        if not new and not moved:
-            return active
-        now = time.time()
-        async with self._tx:
+        async with self._tx:  # read and decide inside the lock: concurrent loads must not race
+            async with db.execute(
+                "SELECT agent, version_id FROM agent_versions WHERE system = ?", (system,)
+            ) as cursor:
+                known = {(r[0], r[1]) for r in await cursor.fetchall()}
+            active = await self.active_versions(system)
+            last_file: dict[str, str] = {}
+            if activate is None:
+                async with db.execute(
+                    "SELECT agent, version_id FROM file_versions WHERE system = ?", (system,)
+                ) as cursor:
+                    last_file = {r[0]: r[1] for r in await cursor.fetchall()}
+            new = [a for a, vid in wanted.items() if (a, vid) not in known]
+            if activate is False:
+                moved: list[str] = []
+            elif activate:
+                moved = [a for a in wanted if a not in new and active.get(a) != wanted[a]]
+            else:
+                # The file's content changed since it was last loaded (edited, or reverted to an
+                # older version): it becomes active. Unchanged: the pointer stays where an
+                # operator put it, so a rollback survives re-running the same file.
+                moved = [
+                    a
+                    for a in wanted
+                    if a not in new and active.get(a) != wanted[a] and last_file.get(a) != wanted[a]
+                ]
+            file_changed = [a for a in wanted if last_file.get(a) != wanted[a]] if activate is None else []
+            if not new and not moved and not file_changed:
+                return active
+            now = time.time()
             await self._record(
-                db, system, wanted, specs, new, moved, active, source, note, now, activate is not False
+                db,
+                system,
+                wanted,
+                specs,
+                new,
+                moved,
+                active,
+                source,
+                note,
+                now,
+                activate is not False,
+                file_changed,
             )
         self.generation += 1
         return await self.active_versions(system)
@@ -669,9 +713,15 @@ class Store:
         note: str,
         now: float,
         activate_new: bool,
+        file_changed: list[str],
     ) -> None:
         await db.execute("BEGIN IMMEDIATE")
         try:
+            for agent in file_changed:
+                await db.execute(
+                    "INSERT OR REPLACE INTO file_versions (system, agent, version_id) VALUES (?, ?, ?)",
+                    (system, agent, wanted[agent]),
+                )
             for agent in new:
                 await db.execute(
                     "INSERT OR IGNORE INTO agent_versions (system, agent, version_id, spec, source, note,"
@@ -1023,7 +1073,7 @@ class Store:
             StoreError: The text is not a session export, is from a newer format version,
                 is inconsistent, or its session is already in this store.
         """
-        from playground.engine.runtime import version_id_of_json
+        from playground.engine.runtime import canonical_json, version_id_of_json
 
         header, records = _parse_export(lines)
         sessions = [r for n, r in records if r["type"] == "session"]
@@ -1054,7 +1104,7 @@ class Store:
             kind = record["type"]
             if kind == "agent_version":
                 try:
-                    spec = json.dumps(record["spec"], sort_keys=True, separators=(",", ":"))
+                    spec = canonical_json(record["spec"])
                     vid = str(record["version_id"])
                     row = (
                         str(record["system"]),
