@@ -286,9 +286,14 @@ class _EditAtFork:
     payload: dict[str, Any]
     done: bool = field(default=False)
 
+    error: str | None = None
+
     async def decide(self, gate: Gate) -> Decision:
         if not self.done and gate.kind == self.kind and self.source.live:
             self.done = True
+            self.error = gate.validate(self.payload)
+            if self.error is not None:  # never run the fork on the original payload instead
+                return Decision("abort", operator="abort")
             return Decision("edit", self.payload, operator="edit")
         return CONTINUE
 
@@ -453,6 +458,11 @@ async def fork_session(
         parent_session_id=recording.session.session_id,
         forked_from_step=at_step,
     )
+    if isinstance(controller, _EditAtFork) and controller.error is not None:
+        raise PlaygroundError(
+            f"the edit for step {at_step} does not validate: {controller.error} "
+            f"(fork session {result.session_id} was aborted)"
+        )
     return ReplayOutcome(
         result, recording.session.session_id, None, source.replayed_calls, source.replayed_tools, at_step
     )

@@ -226,3 +226,13 @@ def test_cli_fork_and_replay_print_the_run_contract(tmp_path: Path) -> None:
     assert replay["first_divergence"]["agent"] == "billing"
     assert replay["replayed"] == {"model_calls": 1, "tool_calls": 0}
     assert set(first) <= set(replay)
+
+
+async def test_a_fork_with_an_invalid_edit_is_refused_not_run_on_the_original(workspace: Path) -> None:
+    async with Store(workspace / "s.db") as store:
+        parent = await record(workspace, store)
+        with pytest.raises(PlaygroundError, match="does not validate: customer_id: required field missing"):
+            await fork_session(store, parent, 2, edit={"question": "no customer"})
+        forks = [s for s in await store.sessions() if s.parent_session_id == parent]
+    assert [f.status for f in forks] == ["aborted"]
+    assert tool_log(workspace) == []

@@ -304,3 +304,40 @@ def test_system_from_helper_loads(tmp_path: Path) -> None:
         """,
     )
     assert system.spec.entry_agent == "only"
+
+
+def test_yaml_anchors_and_merge_keys(tmp_path: Path) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: merged
+        pattern: router
+        entry: a
+        x-common: &common {model: scripted, price: {input: 1.0, output: 2.0}}
+        agents:
+          a:
+            <<: *common
+            handoffs: [{to: b}]
+            script: [{handoff: b}]
+          b:
+            <<: *common
+            script: [{reply: ok}]
+        """,
+    )
+    assert system.spec.agents["b"].price is not None and system.spec.agents["b"].price.output == 2.0
+
+
+def test_an_unknown_yaml_tag_is_a_clear_error(tmp_path: Path) -> None:
+    error = broken(tmp_path, "name: !!python/name:os.system x\npattern: router\n")
+    assert "not valid YAML" in error.problem
+
+
+def test_secrets_anywhere_in_model_settings_are_refused(tmp_path: Path) -> None:
+    error = broken(
+        tmp_path,
+        replace(
+            "    instructions: Answer anything else.",
+            "    instructions: x\n    model_settings: {extra_headers: {Authorization: Bearer x}}",
+        ),
+    )
+    assert "extra_headers.Authorization" in error.problem

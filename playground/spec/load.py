@@ -43,6 +43,7 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
             return None
         lines[loc] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
+            yaml.SafeLoader(" ").flatten_mapping(node)  # merge keys (<<: *defaults)
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
                 key = yaml.SafeLoader(" ").construct_object(key_node)
@@ -56,7 +57,12 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
             return [build(item, (*loc, i)) for i, item in enumerate(node.value)]
         return yaml.SafeLoader(" ").construct_object(node)
 
-    return build(root, ()), lines
+    try:
+        return build(root, ()), lines
+    except yaml.YAMLError as exc:  # an unknown tag, a bad merge: still one clear message
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}") from None
 
 
 def _dotted(loc: Iterable[str | int]) -> str:
@@ -236,6 +242,9 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
     data, lines = parse_yaml(text, shown)
     if not isinstance(data, dict):
         raise SpecError(shown, 1, "", "a system file is a YAML map with name, pattern and agents")
+    # Top-level keys starting with "x-" hold YAML anchors for merge keys (<<: *common), as in
+    # docker compose files; they are not part of the system.
+    data = {k: v for k, v in data.items() if not (isinstance(k, str) and k.startswith("x-"))}
     try:
         spec = SystemSpec.model_validate({**data, "path": shown})
     except ValidationError as exc:

@@ -48,6 +48,25 @@ SchemaField = Annotated[
 ]
 
 
+_SECRET_KEY = re.compile(r"(api_?key|secret|password|token|authorization|credential|^key$)", re.IGNORECASE)
+_ALLOWED_KEYS = {"api_key_env", "max_tokens", "max_completion_tokens"}
+
+
+def _refuse_secrets(value: Any, where: str) -> None:
+    """Refuse keys that would put a credential into the file, the store and exports."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if str(key).lower() not in _ALLOWED_KEYS and _SECRET_KEY.search(str(key)):
+                raise ValueError(
+                    f"{where}.{key} would store a secret in the system file and the session store;"
+                    " set it in the environment and name the variable with 'api_key_env'"
+                )
+            _refuse_secrets(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            _refuse_secrets(item, where)
+
+
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -211,12 +230,7 @@ class AgentSpec(_Spec):
     @field_validator("model_settings")
     @classmethod
     def _no_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
-            if key.lower() in ("api_key", "key", "token", "secret", "password"):
-                raise ValueError(
-                    f"{key!r} would store a secret in the system file and the session store;"
-                    " set it in the environment and name it with 'api_key_env'"
-                )
+        _refuse_secrets(value, "model_settings")
         return value
 
 
