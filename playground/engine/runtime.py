@@ -614,8 +614,9 @@ class Runtime:
             )
             if decision.action == "retry":
                 messages, retry_of = _before_last_assistant(messages), last_response
+            # The first call answers what started the activation; a later one, what came back last.
             response, responded = await self._call_model(
-                name, agent, messages, tools, act, cause, retry_of=retry_of
+                name, agent, messages, tools, act, cause if turn == 1 else self._seq, retry_of=retry_of
             )
             retry_of = None
             last_response = responded.seq
@@ -1199,6 +1200,8 @@ class Runtime:
                 {"type": "object", "properties": {"feedback": {"type": "string"}}, "required": ["feedback"]},
             ),
         ]
+        if self.controller is not None:  # a review is a model call too: the debugger can hold it
+            await self._gate("model_call", name, {"model": agent.model, "messages": messages})
         response, _ = await self._call_model(name, agent, messages, tools, act, self._seq)
         for call in response.tool_calls:
             if call.name == REVIEW_ACCEPT:
