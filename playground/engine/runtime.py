@@ -968,40 +968,9 @@ class Runtime:
             )
             return "invalid"
         tool = self.system.tools[call.name]
-        try:
-            args = tool.validate(raw)
-        except ValidationError as exc:
-            problem = format_validation_error(exc)
-            self._emit(
-                ev.ValidationFailed,
-                agent=name,
-                activation=act,
-                cause=cause,
-                what="tool_args",
-                errors=problem,
-                target=call.name,
-            )
-            answer(f"Error: invalid arguments for {call.name}: {problem}")
-            return "invalid"
-
-        def validate(payload: dict[str, Any]) -> str | None:
-            try:
-                tool.validate(payload.get("args", {}))
-            except ValidationError as exc:
-                return format_validation_error(exc)
-            return None
-
-        decision = (
-            CONTINUE
-            if self.controller is None
-            else await self._gate(
-                "tool_call", name, {"tool": call.name, "args": args}, validate=validate, can_retry=True
-            )
-        )
-        if decision.action == "retry":
-            return "retry"
-        if decision.action == "edit" and decision.payload is not None:
-            args = tool.validate(decision.payload.get("args", {}))
+        args = await self._checked_args(name, call, raw, tool.validate, "tool_args", act, cause, answer)
+        if not isinstance(args, dict):
+            return args
         self._step += 1
         called = self._emit(
             ev.ToolCalled,
@@ -1042,6 +1011,56 @@ class Runtime:
         answer(f"Error: {error}" if error else result)
         return None
 
+    async def _checked_args(
+        self,
+        name: str,
+        call: Any,
+        raw: dict[str, Any],
+        check: Callable[[dict[str, Any]], dict[str, Any]],
+        what: str,
+        act: int,
+        cause: int,
+        answer: Callable[[str], None],
+    ) -> dict[str, Any] | str:
+        """Validate a tool's or delegate's arguments, then hold them at the gate.
+
+        Returns the arguments to run with (possibly edited by the operator), or
+        ``"invalid"`` after feeding the problem back, or ``"retry"``.
+        """
+        try:
+            args = check(raw)
+        except ValidationError as exc:
+            problem = format_validation_error(exc)
+            self._emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what=what,
+                errors=problem,
+                target=call.name,
+            )
+            answer(f"Error: invalid arguments for {call.name}: {problem}")
+            return "invalid"
+        if self.controller is None:
+            return args
+
+        def validate(payload: dict[str, Any]) -> str | None:
+            try:
+                check(payload.get("args", {}))
+            except ValidationError as exc:
+                return format_validation_error(exc)
+            return None
+
+        decision = await self._gate(
+            "tool_call", name, {"tool": call.name, "args": args}, validate=validate, can_retry=True
+        )
+        if decision.action == "retry":
+            return "retry"
+        if decision.action == "edit" and decision.payload is not None:
+            return check(decision.payload.get("args", {}))
+        return args
+
     async def _delegate(
         self,
         name: str,
@@ -1052,42 +1071,10 @@ class Runtime:
         cause: int,
         answer: Callable[[str], None],
     ) -> Any:
-        worker = self.agents[call.name]
-        schema = worker.input or _TASK_SCHEMA
-        try:
-            args = schema.validate(raw)
-        except ValidationError as exc:
-            problem = format_validation_error(exc)
-            self._emit(
-                ev.ValidationFailed,
-                agent=name,
-                activation=act,
-                cause=cause,
-                what="input",
-                errors=problem,
-                target=call.name,
-            )
-            answer(f"Error: invalid task for {call.name}: {problem}")
-            return "invalid"
-
-        def validate(payload: dict[str, Any]) -> str | None:
-            try:
-                schema.validate(payload.get("args", {}))
-            except ValidationError as exc:
-                return format_validation_error(exc)
-            return None
-
-        decision = (
-            CONTINUE
-            if self.controller is None
-            else await self._gate(
-                "tool_call", name, {"tool": call.name, "args": args}, validate=validate, can_retry=True
-            )
-        )
-        if decision.action == "retry":
-            return "retry"
-        if decision.action == "edit" and decision.payload is not None:
-            args = schema.validate(decision.payload.get("args", {}))
+        schema = self.agents[call.name].input or _TASK_SCHEMA
+        args = await self._checked_args(name, call, raw, schema.validate, "input", act, cause, answer)
+        if not isinstance(args, dict):
+            return args
         self._check_hops(name, call.name, args, cause)
         self._step += 1
         step = self._step
