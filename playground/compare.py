@@ -51,7 +51,7 @@ async def resolve_side(store: Store, system: System, agent: str, value: str) -> 
     return Side(value, version=version)
 
 
-async def _agents_for(
+async def agents_for(
     store: Store, system: System, agent: str, side: Side, base: dict[str, AgentSpec], versions: dict[str, str]
 ) -> tuple[dict[str, AgentSpec], dict[str, str]]:
     agents, vids = dict(base), dict(versions)
@@ -216,8 +216,8 @@ async def compare(
             from playground.scenarios import instant
 
             base = instant(base)
-        agents_a = await _agents_for(store, system, agent, side_a, base, versions)
-        agents_b = await _agents_for(store, system, agent, side_b, base, versions)
+        agents_a = await agents_for(store, system, agent, side_a, base, versions)
+        agents_b = await agents_for(store, system, agent, side_b, base, versions)
         cases: list[tuple[str, str, Any]] = []
         if request is not None:
             cases.append((request[:60], request, None))
@@ -253,14 +253,28 @@ async def compare(
             if case[2] is not None:
                 checks = (check(case[2].expect, ra), check(case[2].expect, rb))
             inputs.append(input_report(case[0], case[1], ra, rb, checks))
-    report = {
-        "system": system.name,
+    report = build_report(
+        system.name,
+        agent,
+        side_a,
+        side_b,
+        {"input": request, "scenarios": scenarios, "session": session_id},
+        inputs,
+    )
+    report["comparison_id"] = await store.save_comparison(system.name, agent, report)
+    return report
+
+
+def build_report(
+    system: str, agent: str, side_a: Side, side_b: Side, source: dict[str, Any], inputs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The stored comparison report (what ``compare --json`` prints) from per-input reports."""
+    return {
+        "system": system,
         "agent": agent,
         "a": {"label": side_a.label, "version": side_a.version, "model": side_a.model},
         "b": {"label": side_b.label, "version": side_b.version, "model": side_b.model},
-        "source": {"input": request, "scenarios": scenarios, "session": session_id},
+        "source": source,
         "inputs": inputs,
         "summary": summarise(inputs),
     }
-    report["comparison_id"] = await store.save_comparison(system.name, agent, report)
-    return report

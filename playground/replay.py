@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic_core import to_json
 
-from playground.engine.controller import CONTINUE, Decision, Gate
+from playground.engine.controller import CONTINUE, Controller, Decision, Gate
 from playground.engine.runtime import (
     LLMFactory,
     RunResult,
@@ -284,8 +284,9 @@ class _EditAtFork:
     source: ReplaySource
     kind: str
     payload: dict[str, Any]
+    inner: Controller | None = None
+    """The operator's controller (the TUI's debugger), asked at every other gate."""
     done: bool = field(default=False)
-
     error: str | None = None
 
     async def decide(self, gate: Gate) -> Decision:
@@ -295,7 +296,7 @@ class _EditAtFork:
             if self.error is not None:  # never run the fork on the original payload instead
                 return Decision("abort", operator="abort")
             return Decision("edit", self.payload, operator="edit")
-        return CONTINUE
+        return CONTINUE if self.inner is None else await self.inner.decide(gate)
 
 
 @dataclass
@@ -419,6 +420,7 @@ async def fork_session(
     edit: dict[str, Any] | None = None,
     tracer: Any = None,
     live: list[Any] | None = None,
+    controller: Controller | None = None,
     base: LLMFactory = default_llm_factory,
 ) -> ReplayOutcome:
     """Fork a recorded session at ``at_step``: replay what came before, run live from there.
@@ -436,14 +438,13 @@ async def fork_session(
     agents, versions = await _recorded_agents(store, recording.session, system, force=True)
     await _apply_variant(store, system, agents, versions, variant)
     source = ReplaySource(recording, "fork", before_step=at_step)
-    controller = None
     if edit is not None:
         if kind == "model_call":
             raise PlaygroundError(
                 f"step {at_step} is a model call; --edit applies to a handoff or a tool call"
             )
         payload = {"context": edit} if kind == "handoff" else {"args": edit}
-        controller = _EditAtFork(source, kind, payload)
+        controller = _EditAtFork(source, kind, payload, inner=controller)
     result = await run_session(
         system,
         recording.session.input,
@@ -477,6 +478,7 @@ async def replay_session(
     force: bool = False,
     tracer: Any = None,
     live: list[Any] | None = None,
+    controller: Controller | None = None,
     base: LLMFactory = default_llm_factory,
 ) -> ReplayOutcome:
     """Re-run a recorded session, answering from the recording until the first divergence.
@@ -512,6 +514,7 @@ async def replay_session(
         recording.session.input,
         store=store,
         tracer=tracer,
+        controller=controller,
         live=live,
         llm_factory=replay_factory(source, base),
         agents=agents,

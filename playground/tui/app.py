@@ -23,6 +23,7 @@ from playground.spec.load import System
 from playground.store.store import Store, default_db_path
 from playground.tui.screens.home import HomeScreen
 from playground.tui.screens.run import RunScreen
+from playground.tui.screens.sessions import SessionChosen, load_recorded
 
 QUIT_GRACE_S = 2.0
 """How long quitting waits for an aborted run to record itself."""
@@ -77,6 +78,16 @@ class PlaygroundApp(App[int]):
 
     async def on_home_screen_system_chosen(self, message: HomeScreen.SystemChosen) -> None:
         await self.push_screen(RunScreen(message.system, self.store, llm_factory=self.llm_factory))
+
+    async def on_session_chosen(self, message: SessionChosen) -> None:
+        """Open a stored session read-only in the run screen's layout."""
+        try:
+            recorded = await load_recorded(self.store, message.session_id)
+        except PlaygroundError as exc:
+            self.notify(str(exc), title="cannot open the session", severity="error", timeout=10)
+            return
+        screen = RunScreen(recorded.system, self.store, llm_factory=self.llm_factory, recorded=recorded)
+        await self.push_screen(screen)
 
     async def action_quit(self) -> None:
         """Abort runs in progress (so their sessions record as aborted), then exit."""

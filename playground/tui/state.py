@@ -462,6 +462,8 @@ class RunView:
             calls = ", ".join(c.get("name", "?") for c in event.tool_calls)
             if event.retry_of is not None:
                 step.label += " (retry)"
+            if event.replayed:
+                step.label += " (replayed)"  # answered from the recording of a fork or replay
             step.detail += [
                 ("answer", calls or _short(event.text, 400)),
                 ("tokens", f"{event.input_tokens} in / {event.output_tokens} out"),

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 from playground.errors import SpecError
 from playground.spec.load import System, load_system
 from playground.store.store import SessionRow, Store
+from playground.tui.screens.sessions import SessionChosen, SessionsScreen
 
 STATUS_STYLES = {
     "completed": "green",
@@ -59,6 +60,7 @@ class HomeScreen(Screen[None]):
     BINDINGS = [
         Binding("enter", "open", "Open", id="home.open", tooltip="Open the selected system's run screen"),
         Binding("tab", "app.focus_next", "Switch list", show=False),
+        Binding("o", "sessions", "Sessions", id="home.sessions", tooltip="Browse and filter past sessions"),
         Binding("f5", "reload", "Reload", id="home.reload", tooltip="Look for systems and sessions again"),
     ]
 
@@ -83,7 +85,8 @@ class HomeScreen(Screen[None]):
         yield Static("Recent sessions", classes="section-title")
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Static(
-            "enter opens the selected system · tab switches lists · ctrl+p for all commands",
+            "enter opens the selected system, or a session read-only · tab switches lists · "
+            "o all sessions · ctrl+p commands",
             id="home-hint",
         )
         yield Footer()
@@ -133,14 +136,9 @@ class HomeScreen(Screen[None]):
 
     def action_open(self) -> None:
         if self.focused is self.query_one("#sessions"):
-            self.notify("Opening a past session is not yet available; its system opens instead.")
             index = self.query_one("#sessions", DataTable).cursor_row
             if 0 <= index < len(self.sessions):
-                name = self.sessions[index].system
-                for found in self.systems:
-                    if found.system is not None and found.system.name == name:
-                        self.post_message(self.SystemChosen(found.system))
-                        return
+                self.post_message(SessionChosen(self.sessions[index].session_id))
             return
         index = self.query_one("#systems", DataTable).cursor_row
         if not 0 <= index < len(self.systems):
@@ -150,6 +148,9 @@ class HomeScreen(Screen[None]):
             self.notify(found.error, title="cannot open this system", severity="error", timeout=10)
             return
         self.post_message(self.SystemChosen(found.system))
+
+    def action_sessions(self) -> None:
+        self.app.push_screen(SessionsScreen(self.store))
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

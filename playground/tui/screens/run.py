@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from textual import work
 from textual.app import ComposeResult, SystemCommand
@@ -23,13 +23,17 @@ from playground.engine.runtime import (
     version_id_of_json,
 )
 from playground.errors import PlaygroundError
+from playground.replay import Variant
 from playground.service import active_agents, run_session
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
 from playground.tui.bridge import Bridge
 from playground.tui.screens.edit_payload import EditPayloadScreen
+from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_point
 from playground.tui.screens.model_swap import ModelSwapScreen
+from playground.tui.screens.sessions import RecordedSession, SessionsScreen
+from playground.tui.screens.versions import VersionsScreen
 from playground.tui.state import HandoffView, RunView, Step
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.gate_banner import GateBanner
@@ -39,6 +43,11 @@ from playground.tui.widgets.pane_grid import PaneGrid
 from playground.tui.widgets.timeline import Timeline
 from playground.tui.widgets.totals import Totals
 
+READ_ONLY_DISABLED = frozenset(
+    {"step", "continue", "pause", "retry", "edit", "toggle_breakpoint", "swap_model", "abort", "focus_input"}
+)
+"""Actions a read-only session screen hides: nothing runs there."""
+
 
 class RunScreen(Screen[None]):
     """One system: its agents' panes, the handoff path, inspector, timeline and totals.
@@ -47,6 +56,8 @@ class RunScreen(Screen[None]):
         system: The loaded system.
         store: The open session store.
         llm_factory: Builds the model each agent calls.
+        recorded: Show this stored session read-only, rebuilt from its events.
+        branch: Run this fork or replay of a stored session as soon as the screen opens.
     """
 
     BINDINGS = [
@@ -84,9 +95,8 @@ class RunScreen(Screen[None]):
             "v",
             "versions",
             "Versions",
-            show=False,
             id="run.versions",
-            tooltip="Versions of the focused agent",
+            tooltip="Versions of the focused agent: history, diff, roll back, snapshot, restore",
         ),
         Binding(
             "f", "fork", "Fork", show=False, id="run.fork", tooltip="Fork the session from the selected step"
@@ -99,14 +109,43 @@ class RunScreen(Screen[None]):
             id="run.compare",
             tooltip="Compare two versions side by side",
         ),
+        Binding(
+            "R",
+            "replay",
+            "Replay",
+            show=False,
+            id="run.replay",
+            tooltip="Replay the session: answered from its recording until a request differs",
+        ),
+        Binding(
+            "o",
+            "open_sessions",
+            "Sessions",
+            show=False,
+            id="run.sessions",
+            tooltip="Browse past sessions and open one read-only",
+        ),
         Binding("escape", "leave_input", "Leave input", id="run.panes", tooltip="Focus the agent panes"),
+        Binding("escape", "back", "Back", id="run.back", tooltip="Back to the previous screen"),
         Binding("slash", "focus_input", "Request", show=False, id="run.input", tooltip="Type a request"),
     ]
 
     def __init__(
-        self, system: System, store: Store, *, llm_factory: LLMFactory = default_llm_factory
+        self,
+        system: System,
+        store: Store,
+        *,
+        llm_factory: LLMFactory = default_llm_factory,
+        recorded: RecordedSession | None = None,
+        branch: Branch | None = None,
     ) -> None:
         super().__init__()
+        self.recorded = recorded
+        """The stored session this screen shows read-only (nothing runs here), if any."""
+        self.branch = branch
+        """A fork or replay this screen runs live as soon as it opens, if any."""
+        self.caption = ""
+        """What the subtitle says instead of the system's description (read-only, fork of …)."""
         self.system = system
         self.store = store
         self.llm_factory = llm_factory
@@ -152,9 +191,14 @@ class RunScreen(Screen[None]):
         self.query_one("#timeline", Timeline).border_title = "timeline"
         self.query_one(Inspector).show_empty()
         self.set_interval(0.25, self._tick)
+        if self.recorded is not None:
+            self._show_recorded(self.recorded)
+            return
         self.query_one("#request", Input).focus()
         self._redraw()
         await self._load_versions()
+        if self.branch is not None:
+            self._start_branch(self.branch)
 
     async def _load_versions(self) -> None:
         try:
@@ -189,7 +233,7 @@ class RunScreen(Screen[None]):
 
     def _breakpoint_summary(self) -> str:
         if not self.breakpoints:
-            return self.system.spec.description
+            return self.caption or self.system.spec.description
         return "breakpoints: " + ", ".join(sorted(self.breakpoints))
 
     def _show_inspector(self) -> None:
@@ -253,6 +297,7 @@ class RunScreen(Screen[None]):
         controller = StepController(stepping=stepping, breakpoints=self.breakpoints, on_pause=bridge.on_pause)
         self._bridge, self.controller = bridge, controller
         self._selected = None
+        self.caption = ""
         self.view.reset()
         self.view.status = "running"
         self._redraw()
@@ -454,18 +499,142 @@ class RunScreen(Screen[None]):
         self.notify(f"{agent} now runs {model}{later} (version {wanted[:8]}).")
 
     def action_versions(self) -> None:
-        self.notify("Versions are not yet available in the TUI.", severity="warning")
+        """Open the versions screen on the focused agent (the entry agent when none is focused)."""
+        focused = self.focused
+        agent = focused.agent if isinstance(focused, AgentPane) else self.system.spec.entry_agent
+
+        async def closed(_: None) -> None:
+            await self._load_versions()  # a rollback or restore changes what the next run uses
+
+        self.app.push_screen(VersionsScreen(self.system, self.store, agent), closed)
+
+    # -- stored sessions: read-only view, fork and replay -------------------------------------
+
+    def _show_recorded(self, recorded: RecordedSession) -> None:
+        """Rebuild the view from the stored events, through the same reducer as a live run."""
+        session = recorded.session
+        self.view.apply_all(recorded.events)
+        if self.view.running:  # the recording ends mid-run (an interrupted process)
+            self.view.status = "aborted"
+            self.view.finished = self.view.last_ts
+        request = self.query_one("#request", Input)
+        request.value = session.input
+        request.disabled = True
+        origin = ""
+        if session.parent_session_id:
+            at = f" at step {session.forked_from_step}" if session.forked_from_step is not None else ""
+            origin = f" · from {session.parent_session_id}{at}"
+        self.caption = f"read-only{origin} · f forks from the selected step · R replays"
+        self.title = f"{self.system.spec.name} · session {session.session_id}"
+        self.query_one(Timeline).focus()
+        self._redraw()
+
+    def _branch_source(self) -> str | None:
+        """The session f and R start from: the one shown, or the one this screen ran."""
+        if self.recorded is not None:
+            return self.recorded.session.session_id
+        if self.view.running:
+            self.notify("Wait for the run to finish (or abort it with a) first.", severity="warning")
+            return None
+        if not self.view.session_id:
+            self.notify("Nothing to fork yet: run a request, or open a past session (o).", severity="warning")
+            return None
+        return self.view.session_id
 
     def action_fork(self) -> None:
-        self.notify("Fork is not yet available in the TUI.", severity="warning")
+        session_id = self._branch_source()
+        if session_id is None:
+            return
+        seq = self._selected.seq if self._selected is not None else None
+        if seq is None:
+            self.query_one(Timeline).focus()
+            self.notify("Select the step to fork from in the timeline (↑/↓), then press f again.")
+            return
+        self.prepare_branch("fork", session_id, seq)
+
+    def action_replay(self) -> None:
+        session_id = self._branch_source()
+        if session_id is not None:
+            self.prepare_branch("replay", session_id, None)
+
+    @work(exclusive=True, exit_on_error=False, group="branch")
+    async def prepare_branch(self, mode: BranchMode, session_id: str, seq: int | None) -> None:
+        """Find where a fork goes live, ask for an optional model swap, then open it running."""
+        try:
+            session = await self.store.session(session_id)
+            at = fork_point(await self.store.events(session_id), seq) if seq is not None else None
+        except PlaygroundError as exc:
+            self.notify(str(exc), title=f"cannot {mode}", severity="error", timeout=10)
+            return
+        if mode == "fork" and at is None:
+            self.notify("Nothing runs after this step: select an earlier one.", severity="warning")
+            return
+        models = sorted({"scripted", *(spec.model for spec in self.specs.values())})
+
+        def chosen(variant: Variant | Literal[False] | None) -> None:
+            if variant is None:
+                return
+            branch = Branch(mode, session.session_id, session.input, at, variant or None)
+            screen = RunScreen(self.system, self.store, llm_factory=self.llm_factory, branch=branch)
+            self.app.push_screen(screen)
+
+        dialog = BranchScreen(mode, session.session_id, at, list(self.system.spec.agents), models)
+        self.app.push_screen(dialog, chosen)
+
+    def _start_branch(self, branch: Branch) -> None:
+        self.query_one("#request", Input).value = branch.request
+        bridge = Bridge(self)
+        # Forks and replays run under the same debugger as any run: s, c, p, a work on them.
+        controller = StepController(breakpoints=self.breakpoints, on_pause=bridge.on_pause)
+        self._bridge, self.controller = bridge, controller
+        self._selected = None
+        self.view.reset()
+        self.view.status = "running"
+        self.caption = branch.describe()
+        self._redraw()
+        self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
+        self.run_branch(branch, bridge, controller)
+
+    @work(exclusive=True, exit_on_error=False, group="run")
+    async def run_branch(self, branch: Branch, bridge: Bridge, controller: StepController) -> RunResult:
+        """Run a fork or replay live; its events come back through ``bridge``."""
+        try:
+            outcome = await branch.start(self.store, [bridge], self.llm_factory, controller)
+        finally:
+            bridge.close()
+            self.controller = None
+        self.notify(branch.summary(outcome), timeout=8)
+        return outcome.result
+
+    def action_open_sessions(self) -> None:
+        self.app.push_screen(SessionsScreen(self.store, self.system.name))
+
+    def action_back(self) -> None:
+        self.dismiss(None)
 
     def action_compare(self) -> None:
-        self.notify("Compare is not yet available in the TUI.", severity="warning")
+        # Imported here: the compare screens are this action's alone.
+        from playground.tui.screens.compare import CompareScreen
+        from playground.tui.screens.compare_setup import CompareChoice, CompareSetupScreen
+
+        focused = self.focused
+        agent = focused.agent if isinstance(focused, AgentPane) else self.system.spec.entry_agent
+        request = self.query_one("#request", Input).value.strip()
+
+        def open_compare(choice: CompareChoice | None) -> None:
+            if choice is not None:
+                screen = CompareScreen(self.system, self.store, choice, llm_factory=self.llm_factory)
+                self.app.push_screen(screen)
+
+        self.app.push_screen(CompareSetupScreen(self.system, self.store, agent, request), open_compare)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "leave_input":
             return isinstance(self.focused, Input)
-        return True
+        if action == "back":
+            opened_from_a_session = self.recorded is not None or self.branch is not None
+            return opened_from_a_session and not isinstance(self.focused, Input)
+        return self.recorded is None or action not in READ_ONLY_DISABLED
 
     def action_leave_input(self) -> None:
         if isinstance(self.focused, Input):
@@ -480,7 +649,11 @@ class RunScreen(Screen[None]):
     def palette_commands(self) -> Iterable[SystemCommand]:
         """This screen's actions for the command palette (the app adds them)."""
         for binding in self.BINDINGS:
-            if isinstance(binding, Binding) and binding.key not in ("escape", "slash"):
+            if (
+                isinstance(binding, Binding)
+                and binding.key not in ("escape", "slash")
+                and self.check_action(binding.action, ()) is not False
+            ):
                 yield SystemCommand(
                     f"{binding.description} ({binding.key})",
                     binding.tooltip,

@@ -121,7 +121,7 @@ class Timeline(ScrollView, can_focus=True):
             self.post_message(self.StepSelected(self._steps[row]))
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width  # without the scrollbar
         row = int(self.scroll_y) + y
         if row >= len(self._steps):
             return Strip.blank(width, self.rich_style)

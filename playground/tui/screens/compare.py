@@ -1,0 +1,435 @@
+"""The compare screen: one agent's two variants run the same input side by side, live.
+
+Both runs go through :func:`playground.service.run_session` at once, each with its
+own bridge (so each side streams live) and its own step controller (so ``s`` can
+step both in lockstep). Each run is a recorded session; when both finish, the
+summary table shows the report :func:`playground.compare.input_report` builds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+from textual.worker import Worker, WorkerState
+
+from playground.compare import Side, agents_for, build_report, input_report, resolve_side, word_diff
+from playground.engine.controller import StepController
+from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
+from playground.errors import PlaygroundError
+from playground.service import active_agents, run_session
+from playground.spec.load import System
+from playground.spec.models import AgentSpec
+from playground.store.store import Store
+from playground.tui.bridge import Bridge
+from playground.tui.screens.compare_setup import CompareChoice
+from playground.tui.state import RunView
+from playground.tui.widgets.compare_side import CompareSide
+from playground.tui.widgets.compare_summary import CompareSummary
+
+STATUS_STYLES = {
+    "ready": "dim",
+    "running": "bold cyan",
+    "paused": "bold yellow",
+    "completed": "bold green",
+    "failed": "bold red",
+    "aborted": "bold red",
+}
+DIFFERS = "bold black on yellow"
+
+
+@dataclass
+class SideRun:
+    """One variant: what it is, and its run in progress (or last run)."""
+
+    key: str
+    label: str
+    view: RunView
+    side: Side | None = None
+    bridge: Bridge | None = None
+    controller: StepController | None = None
+    results: list[RunResult] = field(default_factory=list)
+
+    def describe(self, agent: str) -> str:
+        if self.side is None:
+            return f"{agent}: {self.label}"
+        if self.side.version is not None:
+            return f"{agent} @ version {self.side.version[:8]}"
+        version = self.view.agents[agent].version[:8] if agent in self.view.agents else ""
+        return f"{agent} on {self.side.model}" + (f" ({version})" if version else "")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input both variants answer."""
+
+    name: str
+    request: str
+    scenario: Any = None
+    """The scenario it comes from (its agent, context, faults and expectations), if any."""
+
+
+class CompareScreen(Screen[None]):
+    """Two runs of one system, side by side: A with one variant of an agent, B with the other.
+
+    Args:
+        system: The loaded system.
+        store: The open store (both runs are recorded in it).
+        choice: What to compare (from the compare setup dialog).
+        llm_factory: Builds the model each agent calls.
+    """
+
+    BINDINGS = [
+        Binding(
+            "s", "step", "Step both", id="compare.step", tooltip="Release both held runs to their next gate"
+        ),
+        Binding("c", "continue", "Continue both", id="compare.continue", tooltip="Run both on to the end"),
+        Binding("p", "pause", "Pause both", id="compare.pause", tooltip="Hold both runs at their next gate"),
+        Binding("a", "abort", "Abort", id="compare.abort", tooltip="Abort both runs at their next gate"),
+        Binding("escape", "back", "Back", id="compare.back", tooltip="Back to the run screen"),
+        Binding("q", "quit_app", "Quit", id="compare.quit", tooltip="Abort both runs and quit"),
+    ]
+
+    def __init__(
+        self,
+        system: System,
+        store: Store,
+        choice: CompareChoice,
+        *,
+        llm_factory: LLMFactory = default_llm_factory,
+    ) -> None:
+        super().__init__()
+        self.system = system
+        self.store = store
+        self.choice = choice
+        self.llm_factory = llm_factory
+        self.sides = (
+            SideRun("A", choice.a, RunView(system)),
+            SideRun("B", choice.b, RunView(system)),
+        )
+        self.reports: list[dict[str, Any]] = []
+        """One :func:`~playground.compare.input_report` per input compared so far."""
+        self.cases: list[Case] = []
+        self.case_index = 0
+        self._leaving = False
+
+    # -- layout ------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="compare-info")
+        with Horizontal(id="compare-sides"):
+            yield CompareSide("A", id="side-a")
+            yield CompareSide("B", id="side-b")
+        yield CompareSummary(id="compare-summary")
+        yield Footer()
+        self.title = f"compare {self.choice.agent} · {self.system.spec.name}"
+        self.sub_title = f"A {self.choice.a} vs B {self.choice.b}"
+
+    def on_mount(self) -> None:
+        entry = self.system.spec.entry_agent
+        for widget in self.query(CompareSide):
+            widget.ensure_panes([entry, self.choice.agent])
+        self.set_interval(0.25, self._tick)
+        self._redraw()
+        self.run_comparison()
+
+    # -- drawing -----------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        a, b = self.sides
+        for run, other in ((a, b), (b, a)):
+            widget = self.query_one(f"#side-{run.key.lower()}", CompareSide)
+            widget.show(run.view, self._title(run), self._diff(run, other))
+        self.query_one("#compare-info", Static).update(self._info())
+        self.query_one(CompareSummary).show(self.reports, (a.label, b.label))
+
+    def _title(self, run: SideRun) -> Text:
+        view = run.view
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(f" {run.key} ", "reverse bold")
+        text.append(" " + run.describe(self.choice.agent), "bold")
+        text.append("  ")
+        text.append(f" {view.status.upper()} ", f"reverse {STATUS_STYLES.get(view.status, '')}")
+        tokens_in, tokens_out, cost = view.totals()
+        if view.session_id:
+            text.append(f"  {view.session_id[:12]}", "dim")
+        if tokens_in or tokens_out:
+            text.append(f"  {tokens_in + tokens_out} tok ${cost:.6f}", "dim")
+        return text
+
+    def _diff(self, run: SideRun, other: SideRun) -> Text:
+        """This side's path and output, with what differs from the other side highlighted."""
+        view, theirs = run.view, other.view
+        text = Text()
+        if view.status not in ("completed", "failed", "aborted"):
+            if view.gate is not None:
+                text.append("⏸ held: ", "bold yellow")
+                text.append(view.agents[view.gate.agent].pending if view.gate.agent in view.agents else "")
+                text.append("\ns steps both · c continues both", "dim")
+            return text
+        both_done = theirs.status in ("completed", "failed", "aborted")
+        text.append("path ", "dim")
+        for index, agent in enumerate(view.path):
+            if index:
+                text.append(" → ", "dim")
+            same = index < len(theirs.path) and theirs.path[index] == agent
+            text.append(agent, "bold" if same or not both_done else DIFFERS)
+        if both_done:
+            if view.path == theirs.path:
+                text.append("   same path", "dim")
+            else:
+                text.append(f"   path differs from {other.key}", "bold yellow")
+        text.append("\n")
+        if view.error is not None:
+            text.append(f"✘ {view.error['type']}: ", "bold red")
+            text.append(" ".join(str(view.error["message"]).split()))
+            return text
+        text.append("output ", "dim")
+        if not both_done or not theirs.output:
+            text.append(view.output)
+            return text
+        first, second = (theirs, view) if run.key == "B" else (view, theirs)
+        mine = "insert" if run.key == "B" else "delete"
+        style = "bold black on green" if mine == "insert" else "bold black on red"
+        pieces = [p for p in word_diff(first.output, second.output) if p["op"] in ("equal", mine)]
+        for index, piece in enumerate(pieces):
+            if index:
+                text.append(" ")
+            text.append(piece["text"], style if piece["op"] == mine else "")
+        return text
+
+    def _info(self) -> Text:
+        text = Text(no_wrap=True, overflow="ellipsis")
+        case = self.cases[self.case_index] if self.case_index < len(self.cases) else None
+        if len(self.cases) > 1:
+            text.append(f"input {self.case_index + 1}/{len(self.cases)} ", "bold")
+            text.append(f"{case.name if case else ''}: ", "bold")
+        else:
+            text.append("input ", "dim")
+        request = case.request if case is not None else (self.choice.request or "")
+        text.append(" ".join(request.split()) or "(a scenario of one agent, given its context)")
+        if self.choice.lockstep:
+            text.append("   lockstep: s steps both", "yellow")
+        return text
+
+    def _tick(self) -> None:
+        if any(run.view.running for run in self.sides):
+            self._redraw()
+
+    # -- the bridges -------------------------------------------------------------------------
+
+    def _run_of(self, bridge: Bridge) -> SideRun | None:
+        return next((run for run in self.sides if run.bridge is bridge), None)
+
+    def on_bridge_batch(self, message: Bridge.Batch) -> None:
+        run = self._run_of(message.bridge)
+        if run is not None:
+            run.view.apply_all(message.items)
+            self._redraw()
+
+    def on_bridge_held(self, message: Bridge.Held) -> None:
+        run = self._run_of(message.bridge)
+        if run is not None:
+            run.view.hold(message.gate)
+            self._redraw()
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def _variants(self) -> list[tuple[dict[str, AgentSpec], dict[str, str]]]:
+        """Resolve A and B, and the specs each side runs (the store's active ones, one agent swapped)."""
+        choice = self.choice
+        base, versions = await active_agents(self.store, self.system)
+        variants = []
+        for run in self.sides:
+            run.side = await resolve_side(self.store, self.system, choice.agent, run.label)
+            agents, vids = await agents_for(self.store, self.system, choice.agent, run.side, base, versions)
+            run.view = RunView(self.system, agents, vids)
+            variants.append((agents, vids))
+        return variants
+
+    def _load_cases(self) -> list[Case]:
+        if self.choice.scenarios is None:
+            return [Case((self.choice.request or "")[:60], self.choice.request or "")]
+        from playground.scenarios import load_scenarios
+
+        suite = load_scenarios(self.choice.scenarios)
+        if suite.system.name != self.system.name:
+            raise PlaygroundError(
+                f"{self.choice.scenarios!r} tests {suite.system.name!r}, not {self.system.name!r}"
+            )
+        return [Case(sc.name, sc.input or "", sc) for sc in suite.scenarios]
+
+    @work(exclusive=True, exit_on_error=False, group="run")
+    async def run_comparison(self) -> list[dict[str, Any]]:
+        """Run every input through both variants at once; each side streams through its bridge."""
+        from playground.scenarios import check, faulty_factory
+
+        self.cases = self._load_cases()
+        variants = await self._variants()
+        self._redraw()
+        for index, case in enumerate(self.cases):
+            if self._leaving:
+                break
+            self.case_index = index
+            scenario = case.scenario
+            factory = self.llm_factory
+            if scenario is not None and scenario.faults:
+                factory = faulty_factory(scenario.faults, factory)
+            for run in self.sides:
+                run.view.reset()
+                run.view.status = "running"
+                run.bridge = Bridge(self)
+                run.controller = StepController(stepping=self.choice.lockstep, on_pause=run.bridge.on_pause)
+            self._redraw()
+
+            async def one(
+                run: SideRun,
+                spec: tuple[dict[str, AgentSpec], dict[str, str]],
+                case: Case = case,
+                factory: LLMFactory = factory,
+            ) -> RunResult:
+                assert run.bridge is not None
+                scenario = case.scenario
+                try:
+                    return await run_session(
+                        self.system,
+                        case.request,
+                        store=self.store,
+                        agents=spec[0],
+                        versions=spec[1],
+                        controller=run.controller,
+                        live=[run.bridge],
+                        llm_factory=factory,
+                        agent=scenario.agent if scenario is not None else None,
+                        context=scenario.context if scenario is not None else None,
+                    )
+                finally:
+                    run.bridge.close()
+
+            result_a, result_b = await asyncio.gather(
+                *(one(r, v) for r, v in zip(self.sides, variants, strict=True))
+            )
+            for run, result in zip(self.sides, (result_a, result_b), strict=True):
+                run.results.append(result)
+                run.controller = None
+            checks = None
+            if scenario is not None:
+                checks = (check(scenario.expect, result_a), check(scenario.expect, result_b))
+            self.reports.append(input_report(case.name, case.request, result_a, result_b, checks))
+            # The bridges' last batches are queued behind this point; the redraw after them shows both.
+            self.call_later(self._redraw)
+        side_a, side_b = self.sides[0].side, self.sides[1].side
+        if self.reports and not self._leaving and side_a is not None and side_b is not None:
+            # Stored like `playground compare`, so `playground comparisons` lists and reopens it.
+            source = {"input": self.choice.request, "scenarios": self.choice.scenarios, "session": None}
+            report = build_report(
+                self.system.name,
+                self.choice.agent,
+                side_a,
+                side_b,
+                source,
+                self.reports,
+            )
+            comparison_id = await self.store.save_comparison(self.system.name, self.choice.agent, report)
+            self.notify(f"Comparison {comparison_id} stored: playground comparisons show {comparison_id}")
+        return self.reports
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.worker.group != "run" or event.state not in (
+            WorkerState.SUCCESS,
+            WorkerState.ERROR,
+            WorkerState.CANCELLED,
+        ):
+            return
+        for run in self.sides:
+            run.controller = None
+            if run.view.running:
+                run.view.status = "aborted"
+        if event.state == WorkerState.ERROR:
+            self.notify(str(event.worker.error), title="the comparison stopped", severity="error", timeout=10)
+        self._redraw()
+        if self._leaving:
+            self.app.pop_screen()
+
+    # -- operator actions --------------------------------------------------------------------
+
+    def _controllers(self) -> list[tuple[SideRun, StepController]]:
+        return [(run, run.controller) for run in self.sides if run.controller is not None]
+
+    def action_step(self) -> None:
+        live = self._controllers()
+        if not live:
+            self.notify("Nothing is running.")
+            return
+        held = [(run, c) for run, c in live if c.pending is not None]
+        if not held:
+            for _, controller in live:
+                controller.pause()
+            self.notify("Holding both runs at their next gate.")
+            return
+        if len(held) < len(live):
+            waiting = ", ".join(run.key for run, c in live if c.pending is None)
+            self.notify(f"Lockstep: waiting for {waiting} to reach its gate.")
+            return
+        for run, controller in held:
+            controller.step()
+            run.view.release()
+        self._redraw()
+
+    def action_continue(self) -> None:
+        live = self._controllers()
+        if not live:
+            self.notify("Nothing is running.")
+            return
+        for run, controller in live:
+            held = controller.pending is not None
+            controller.resume()
+            if held:
+                run.view.release()
+        self._redraw()
+
+    def action_pause(self) -> None:
+        live = self._controllers()
+        if not live:
+            self.notify("Nothing is running.")
+            return
+        for _, controller in live:
+            controller.pause()
+        self.notify("Holding both runs at their next gate.")
+
+    def action_abort(self) -> None:
+        live = self._controllers()
+        if not live:
+            self.notify("Nothing is running.")
+            return
+        for run, controller in live:
+            held = controller.pending is not None
+            controller.abort()
+            if held:
+                run.view.release()
+        self._redraw()
+
+    def _comparing(self) -> bool:
+        return any(w.node is self and w.group == "run" and w.is_running for w in self.app.workers)
+
+    def action_back(self) -> None:
+        if not self._comparing():
+            self.app.pop_screen()
+            return
+        self._leaving = True
+        self.action_abort()
+        self.notify("Aborting both runs…")
+
+    async def action_quit_app(self) -> None:
+        for _, controller in self._controllers():
+            controller.abort()
+        await self.app.action_quit()

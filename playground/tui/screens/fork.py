@@ -1,0 +1,221 @@
+"""Fork or replay a recorded session from the run screen.
+
+:func:`fork_point` maps the timeline row the operator selected to the step a
+fork starts live at; :class:`BranchScreen` asks for an optional model swap;
+:class:`Branch` is what the run screen runs live (through its bridge) once the
+operator confirms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from playground.engine import events as ev
+from playground.engine.controller import Controller
+from playground.engine.runtime import LLMFactory
+from playground.replay import ReplayOutcome, Variant, fork_session, replay_session
+from playground.store.store import Store
+
+BranchMode = Literal["fork", "replay"]
+
+STEP_KINDS: dict[type[Any], str] = {
+    ev.ModelRequested: "model call",
+    ev.ModelResponded: "model call",
+    ev.ModelFailed: "model call",
+    ev.ToolCalled: "tool call",
+    ev.ToolReturned: "tool call",
+    ev.HandoffDelivered: "handoff",
+}
+"""The events a fork can start at (what :meth:`playground.replay.Recording.step_kind` knows)."""
+
+
+@dataclass(frozen=True)
+class ForkPoint:
+    """Where a fork starts running live."""
+
+    step: int
+    kind: str
+    agent: str
+
+    def describe(self) -> str:
+        return f"step {self.step}, {self.agent}'s {self.kind}"
+
+
+def fork_point(events: list[Any], seq: int) -> ForkPoint | None:
+    """The step a fork from the timeline row of event ``seq`` starts at.
+
+    That event's own step when it has one (a model call, tool call or handoff),
+    else the first step after it (an agent's activation forks at its first model
+    call). None when nothing runs after it.
+    """
+    for event in events:
+        if event.seq < seq or event.step is None:
+            continue
+        kind = STEP_KINDS.get(type(event))
+        if kind is not None:
+            return ForkPoint(event.step, kind, event.agent or "?")
+    return None
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A fork or replay of a stored session, ready to run live in a run screen.
+
+    Args:
+        mode: ``fork`` or ``replay``.
+        session_id: The recorded session.
+        request: Its request (shown in the run screen's input).
+        at: With ``fork``: where the fork goes live.
+        variant: The one agent whose model changes, if any.
+    """
+
+    mode: BranchMode
+    session_id: str
+    request: str
+    at: ForkPoint | None = None
+    variant: Variant | None = None
+
+    def describe(self) -> str:
+        what = f"fork of {self.session_id}" if self.mode == "fork" else f"replay of {self.session_id}"
+        if self.at is not None:
+            what += f" from {self.at.describe()}"
+        if self.variant is not None and self.variant.model:
+            what += f" · {self.variant.agent} on {self.variant.model}"
+        return what
+
+    def start(
+        self, store: Store, live: list[Any], base: LLMFactory, controller: Controller | None = None
+    ) -> Awaitable[ReplayOutcome]:
+        """Run the branch under ``controller``; its events go to ``live`` as they happen."""
+        if self.mode == "fork":
+            assert self.at is not None
+            return fork_session(
+                store,
+                self.session_id,
+                self.at.step,
+                variant=self.variant,
+                live=live,
+                base=base,
+                controller=controller,
+            )
+        return replay_session(
+            store,
+            self.session_id,
+            variant=self.variant,
+            live=live,
+            base=base,
+            force=True,
+            controller=controller,
+        )
+
+    def summary(self, outcome: ReplayOutcome) -> str:
+        """One line for the operator once it ran."""
+        result = outcome.result
+        calls = _count(outcome.replayed_calls, "model call")
+        tools = _count(outcome.replayed_tools, "tool call")
+        return (
+            f"{self.mode.capitalize()} {result.session_id} {result.status}: "
+            f"{calls} and {tools} answered from {outcome.parent_session_id}."
+        )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+class BranchScreen(ModalScreen[Variant | Literal[False] | None]):
+    """Confirm a fork or replay, optionally swapping one agent's model.
+
+    Returns a :class:`~playground.replay.Variant`, ``False`` for no swap, or None when cancelled.
+
+    Args:
+        mode: ``fork`` or ``replay``.
+        session_id: The recorded session.
+        at: With ``fork``: where the fork goes live.
+        agents: The system's agents.
+        models: Models in use (a hint for the model field).
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="branch.cancel", tooltip="Do not fork")]
+
+    def __init__(
+        self,
+        mode: BranchMode,
+        session_id: str,
+        at: ForkPoint | None,
+        agents: list[str],
+        models: list[str],
+    ) -> None:
+        super().__init__()
+        self.mode = mode
+        self.session_id = session_id
+        self.at = at
+        self.agents = agents
+        self.models = models
+
+    def compose(self) -> ComposeResult:
+        verb = "Fork" if self.mode == "fork" else "Replay"
+        with Vertical(id="branch-dialog", classes="dialog"):
+            if self.at is not None:
+                title = f"Fork session {self.session_id} from {self.at.describe()}"
+                how = (
+                    f"Steps before {self.at.step} are answered from the recording (no model or tool "
+                    f"calls); from step {self.at.step} on the fork runs live."
+                )
+            else:
+                title = f"Replay session {self.session_id}"
+                how = (
+                    "Each model call is answered from the recording while its request matches; "
+                    "from the first one that differs the replay runs live."
+                )
+            yield Label(title, classes="dialog-title")
+            yield Static(how, classes="dim")
+            yield Static("Swap one agent's model (optional):", id="branch-swap-label")
+            with Horizontal(id="branch-swap"):
+                yield Select[str](
+                    [(a, a) for a in self.agents], prompt="no swap", id="branch-agent", allow_blank=True
+                )
+                yield Input(placeholder="model, e.g. " + ", ".join(self.models[:3]), id="branch-model")
+            yield Static("", id="branch-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{verb} (enter)", id="branch-go", variant="primary")
+                yield Button("Cancel (esc)", id="branch-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#branch-go", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "branch-go":
+            self.action_go()
+        else:
+            self.action_cancel()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_go()
+
+    def action_go(self) -> None:
+        agent = self.query_one("#branch-agent", Select).value
+        model = self.query_one("#branch-model", Input).value.strip()
+        error = self.query_one("#branch-error", Static)
+        if isinstance(agent, str):
+            if not model:
+                error.update(f"Type the model {agent} should run, or pick “no swap”.")
+                return
+            self.dismiss(Variant(agent, model=model))
+        elif model:
+            error.update("Pick the agent whose model changes.")
+        else:
+            self.dismiss(False)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,173 @@
+"""The sessions screen: browse past sessions, filter them, open one read-only.
+
+Opening a session posts :class:`SessionChosen`; the app loads it with
+:func:`load_recorded` and shows it in a read-only run screen, rebuilt from the
+stored events by the same reducer that shows live runs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Select, Static
+
+from playground.errors import PlaygroundError, SpecError
+from playground.spec.load import System, load_system
+from playground.store.store import SessionRow, Store
+
+SESSION_LIMIT = 200
+"""Sessions the browser lists (newest first)."""
+STATUSES = ["completed", "failed", "aborted", "interrupted", "running"]
+STATUS_STYLES = {
+    "completed": "green",
+    "failed": "red",
+    "aborted": "red",
+    "running": "cyan",
+    "interrupted": "yellow",
+}
+
+
+class SessionChosen(Message):
+    """The operator chose a stored session to open read-only."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__()
+        self.session_id = session_id
+
+
+@dataclass(frozen=True)
+class RecordedSession:
+    """A stored session with its events and the system it ran, ready to show."""
+
+    session: SessionRow
+    events: list[Any]
+    system: System
+
+
+async def load_recorded(store: Store, session_id: str) -> RecordedSession:
+    """Load a session, its events and its system file.
+
+    Raises:
+        PlaygroundError: No such session, or its system file is missing or invalid.
+    """
+    session = await store.session(session_id)
+    path = session.system_path
+    if not path or not Path(path).exists():
+        raise PlaygroundError(
+            f"session {session.session_id} ran {session.system!r} from {path!r}, which is not here"
+        )
+    try:
+        system = load_system(path)
+    except SpecError as exc:
+        raise PlaygroundError(f"cannot load {path!r} for session {session.session_id}: {exc}") from exc
+    return RecordedSession(session, await store.events(session.session_id), system)
+
+
+def session_cells(row: SessionRow) -> tuple[Any, ...]:
+    """One session as a table row: when, id, system, status, path, cost, origin, request."""
+    when = dt.datetime.fromtimestamp(row.created_at).strftime("%m-%d %H:%M:%S")
+    origin = ""
+    if row.parent_session_id:
+        at = f"@{row.forked_from_step}" if row.forked_from_step is not None else " (replay)"
+        origin = f"⑂ {row.parent_session_id[:8]}{at}"
+    return (
+        when,
+        row.session_id,
+        row.system,
+        Text(row.status, STATUS_STYLES.get(row.status, "")),
+        " → ".join(row.path),
+        f"{row.cost_usd:.6f}",
+        Text(origin, "dim"),
+        " ".join(row.input.split())[:60],
+    )
+
+
+class SessionsScreen(Screen[None]):
+    """Past sessions, newest first, filtered by system and status.
+
+    Args:
+        store: The open session store.
+        system: Start filtered to this system.
+    """
+
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="sessions.open", tooltip="Open the session read-only"),
+        Binding("escape", "back", "Back", id="sessions.back", tooltip="Back to the previous screen"),
+        Binding("f5", "reload", "Reload", id="sessions.reload", tooltip="Read the sessions again"),
+    ]
+
+    def __init__(self, store: Store, system: str | None = None) -> None:
+        super().__init__()
+        self.store = store
+        self.initial_system = system
+        self.sessions: list[SessionRow] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="session-filters"):
+            yield Static("system", classes="filter-label")
+            yield Select[str]([], prompt="any system", id="filter-system")
+            yield Static("status", classes="filter-label")
+            yield Select[str]([(s, s) for s in STATUSES], prompt="any status", id="filter-status")
+        yield DataTable(id="session-list", cursor_type="row", zebra_stripes=True)
+        yield Static(
+            "enter opens a session read-only (then f forks from a step, R replays) · "
+            "tab moves to the filters · esc goes back",
+            id="sessions-hint",
+        )
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.title = "Sessions"
+        self.sub_title = str(self.store.path)
+        table = self.query_one("#session-list", DataTable)
+        table.add_columns("when", "session", "system", "status", "path", "cost (USD)", "from", "request")
+        systems = sorted({row.system for row in await self.store.sessions(limit=1000)})
+        if self.initial_system and self.initial_system not in systems:
+            systems.append(self.initial_system)
+        select: Select[str] = self.query_one("#filter-system", Select)
+        select.set_options([(s, s) for s in systems])
+        if self.initial_system:
+            select.value = self.initial_system
+        table.focus()
+        await self.action_reload()
+
+    def _filter(self, widget_id: str) -> str | None:
+        value = self.query_one(widget_id, Select).value
+        return value if isinstance(value, str) else None
+
+    async def action_reload(self) -> None:
+        system, status = self._filter("#filter-system"), self._filter("#filter-status")
+        self.sessions = await self.store.sessions(system=system, status=status, limit=SESSION_LIMIT)
+        table = self.query_one("#session-list", DataTable)
+        table.clear()
+        for row in self.sessions:
+            table.add_row(*session_cells(row))
+        if not self.sessions:
+            what = " matching the filters" if system or status else " yet"
+            table.add_row(Text(f"no sessions{what}", "dim"), *([""] * 7))
+
+    async def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        await self.action_reload()
+
+    def action_open(self) -> None:
+        index = self.query_one("#session-list", DataTable).cursor_row
+        if 0 <= index < len(self.sessions):
+            self.post_message(SessionChosen(self.sessions[index].session_id))
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def action_back(self) -> None:
+        self.dismiss(None)

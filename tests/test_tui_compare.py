@@ -1,0 +1,228 @@
+"""The compare screen (``x``): two variants of one agent run side by side, live, then a summary.
+
+The support router runs with the scripted model at zero latency; tests wait on the
+comparison worker or on the step controllers, never on the wall clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Checkbox, Input, Select
+
+from playground.engine import runtime
+from playground.engine.runtime import canonical_spec, version_id
+from playground.spec import System, load_system
+from playground.spec.models import AgentSpec
+from playground.tui import state
+from playground.tui.app import PlaygroundApp
+from playground.tui.screens.compare import CompareScreen
+from playground.tui.screens.compare_setup import CompareSetupScreen
+from playground.tui.widgets.agent_pane import AgentPane
+from tests.test_tui import AGENTS, REQUEST, SIZE, make_app, router_copy, run_screen, screen_text
+
+
+@pytest.fixture
+def system(tmp_path: Path) -> System:
+    return load_system(router_copy(tmp_path))
+
+
+def misrouting_router(system: System) -> AgentSpec:
+    """The router with a script that sends everything to general."""
+    router = system.spec.agents["router"]
+    script = [step for step in router.script if step.handoff == "general"]
+    return router.model_copy(update={"script": script})
+
+
+async def record_variant(app: PlaygroundApp, system: System, spec: AgentSpec) -> str:
+    """Store ``spec`` as a new, inactive version; returns its id."""
+    await app.store.record_versions(
+        system.name, {spec.name: canonical_spec(spec)}, source="operator", note="misroutes", activate=False
+    )
+    return version_id(spec)
+
+
+async def open_setup(pilot: Pilot[Any], agent: str) -> CompareSetupScreen:
+    """Focus ``agent``'s pane on the run screen, press x: the setup dialog opens on it."""
+    screen = await run_screen(pilot)
+    screen.query_one("#request", Input).value = REQUEST
+    screen.query_one(f"#pane-{agent}", AgentPane).focus()
+    await pilot.press("x")
+    await pilot.pause()
+    setup = pilot.app.screen
+    assert isinstance(setup, CompareSetupScreen)
+    assert setup.query_one("#compare-agent", Select).value == agent
+    return setup
+
+
+async def start(pilot: Pilot[Any], setup: CompareSetupScreen, a: str, b: str, **kw: Any) -> CompareScreen:
+    """Type A and B into the dialog and run it."""
+    setup.query_one("#compare-a-typed", Input).value = a
+    setup.query_one("#compare-b-typed", Input).value = b
+    for name, value in kw.items():
+        setup.query_one(f"#compare-{name}", Input).value = value
+    await pilot.press("ctrl+r")
+    await pilot.pause()
+    screen = pilot.app.screen
+    assert isinstance(screen, CompareScreen)
+    return screen
+
+
+async def finish(pilot: Pilot[Any]) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_compare_two_models_of_billing(system: System, tmp_path: Path) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "billing")
+        assert setup.query_one("#compare-request", Input).value == REQUEST
+        screen = await start(pilot, setup, "scripted", "scripted/b")
+        await finish(pilot)
+        a, b = screen.sides
+        assert [a.view.status, b.view.status] == ["completed", "completed"]
+        assert a.view.agents["billing"].model == "scripted"
+        assert b.view.agents["billing"].model == "scripted/b"
+        sessions = [a.results[0].session_id, b.results[0].session_id]
+        stored = [await app.store.session(s) for s in sessions]
+        assert [s.status for s in stored] == ["completed", "completed"]
+        assert stored[0].versions["billing"] != stored[1].versions["billing"]
+        (report,) = screen.reports
+        assert not report["path_changed"] and not report["output_changed"]
+        stored_reports = await app.store.comparisons()  # listed by `playground comparisons`
+        assert [(c["agent"], c["a"], c["b"]) for c in stored_reports] == [
+            ("billing", "scripted", "scripted/b")
+        ]
+        text = screen_text(app)
+    assert "A scripted" in text and "B scripted/b" in text
+    assert "same path" in text and "outputs identical" in text
+    assert sessions[0][:12] in text and sessions[1][:12] in text
+
+
+async def test_compare_two_versions_shows_where_they_differ(system: System, tmp_path: Path) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "router")
+        other = await record_variant(app, system, misrouting_router(system))
+        setup._versions = await app.store.versions(system.name)
+        setup._fill("router")
+        await pilot.pause()
+        # The dialog offers the agent's versions: B defaults to the one that is not active.
+        assert setup.query_one("#compare-b-choice", Select).value == other
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        await finish(pilot)
+        a, b = screen.sides
+        assert a.results[0].path == ["router", "billing"]
+        assert b.results[0].path == ["router", "general"]
+        (report,) = screen.reports
+        assert report["path_changed"] and report["output_changed"]
+        assert any(p["op"] == "insert" for p in report["output_diff"])
+        text = screen_text(app)
+    assert "path differs from B" in text and "path differs from A" in text
+    assert "path changed" in text
+
+
+async def test_compare_a_scenario_file_and_check_both(system: System, tmp_path: Path) -> None:
+    shutil.copy(AGENTS / "support_router.scenarios.yaml", tmp_path / "support_router.scenarios.yaml")
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "billing")
+        scenarios = str(tmp_path / "support_router.scenarios.yaml")
+        screen = await start(pilot, setup, "scripted", "scripted/b", scenarios=scenarios)
+        await finish(pilot)
+        assert len(screen.reports) == len(screen.cases) > 3
+        assert all(r["a"]["passed"] for r in screen.reports)
+        # The file's faults hit calls made as "scripted", so B ("scripted/b") escapes them.
+        failed_b = [r["name"] for r in screen.reports if not r["b"]["passed"]]
+        assert failed_b and all("rate limit" in n or "malformed" in n for n in failed_b)
+        text = screen_text(app)
+    count = len(screen.cases)
+    assert f"{count} inputs" in text
+    assert f"A passed {count}/{count}" in text and f"B passed {count - len(failed_b)}/{count}" in text
+
+
+async def test_lockstep_steps_both_runs(system: System, tmp_path: Path) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "billing")
+        setup.query_one("#compare-lockstep", Checkbox).value = True
+        screen = await start(pilot, setup, "scripted", "scripted/b")
+        steps = 0
+        while True:
+            live = [r.controller for r in screen.sides if r.controller is not None]
+            if not live:
+                break
+            for controller in live:
+                await controller.wait_paused()
+            await pilot.pause()
+            assert all(r.view.status == "paused" for r in screen.sides)
+            await pilot.press("s")
+            steps += 1
+            if all(r.controller is None or r.controller.pending is None for r in screen.sides):
+                await pilot.pause()
+            if steps > 50:
+                pytest.fail("the runs never finished")
+            if all(r.results for r in screen.sides):
+                break
+        await finish(pilot)
+        a, b = screen.sides
+        assert a.view.status == b.view.status == "completed"
+        events = [await app.store.events(r.results[0].session_id) for r in screen.sides]
+    held = [sum(1 for e in evs if e.kind == "operator_acted") for evs in events]
+    assert held[0] == held[1] == steps
+
+
+async def test_escape_goes_back_to_the_run_screen(system: System, tmp_path: Path) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        setup = await open_setup(pilot, "billing")
+        await pilot.press("escape")
+        await pilot.pause()
+        screen = await run_screen(pilot)
+        screen.query_one("#pane-billing", AgentPane).focus()
+        setup = await open_setup(pilot, "billing")
+        await start(pilot, setup, "scripted", "scripted/b")
+        await finish(pilot)
+        await pilot.press("escape")
+        await run_screen(pilot)
+
+
+# -- snapshot (plain def: snap_compare runs its own loop) ------------------------------------
+
+
+@pytest.fixture
+def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Session ids from a counter, and a clock that stands still.
+
+    Both runs interleave with the store's writer thread, so a ticking clock would give
+    latencies that vary from run to run.
+    """
+    counter = itertools.count(1)
+    monkeypatch.setattr("playground.engine.runtime.secrets.token_hex", lambda n: f"{next(counter):0{2 * n}x}")
+    now = 1_700_000_000.0
+    monkeypatch.setattr(runtime, "time", SimpleNamespace(time=lambda: now, perf_counter=lambda: now))
+    monkeypatch.setattr(state, "time", SimpleNamespace(time=lambda: now))
+
+
+def test_snapshot_compare_finished(
+    snap_compare: Any, system: System, tmp_path: Path, fixed_ids: None
+) -> None:
+    app = make_app(system, tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        setup = await open_setup(pilot, "router")
+        other = await record_variant(app, system, misrouting_router(system))
+        await start(pilot, setup, "active", other[:8])
+        await finish(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
