@@ -621,3 +621,20 @@ async def test_time_held_at_a_gate_does_not_count_against_the_run_timeout(tmp_pa
     controller.resume()
     result = await task
     assert result.status == "completed", result.error
+
+
+async def test_an_error_breakpoint_stops_at_the_first_gate_after_an_error(tmp_path: Path) -> None:
+    system = single_agent(tmp_path, """
+              - tool: delete_account
+                args: {customer_id: "C-1"}
+              - handoff: back
+                context: {question: "{input}"}
+""")
+    controller = StepController(breakpoints={"error:*"})
+    task = asyncio.create_task(run(system, "hello", controller=controller))
+    gate = await controller.wait_paused()
+    # The refused tool call was not a gate; the model call after it is, and it says why it stopped.
+    assert (gate.kind, gate.agent, gate.errors) == ("model_call", "front", ["permission_denied"])
+    controller.resume()
+    result = await task
+    assert result.status == "completed"

@@ -38,6 +38,9 @@ class Gate:
     payload: dict[str, Any]
     validate: Callable[[dict[str, Any]], str | None] = lambda _payload: None
     can_retry: bool = False
+    errors: list[str] = field(default_factory=list)
+    """Kinds of the error events since the previous gate (``model_failed``, ``validation_failed``,
+    ``permission_denied``, ``loop_detected``, ...): an ``error:*`` breakpoint stops here."""
 
     def describe(self) -> str:
         if self.kind == "model_call":
@@ -81,7 +84,9 @@ class StepController:
     Attributes:
         stepping: Stop at every gate.
         breakpoints: ``agent:NAME``, ``tool:NAME``, ``handoff:TARGET``, or with
-            ``*`` as the name for any (``handoff:*``, ``tool:*``).
+            ``*`` as the name for any (``handoff:*``, ``tool:*``); ``error:*`` stops at the
+            first gate after any error (a failed model call, an invalid call, a refused
+            tool, a loop).
         on_pause: Called with the gate when the run stops at it.
     """
 
@@ -100,6 +105,8 @@ class StepController:
         if not points:
             return False
         if f"agent:{gate.agent}" in points:
+            return True
+        if gate.errors and "error:*" in points:
             return True
         if gate.kind == "tool_call":
             return "tool:*" in points or f"tool:{gate.payload.get('tool')}" in points

@@ -47,6 +47,9 @@ ToolReplay = Callable[[str, str, dict[str, Any]], "tuple[str, str | None] | None
 """(agent, tool, args) -> the recorded (result, error), or None to run the tool."""
 
 _TASK_SCHEMA = Schema.parse({"task": "str"})
+_ERROR_KINDS = frozenset(
+    {"model_failed", "validation_failed", "permission_denied", "loop_detected", "fallback_used"}
+)
 
 
 def canonical_spec(agent: AgentSpec) -> str:
@@ -233,6 +236,8 @@ class Runtime:
         self._watchdog = _Watchdog()
         self._isolated: str | None = None
         self._finished: set[int] = set()
+        self._gate_mark = 0
+        """Events before this index were seen by an earlier gate (for ``error:*`` breakpoints)."""
         self._failed_in: str | None = None
         """The innermost agent a run-level failure (timeout, abort, bug) happened in."""
         self._isolated_context: dict[str, Any] | None = None
@@ -730,7 +735,9 @@ class Runtime:
     ) -> Decision:
         if self.controller is None:
             return CONTINUE
-        gate = Gate(kind, agent, self._step + 1, payload, can_retry=can_retry)
+        errors = [e.kind for e in self.events[self._gate_mark :] if e.kind in _ERROR_KINDS]
+        gate = Gate(kind, agent, self._step + 1, payload, can_retry=can_retry, errors=errors)
+        self._gate_mark = len(self.events)
         if validate is not None:
             gate.validate = validate
         while True:

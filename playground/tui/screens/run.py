@@ -659,7 +659,11 @@ class RunScreen(Screen[None]):
                     binding.tooltip,
                     partial(self.run_action, binding.action),
                 )
-        for point, what in (("handoff:*", "any handoff"), ("tool:*", "any tool call")):
+        for point, what in (
+            ("handoff:*", "any handoff"),
+            ("tool:*", "any tool call"),
+            ("error:*", "any error"),
+        ):
             state = "off" if point in self.breakpoints else "on"
             yield SystemCommand(
                 f"Breakpoint {state}: {what}",
