@@ -624,12 +624,15 @@ async def test_time_held_at_a_gate_does_not_count_against_the_run_timeout(tmp_pa
 
 
 async def test_an_error_breakpoint_stops_at_the_first_gate_after_an_error(tmp_path: Path) -> None:
-    system = single_agent(tmp_path, """
+    system = single_agent(
+        tmp_path,
+        """
               - tool: delete_account
                 args: {customer_id: "C-1"}
               - handoff: back
                 context: {question: "{input}"}
-""")
+""",
+    )
     controller = StepController(breakpoints={"error:*"})
     task = asyncio.create_task(run(system, "hello", controller=controller))
     gate = await controller.wait_paused()

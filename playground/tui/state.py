@@ -76,7 +76,11 @@ class AgentView:
     state: AgentState = "idle"
     lines: deque[PaneLine] = field(default_factory=lambda: deque(maxlen=PANE_HISTORY))
     stream: str = ""
-    """The reply streaming in now (empty between model calls)."""
+    """The reply streaming in now (empty between model calls); its last ``STREAM_CHARS``."""
+    streamed: int = 0
+    """Characters appended to ``stream`` since it was last cleared (a pane wraps only the new ones)."""
+    stream_epoch: int = 0
+    """Bumped whenever ``stream`` is cleared, so a pane knows to start over."""
     pending: str = ""
     """What is about to happen, while the run is held at this agent's gate."""
     calls: int = 0
@@ -86,6 +90,12 @@ class AgentView:
     latency_ms: float = 0.0
     revision: int = 0
     """Bumped whenever ``lines`` change, so a pane redraws them only then."""
+
+    def end_stream(self) -> None:
+        """The streaming reply is over (it became lines, or the call failed)."""
+        self.stream = ""
+        self.streamed = 0
+        self.stream_epoch += 1
 
     def add(self, kind: LineKind, text: str) -> None:
         self.lines.append(PaneLine(kind, text))
@@ -322,6 +332,7 @@ class RunView:
             agent = self.agents.get(item.agent)
             if agent is not None:
                 agent.stream = (agent.stream + item.text)[-STREAM_CHARS:]
+                agent.streamed += len(item.text)
                 agent.state = "thinking"
             return
         self.last_ts = item.ts
@@ -422,7 +433,7 @@ class RunView:
         agent = self._agent(event.agent)
         if agent is not None:
             agent.state = "thinking"
-            agent.stream = ""
+            agent.end_stream()
             agent.pending = ""
         if event.activation is not None:
             self._messages[event.activation] = event.messages
@@ -444,7 +455,7 @@ class RunView:
     def _on_model_responded(self, event: ev.ModelResponded) -> None:
         agent = self._agent(event.agent)
         if agent is not None:
-            agent.stream = ""
+            agent.end_stream()
             agent.calls += 1
             agent.input_tokens += event.input_tokens
             agent.output_tokens += event.output_tokens
@@ -474,7 +485,7 @@ class RunView:
     def _on_model_failed(self, event: ev.ModelFailed) -> None:
         agent = self._agent(event.agent)
         if agent is not None:
-            agent.stream = ""
+            agent.end_stream()
             agent.latency_ms += event.latency_ms
             agent.add("error", f"✘ {event.error_type}: {event.message}")
         step = self._open.pop(("model", event.step or 0), None)
@@ -601,7 +612,7 @@ class RunView:
         self.pending_handoff = None
         for agent in self.agents.values():
             agent.pending = ""
-            agent.stream = ""
+            agent.end_stream()
             if agent.state in ("waiting", "thinking", "calling a tool"):
                 agent.state = "failed" if status == "failed" else "done"
 

@@ -34,7 +34,7 @@ from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_p
 from playground.tui.screens.model_swap import ModelSwapScreen
 from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
-from playground.tui.state import HandoffView, RunView, Step
+from playground.tui.state import HandoffView, RunView, Step, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.gate_banner import GateBanner
 from playground.tui.widgets.handoff_path import HandoffPath
@@ -216,13 +216,7 @@ class RunScreen(Screen[None]):
 
     def _redraw(self) -> None:
         view = self.view
-        active = view.active
-        for pane in self.query(AgentPane):
-            agent = view.agents.get(pane.agent)
-            if agent is not None:
-                pane.show(
-                    agent, active=pane.agent == active, breakpoint=f"agent:{pane.agent}" in self.breakpoints
-                )
+        self._show_panes()
         self.query_one(HandoffPath).show(view.path, view.handoffs, view.pending_handoff)
         pending = view.agents[view.gate.agent].pending if view.gate and view.gate.agent in view.agents else ""
         self.query_one(GateBanner).show(view.gate, pending)
@@ -230,6 +224,19 @@ class RunScreen(Screen[None]):
         self.query_one(Timeline).show(view.steps, view.elapsed())
         self.query_one(Totals).show(view)
         self.sub_title = self._breakpoint_summary()
+
+    def _show_panes(self, agents: set[str] | None = None) -> None:
+        """Redraw the agents' panes (only those of ``agents`` when given)."""
+        view = self.view
+        active = view.active
+        for pane in self.query(AgentPane):
+            if agents is not None and pane.agent not in agents:
+                continue
+            agent = view.agents.get(pane.agent)
+            if agent is not None:
+                pane.show(
+                    agent, active=pane.agent == active, breakpoint=f"agent:{pane.agent}" in self.breakpoints
+                )
 
     def _breakpoint_summary(self) -> str:
         if not self.breakpoints:
@@ -261,7 +268,12 @@ class RunScreen(Screen[None]):
         if message.bridge is not self._bridge:
             return  # a batch of a run that was replaced
         self.view.apply_all(message.items)
-        self._redraw()
+        if all(isinstance(item, TextChunk) for item in message.items):
+            # Only streamed text (the common case while agents talk): it changes nothing but
+            # the streaming panes; the timeline and totals follow on the screen's tick.
+            self._show_panes({item.agent for item in message.items})
+        else:
+            self._redraw()
 
     def on_bridge_held(self, message: Bridge.Held) -> None:
         if message.bridge is not self._bridge:

@@ -14,7 +14,12 @@ from playground.tui.state import HandoffView, Step
 class Inspector(Static):
     """Shows a :class:`HandoffView` (:meth:`show_handoff`) or a :class:`Step` (:meth:`show_step`)."""
 
+    _empty = False
+    """Shows the empty hint now (the screen asks again on every redraw: nothing to do then)."""
+
     def show_empty(self) -> None:
+        if self._empty:
+            return
         self.border_title = "inspector"
         self.update(
             Text(
@@ -23,6 +28,7 @@ class Inspector(Static):
                 "dim",
             )
         )
+        self._empty = True
 
     def show_handoff(self, handoff: HandoffView, system: System) -> None:
         state = (
@@ -30,6 +36,7 @@ class Inspector(Static):
             if handoff.pending
             else ("delivered, edited" if handoff.edited else "delivered")
         )
+        self._empty = False
         self.border_title = f"handoff {handoff.source} → {handoff.target} · {state}"
         table = Table(show_edge=False, box=None, padding=(0, 1), expand=True, header_style="bold")
         table.add_column("field", style="bold", no_wrap=True)
@@ -57,6 +64,7 @@ class Inspector(Static):
     def show_step(self, step: Step) -> None:
         if step.handoff is not None:
             return
+        self._empty = False
         self.border_title = f"step #{step.seq} · {step.kind.replace('_', ' ')}"
         table = Table(show_edge=False, show_header=False, box=None, padding=(0, 1), expand=True)
         table.add_column("name", style="bold", no_wrap=True)

@@ -14,6 +14,8 @@ PANE_MIN_COLUMNS = 32
 class PaneGrid(VerticalScroll, can_focus=False):
     """A scrolling grid whose columns and row height follow its own size (focus goes to its panes)."""
 
+    _fitted: tuple[int, int] = (0, 0)
+
     def on_resize(self, event: Resize) -> None:
         self.fit(event.size.width, event.size.height)
 
@@ -25,5 +27,7 @@ class PaneGrid(VerticalScroll, can_focus=False):
         columns = max(1, min(count, width // PANE_MIN_COLUMNS, 3))
         rows = -(-count // columns)
         row_height = max(PANE_MIN_ROWS, height // rows)
-        self.styles.grid_size_columns = columns
-        self.styles.grid_rows = str(row_height)
+        if (columns, row_height) != self._fitted:  # setting them again would lay the screen out
+            self._fitted = (columns, row_height)
+            self.styles.grid_size_columns = columns
+            self.styles.grid_rows = str(row_height)

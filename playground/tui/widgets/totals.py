@@ -20,6 +20,8 @@ STATUS_STYLES = {
 class Totals(Static):
     """Three lines under the panes; the screen calls :meth:`show`."""
 
+    _shown: Text | None = None
+
     def show(self, view: RunView) -> None:
         tokens_in, tokens_out, cost = view.totals()
         line = Text.assemble(
@@ -65,4 +67,6 @@ class Totals(Static):
         both = Text("\n").join([line, agents, second])
         both.no_wrap = True
         both.overflow = "ellipsis"
-        self.update(both)
+        if both != self._shown:  # redrawn on every tick of a run: mostly the same
+            self._shown = both
+            self.update(both, layout=False)  # three rows, always (app.tcss)
