@@ -784,7 +784,17 @@ class Runtime:
         key = (agent.name, model)
         llm = self._llms.get(key)
         if llm is None:
-            llm = self._llms[key] = self.llm_factory(agent, model)
+            if self.llm_factory is default_llm_factory:
+                # The default models keep no per-run state that could leak between sessions (the
+                # scripted model's is keyed by session), so one per spec and model serves every run.
+                shared = ("llm", model, id(agent))
+                cached = self.system.cache.get(shared)
+                if cached is None or cached[0] is not agent:
+                    cached = self.system.cache[shared] = (agent, self.llm_factory(agent, model))
+                llm = cached[1]
+            else:
+                llm = self.llm_factory(agent, model)
+            self._llms[key] = llm
         return llm
 
     async def _call_model(
@@ -1299,9 +1309,9 @@ class Runtime:
             assert decision.payload is not None
             payload = check(decision.payload.get("context", {}))[0] or payload
         history = _history(messages, handoff.history)
-        self._check_hops(name, target, payload, cause)
-        self._step += 1
         rendered = _render_context(payload)
+        self._check_hops(name, target, payload, cause, rendered)
+        self._step += 1
         delivered = self._emit(
             ev.HandoffDelivered,
             agent=name,
@@ -1320,9 +1330,11 @@ class Runtime:
         answer(f"Handed off to {target}.")
         return _Handoff(target, payload, history, delivered.seq)
 
-    def _check_hops(self, source: str, target: str, payload: dict[str, Any], cause: int) -> None:
+    def _check_hops(
+        self, source: str, target: str, payload: dict[str, Any], cause: int, rendered: str | None = None
+    ) -> None:
         self._hops += 1
-        edge = (source, target, _render_context(payload))
+        edge = (source, target, rendered if rendered is not None else _render_context(payload))
         reason = ""
         if edge in self._edges:
             reason = f"{source} -> {target} repeated with the same context"
