@@ -106,6 +106,32 @@ async def test_compare_two_models_of_billing(system: System, tmp_path: Path) -> 
     assert sessions[0][:12] in text and sessions[1][:12] in text
 
 
+async def test_compare_over_a_recorded_session_replays_the_unchanged_agents(
+    system: System, tmp_path: Path
+) -> None:
+    from playground.service import run_session
+
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        recorded = await run_session(system, REQUEST, store=app.store)
+        setup = await open_setup(pilot, "billing")
+        screen = await start(pilot, setup, "scripted/a", "scripted/b", session=recorded.session_id[:8])
+        await finish(pilot)
+        a, b = screen.sides
+        assert [a.view.status, b.view.status] == ["completed", "completed"]
+        for run in (a, b):
+            events = await app.store.events(run.results[0].session_id)
+            responded = [(e.agent, e.replayed) for e in events if e.kind == "model_responded"]
+            assert responded == [("router", True), ("billing", False), ("billing", False)]
+            assert (
+                await app.store.session(run.results[0].session_id)
+            ).parent_session_id == recorded.session_id
+        (stored,) = await app.store.comparisons()
+        assert (await app.store.comparison(stored["comparison_id"]))["source"][
+            "session"
+        ] == recorded.session_id[:8]
+
+
 async def test_compare_two_versions_shows_where_they_differ(system: System, tmp_path: Path) -> None:
     app = make_app(system, tmp_path)
     async with app.run_test(size=(160, 45)) as pilot:

@@ -273,7 +273,11 @@ class CompareScreen(Screen[None]):
         """Run every input through both variants at once; each side streams through its bridge."""
         from playground.scenarios import check, faulty_factory
 
-        self.cases = self._load_cases()
+        if self.choice.session is not None:
+            recorded = await self.store.session(self.choice.session)
+            self.cases = [Case(f"session {recorded.session_id}", recorded.input)]
+        else:
+            self.cases = self._load_cases()
         variants = await self._variants()
         self._redraw()
         for index, case in enumerate(self.cases):
@@ -300,6 +304,19 @@ class CompareScreen(Screen[None]):
                 assert run.bridge is not None
                 scenario = case.scenario
                 try:
+                    if self.choice.session is not None and run.side is not None:
+                        # Replayed from the recording: unchanged agents cost no model call.
+                        from playground.replay import Variant, replay_session
+
+                        outcome = await replay_session(
+                            self.store,
+                            self.choice.session,
+                            variant=Variant(self.choice.agent, run.side.version, run.side.model),
+                            live=[run.bridge],
+                            controller=run.controller,
+                            base=self.llm_factory,
+                        )
+                        return outcome.result
                     return await run_session(
                         self.system,
                         case.request,
@@ -330,7 +347,11 @@ class CompareScreen(Screen[None]):
         side_a, side_b = self.sides[0].side, self.sides[1].side
         if self.reports and not self._leaving and side_a is not None and side_b is not None:
             # Stored like `playground compare`, so `playground comparisons` lists and reopens it.
-            source = {"input": self.choice.request, "scenarios": self.choice.scenarios, "session": None}
+            source = {
+                "input": self.choice.request,
+                "scenarios": self.choice.scenarios,
+                "session": self.choice.session,
+            }
             report = build_report(
                 self.system.name,
                 self.choice.agent,

@@ -28,6 +28,9 @@ class CompareChoice:
     """A scenario file whose inputs both variants answer."""
     lockstep: bool
     """Both runs stop at every gate; ``s`` steps both."""
+    session: str | None = None
+    """A recorded session both variants replay: only the compared agent, and what follows it,
+    calls a model."""
 
 
 def version_label(row: VersionRow) -> str:
@@ -83,6 +86,12 @@ class CompareSetupScreen(ModalScreen[CompareChoice | None]):
                 yield Input(
                     placeholder="a scenario file, e.g. agents/support_router.scenarios.yaml",
                     id="compare-scenarios",
+                )
+            with Horizontal(classes="compare-row"):
+                yield Label("or session", classes="compare-label")
+                yield Input(
+                    placeholder="a recorded session id (replayed: unchanged agents cost nothing)",
+                    id="compare-session",
                 )
             yield Checkbox("Step both in lockstep (s steps both, c continues both)", id="compare-lockstep")
             yield Static("", id="compare-error")
@@ -141,19 +150,26 @@ class CompareSetupScreen(ModalScreen[CompareChoice | None]):
         a, b = self._side("a"), self._side("b")
         request = self.query_one("#compare-request", Input).value.strip()
         scenarios = self.query_one("#compare-scenarios", Input).value.strip()
+        session = self.query_one("#compare-session", Input).value.strip()
         if not a or not b:
             error.update("Choose (or type) both A and B.")
             return
         if a == b:
             error.update("A and B are the same variant: choose two different ones.")
             return
-        if not request and not scenarios:
-            error.update("Type a request, or give a scenario file.")
+        if not request and not scenarios and not session:
+            error.update("Type a request, or give a scenario file or a session id.")
             return
         lockstep = self.query_one("#compare-lockstep", Checkbox).value
         self.dismiss(
             CompareChoice(
-                self.agent, a, b, None if scenarios else request, scenarios or None, lockstep=lockstep
+                self.agent,
+                a,
+                b,
+                None if (scenarios or session) else request,
+                None if session else scenarios or None,
+                lockstep=lockstep,
+                session=session or None,
             )
         )
 
