@@ -32,6 +32,7 @@ from playground.tui.screens.model_swap import ModelSwapScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.state import RunView, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
+from playground.tui.widgets.timeline import Timeline
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"
@@ -479,6 +480,66 @@ async def test_actions_are_in_the_command_palette(system: System, tmp_path: Path
             assert title in titles
 
 
+async def test_the_timeline_shows_the_newest_step_when_the_run_ends(tmp_path: Path) -> None:
+    # Regression: the run's last redraw came before the scrollbar existed, so the timeline
+    # stayed at the top with the newest rows hidden, and a sideways scrollbar took a row.
+    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen, "typed handoffs")
+        await pilot.press("enter")
+        await finish(pilot)
+        timeline = screen.query_one(Timeline)
+        assert len(screen.view.steps) > timeline.size.height
+        assert timeline.scroll_y == timeline.max_scroll_y > 0
+        assert not timeline.show_horizontal_scrollbar
+        assert "■ run completed" in screen_text(app)
+
+
+async def test_a_new_run_clears_the_selected_step(system: System, tmp_path: Path) -> None:
+    # Regression: the timeline kept the old run's cursor; enter on it raised IndexError.
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen)
+        await pilot.press("enter")
+        await finish(pilot)
+        timeline = screen.query_one(Timeline)
+        timeline.focus()
+        await pilot.press("end", "up")
+        assert timeline.cursor == len(screen.view.steps) - 1
+        await start_stepping(pilot, screen)
+        assert timeline.cursor == -1 and len(screen.view.steps) < 3
+        timeline.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.is_running
+        assert str(screen.query_one("#inspector").border_title).startswith("step #")
+        await pilot.press("a")
+        await finish(pilot)
+
+
+async def test_a_failed_model_swap_says_so(
+    system: System, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: the swap's worker does not exit on error, so a store error vanished.
+    from playground.errors import StoreError
+
+    async def broken(*args: Any, **kw: Any) -> dict[str, str]:
+        raise StoreError("the store is read-only")
+
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await app.workers.wait_for_complete()
+        monkeypatch.setattr(app.store, "record_versions", broken)
+        screen.swap_model("billing", "scripted/fast")
+        await finish(pilot)
+        assert any(
+            n.title == "cannot swap billing's model" and "read-only" in n.message for n in app._notifications
+        )
+
+
 # -- home ------------------------------------------------------------------------------------
 
 
@@ -594,6 +655,59 @@ def test_snapshot_failure(snap_compare: Any, tmp_path: Path, fixed_ids: None) ->
         await type_request(pilot, screen, "help")
         await pilot.press("enter")
         await finish(pilot)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def supervisor_copy(tmp_path: Path) -> Path:
+    """agents/research_supervisor.yaml with the scripted model instant."""
+    shutil.copy(AGENTS / "tools.py", tmp_path / "tools.py")
+    text = (AGENTS / "research_supervisor.yaml").read_text(encoding="utf-8")
+    text, count = re.subn(
+        r"scripted: \{latency_ms: \d+, tokens_per_s: \d+\}",
+        "scripted: {latency_ms: 0, tokens_per_s: 0}",
+        text,
+    )
+    assert count == 1, "the supervisor example no longer sets its scripted latency"
+    path = tmp_path / "research_supervisor.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_snapshot_inspector_shows_the_selected_step(
+    snap_compare: Any, tmp_path: Path, fixed_ids: None
+) -> None:
+    """A finished supervisor run; research's web_search call selected in the timeline."""
+    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen, "typed handoffs")
+        await pilot.press("enter")
+        await finish(pilot)
+        timeline = screen.query_one(Timeline)
+        timeline.focus()
+        await pilot.press("home")
+        while timeline._steps[timeline.cursor].label != "tool web_search":
+            await pilot.press("down")
+        await pilot.pause()
+        text = screen_text(app)
+        assert "step #" in text and "tool call" in text and "web_search" in text
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+def test_snapshot_timeline_of_a_supervisor_run(snap_compare: Any, tmp_path: Path, fixed_ids: None) -> None:
+    """Nested delegations and the supervisor's reviews, the run finished."""
+    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen, "typed handoffs")
+        await pilot.press("enter")
+        await finish(pilot)
+        assert screen.view.status == "completed"
+        assert {s.kind for s in screen.view.steps} >= {"activation", "tool_call", "review"}
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 

@@ -354,3 +354,28 @@ def test_snapshot_read_only_session(snap_compare: Any, tmp_path: Path, fixed_ids
         await select_step(pilot, screen, "handoff", "router")
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
+async def test_back_from_a_running_fork_aborts_it_and_records_that(tmp_path: Path) -> None:
+    # Regression: escape dismissed the screen, which cancelled the run's worker before the
+    # session was recorded; the store kept it "running" for ever.
+    from playground.tui.screens.fork import Branch
+
+    system = router_system(tmp_path)
+    session_id = await record(tmp_path, system)
+    app = PlaygroundApp(system, db_path=tmp_path / "store.db")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen
+        replay = RunScreen(system, app.store, branch=Branch("replay", session_id, REQUEST, None, None))
+        replay.breakpoints.add("handoff:*")
+        await app.push_screen(replay)
+        await pilot.pause()
+        assert replay.controller is not None
+        await replay.controller.wait_paused()
+        await pilot.pause()
+        running = replay.view.session_id
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is first
+        assert (await app.store.session(running)).status == "aborted"

@@ -159,6 +159,8 @@ class RunScreen(Screen[None]):
         self.last_result: RunResult | None = None
         self._bridge: Bridge | None = None
         self._selected: HandoffView | Step | None = None
+        self._leaving = False
+        """Back was pressed during a run: close once the aborted run has recorded itself."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -281,6 +283,12 @@ class RunScreen(Screen[None]):
         self.view.hold(message.gate)
         self._redraw()
 
+    def _clear_selection(self) -> None:
+        """A new run: nothing selected, the timeline follows its newest step."""
+        self._selected = None
+        self.query_one(Timeline).cursor = -1
+        self.query_one(HandoffPath).selected = -1
+
     def on_timeline_step_selected(self, message: Timeline.StepSelected) -> None:
         step = message.step
         self._selected = step.handoff if step.handoff is not None else step
@@ -308,7 +316,7 @@ class RunScreen(Screen[None]):
         bridge = Bridge(self)
         controller = StepController(stepping=stepping, breakpoints=self.breakpoints, on_pause=bridge.on_pause)
         self._bridge, self.controller = bridge, controller
-        self._selected = None
+        self._clear_selection()
         self.caption = ""
         self.view.reset()
         self.view.status = "running"
@@ -355,6 +363,8 @@ class RunScreen(Screen[None]):
         if self.view.status in ("running", "paused"):
             self.view.status = "aborted"
         self._redraw()
+        if self._leaving:
+            self.dismiss(None)
 
     # -- operator actions --------------------------------------------------------------------
 
@@ -498,13 +508,17 @@ class RunScreen(Screen[None]):
         spec = self.specs[agent]
         new_json = canonical_spec(spec.model_copy(update={"model": model}))
         wanted = version_id_of_json(new_json)
-        active = await self.store.record_versions(
-            self.system.name,
-            {agent: new_json},
-            source="operator",
-            note=f"model {spec.model} -> {model} (swapped in the TUI)",
-            activate=True,  # an operator's edit: active even when the store knew this version
-        )
+        try:
+            active = await self.store.record_versions(
+                self.system.name,
+                {agent: new_json},
+                source="operator",
+                note=f"model {spec.model} -> {model} (swapped in the TUI)",
+                activate=True,  # an operator's edit: active even when the store knew this version
+            )
+        except PlaygroundError as exc:  # this worker does not exit on error: say it here or nowhere
+            self.notify(str(exc), title=f"cannot swap {agent}'s model", severity="error", timeout=10)
+            return
         assert active.get(agent) == wanted
         await self._load_versions()
         later = " from the next run" if self.view.running else ""
@@ -599,7 +613,7 @@ class RunScreen(Screen[None]):
         # Forks and replays run under the same debugger as any run: s, c, p, a work on them.
         controller = StepController(breakpoints=self.breakpoints, on_pause=bridge.on_pause)
         self._bridge, self.controller = bridge, controller
-        self._selected = None
+        self._clear_selection()
         self.view.reset()
         self.view.status = "running"
         self.caption = branch.describe()
@@ -622,7 +636,14 @@ class RunScreen(Screen[None]):
         self.app.push_screen(SessionsScreen(self.store, self.system.name))
 
     def action_back(self) -> None:
-        self.dismiss(None)
+        if self.controller is None:
+            self.dismiss(None)
+            return
+        # Leaving would cancel the run's worker before it records the session (it would stay
+        # "running" in the store): abort it, and close once it has ended.
+        self._leaving = True
+        self.action_abort()
+        self.notify("Aborting the run…")
 
     def action_compare(self) -> None:
         # Imported here: the compare screens are this action's alone.

@@ -43,6 +43,13 @@ BAR_STYLES = {
 class Timeline(ScrollView, can_focus=True):
     """Rows of :class:`~playground.tui.state.Step`; up/down select, enter shows the step."""
 
+    # Rows are cut to the width they have (render_line): nothing to scroll sideways.
+    DEFAULT_CSS = """
+    Timeline {
+        overflow-x: hidden;
+    }
+    """
+
     BINDINGS = [
         Binding("up", "move(-1)", "Up", show=False),
         Binding("down", "move(1)", "Down", show=False),
@@ -70,11 +77,15 @@ class Timeline(ScrollView, can_focus=True):
     def show(self, steps: list[Step], span_s: float) -> None:
         """Redraw with ``steps``; the bars' scale spans ``span_s`` seconds of run time."""
         self._steps = steps
+        if self.cursor >= len(steps):
+            self.cursor = -1
         self._t0 = 0.0
         self._t1 = span_s
         self.virtual_size = Size(self.size.width, len(steps))
         if self.cursor == -1 and steps:
-            self.scroll_to(y=max(0, len(steps) - self.size.height), animate=False, immediate=True)
+            # force: the scrollbar that allows scrolling appears only at the next layout, and the
+            # run's last redraw comes before it (the newest rows would stay hidden).
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         self.refresh()
 
     def watch_cursor(self, old: int, new: int) -> None:
@@ -86,9 +97,9 @@ class Timeline(ScrollView, can_focus=True):
         top = int(self.scroll_y)
         height = self.size.height
         if row < top:
-            self.scroll_to(y=row, animate=False, immediate=True)
+            self.scroll_to(y=row, animate=False, immediate=True, force=True)
         elif row >= top + height:
-            self.scroll_to(y=row - height + 1, animate=False, immediate=True)
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
 
     def action_move(self, delta: int) -> None:
         if not self._steps:
@@ -108,7 +119,7 @@ class Timeline(ScrollView, can_focus=True):
             self.post_message(self.StepSelected(self._steps[-1]))
 
     def action_choose(self) -> None:
-        if self._steps:
+        if self._steps and self.cursor < len(self._steps):
             self.post_message(self.StepSelected(self._steps[self.cursor]))
 
     def on_click(self, event: object) -> None:
