@@ -641,3 +641,39 @@ async def test_an_error_breakpoint_stops_at_the_first_gate_after_an_error(tmp_pa
     controller.resume()
     result = await task
     assert result.status == "completed"
+
+
+async def test_a_fallback_on_another_provider_is_not_sent_to_the_primarys_server(tmp_path: Path) -> None:
+    from playground.errors import ProviderError
+    from playground.llm.base import ModelRequest, ModelResponse
+
+    seen: dict[str, dict[str, object]] = {}
+
+    class Down:
+        async def complete(self, request: ModelRequest, on_delta: object = None) -> ModelResponse:
+            seen[request.model] = request.settings
+            if request.model != "other/z":
+                raise ProviderError("down", model=request.model)
+            return ModelResponse(text="fallback answered", model=request.model)
+
+    system = system_from(
+        tmp_path,
+        """
+        name: fallbacks
+        pattern: pipeline
+        pipeline: [a]
+        limits: {retries: 0}
+        agents:
+          a:
+            model: local/llama
+            fallbacks: [local/other, openai/x, other/z]
+            model_settings: {api_base: "http://127.0.0.1:11434", temperature: 0.2}
+            fallback_settings: {other/z: {api_base: "http://127.0.0.1:9999"}}
+        """,
+    )
+    result = await Runtime(system, llm_factory=lambda agent, model: Down()).run("hi")
+    assert result.output == "fallback answered"
+    assert seen["local/llama"] == {"api_base": "http://127.0.0.1:11434", "temperature": 0.2}
+    assert seen["local/other"] == seen["local/llama"]  # same provider: same endpoint
+    assert seen["openai/x"] == {"temperature": 0.2}  # another provider: not the primary's server
+    assert seen["other/z"] == {"api_base": "http://127.0.0.1:9999"}

@@ -843,7 +843,7 @@ class Runtime:
                     model,
                     messages,
                     tools,
-                    agent.model_settings,
+                    agent.settings_for(model),
                     limits.call_timeout_s,
                     f"{self.session_id}:{act}",
                     self.versions.get(name, ""),

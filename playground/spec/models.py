@@ -15,6 +15,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -65,6 +66,24 @@ def _refuse_secrets(value: Any, where: str) -> None:
     elif isinstance(value, list):
         for item in value:
             _refuse_secrets(item, where)
+
+
+_PROVIDER_KEYS = frozenset(
+    {
+        "api_base",
+        "base_url",
+        "api_key_env",
+        "api_version",
+        "custom_llm_provider",
+        "organization",
+        "extra_headers",
+    }
+)
+"""Settings that belong to one provider's endpoint and must not follow a fallback to another."""
+
+
+def _provider(model: str) -> str:
+    return model.split("/", 1)[0] if "/" in model else model
 
 
 class _Spec(BaseModel):
@@ -218,6 +237,10 @@ class AgentSpec(_Spec):
     """What this agent must return: its final reply is JSON of this shape."""
     model_settings: dict[str, Any] = {}
     """Passed to the model call (temperature, max_tokens, api_base, ...)."""
+    fallback_settings: dict[str, dict[str, Any]] = {}
+    """Settings for a fallback model, by its model string. Without an entry, a fallback on
+    another provider gets ``model_settings`` minus the provider-specific keys (``api_base``,
+    ``api_key_env``, ...), so it is not sent to the primary's server."""
     price: Price | None = None
     """Price override per million tokens."""
     script: list[ScriptStep] = []
@@ -227,11 +250,28 @@ class AgentSpec(_Spec):
     tokens_per_s: float | None = Field(None, ge=0)
     """Scripted model: streaming rate (0 is instant)."""
 
-    @field_validator("model_settings")
+    @field_validator("model_settings", "fallback_settings")
     @classmethod
-    def _no_keys(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _refuse_secrets(value, "model_settings")
+    def _no_keys(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        _refuse_secrets(value, str(info.field_name))
         return value
+
+    @model_validator(mode="after")
+    def _fallback_settings_name_fallbacks(self) -> AgentSpec:
+        for model in self.fallback_settings:
+            if model not in self.fallbacks:
+                raise ValueError(f"fallback_settings names {model!r}, which is not one of the fallbacks")
+        return self
+
+    def settings_for(self, model: str) -> dict[str, Any]:
+        """The model settings a call to ``model`` (the agent's model or a fallback) is made with."""
+        if model == self.model:
+            return self.model_settings
+        if model in self.fallback_settings:
+            return self.fallback_settings[model]
+        if _provider(model) == _provider(self.model):
+            return self.model_settings
+        return {k: v for k, v in self.model_settings.items() if k not in _PROVIDER_KEYS}
 
 
 class ScriptedDefaults(_Spec):
