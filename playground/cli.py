@@ -506,7 +506,8 @@ async def _replayed(args: argparse.Namespace, go: Any) -> int:
             f"\nfrom session [bold]{data['parent_session_id']}[/]"
             + (f" at step {data['forked_from_step']}" if data["forked_from_step"] else "")
             + f": {replayed['model_calls']} model calls and {replayed['tool_calls']} tool calls "
-            "taken from the recording"
+            f"taken from the recording; {data['live']['model_calls']} live model calls cost "
+            f"${data['live']['cost_usd']:.6f}"
         )
         divergence = data["first_divergence"]
         if divergence:

@@ -395,6 +395,7 @@ class ReplayOutcome:
 
     def as_json(self) -> dict[str, Any]:
         """``playground run --json``'s object plus the replay's own fields."""
+        live_calls = [e for e in self.result.events if e.kind == "model_responded" and not e.replayed]
         divergence = self.first_divergence
         if divergence is not None:
             live = next(
@@ -408,6 +409,12 @@ class ReplayOutcome:
             "forked_from_step": self.forked_from_step,
             "first_divergence": divergence,
             "replayed": {"model_calls": self.replayed_calls, "tool_calls": self.replayed_tools},
+            # cost_usd above is the session's whole cost, replayed calls at their recorded price;
+            # this is what running it actually spent.
+            "live": {
+                "model_calls": len(live_calls),
+                "cost_usd": round(sum(e.cost_usd for e in live_calls), 8),
+            },
         }
 
 

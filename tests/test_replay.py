@@ -225,6 +225,8 @@ def test_cli_fork_and_replay_print_the_run_contract(tmp_path: Path) -> None:
     replay = playground("replay", first["session_id"], "--agent", "billing", "--model", "scripted/c")
     assert replay["first_divergence"]["agent"] == "billing"
     assert replay["replayed"] == {"model_calls": 1, "tool_calls": 0}
+    assert replay["live"]["model_calls"] == 2  # billing's two calls
+    assert 0 < replay["live"]["cost_usd"] < replay["cost_usd"]  # the router's call was not paid again
     assert set(first) <= set(replay)
 
 
