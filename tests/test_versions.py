@@ -352,7 +352,7 @@ async def test_a_session_file_from_a_newer_format_is_refused(tmp_path: Path) -> 
             await b.import_session([])
         with pytest.raises(StoreError, match="incomplete: its header announces"):
             await b.import_session(lines[:-1])
-        tampered = lines[2].replace('"instructions": ""', '"instructions": "evil"')
+        tampered = lines[2].replace("ünïcode reply", "evil reply")
         assert tampered != lines[2]
         with pytest.raises(StoreError, match="does not hash to its id"):
             await b.import_session([*lines[:2], tampered, *lines[3:]])

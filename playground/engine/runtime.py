@@ -57,9 +57,10 @@ def canonical_spec(agent: AgentSpec) -> str:
 
     Keys keep their order (the spec's field order, then maps as written): the order of a
     schema's fields is part of the prompt and of the payloads, so a version rebuilt from
-    this JSON must run exactly as the original did.
+    this JSON must run exactly as the original did. Fields at their defaults are left out,
+    so adding an optional field to the spec does not change every existing version id.
     """
-    return canonical_json(agent.model_dump(mode="json"))
+    return canonical_json(agent.model_dump(mode="json", exclude_defaults=True))
 
 
 def canonical_json(data: Any) -> str:
