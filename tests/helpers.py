@@ -24,3 +24,33 @@ def kinds(events: list[object]) -> list[str]:
 
 def of_kind(events: list[object], kind: str) -> list[object]:
     return [e for e in events if e.kind == kind]  # type: ignore[attr-defined]
+
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "agents"
+
+
+def example_copy(
+    tmp_path: Path,
+    example: str = "support_router",
+    *,
+    name: str | None = None,
+    latency_ms: int = 0,
+    extra: str = "",
+) -> Path:
+    """A bundled example and its tools.py copied into ``tmp_path``, the scripted model at
+    ``latency_ms`` (instant by default) so tests do not wait on demo timing."""
+    import re
+    import shutil
+
+    shutil.copy(EXAMPLES / "tools.py", tmp_path / "tools.py")
+    text = (EXAMPLES / f"{example}.yaml").read_text(encoding="utf-8")
+    text, count = re.subn(
+        r"(?m)^scripted: \{latency_ms: \d+, tokens_per_s: \d+\}$",
+        f"scripted: {{latency_ms: {latency_ms}, tokens_per_s: 0}}",
+        text,
+    )
+    assert count == 1, f"{example}.yaml no longer sets its scripted latency on one line"
+    path = tmp_path / (name or f"{example}.yaml")
+    path.write_text(text + extra, encoding="utf-8")
+    return path

@@ -9,18 +9,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import example_copy
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def workspace(tmp_path: Path) -> Path:
-    shutil.copy(ROOT / "agents" / "tools.py", tmp_path / "tools.py")
+    example_copy(tmp_path)
     shutil.copy(ROOT / "agents" / "support_router.scenarios.yaml", tmp_path / "support_router.scenarios.yaml")
-    text = (ROOT / "agents" / "support_router.yaml").read_text()
-    (tmp_path / "support_router.yaml").write_text(
-        text.replace(
-            "scripted: {latency_ms: 150, tokens_per_s: 60}", "scripted: {latency_ms: 0, tokens_per_s: 0}"
-        )
-    )
     return tmp_path
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +17,7 @@ from playground.replay import Variant, fork_session, replay_session
 from playground.service import run_session
 from playground.spec import AgentSpec, load_system
 from playground.store import Store
-from tests.helpers import of_kind
+from tests.helpers import example_copy, of_kind
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -198,13 +197,7 @@ async def test_replay_onto_other_active_versions_is_refused(workspace: Path) -> 
 
 
 def test_cli_fork_and_replay_print_the_run_contract(tmp_path: Path) -> None:
-    shutil.copy(ROOT / "agents" / "tools.py", tmp_path / "tools.py")
-    text = (ROOT / "agents" / "support_router.yaml").read_text()
-    (tmp_path / "router.yaml").write_text(
-        text.replace(
-            "scripted: {latency_ms: 150, tokens_per_s: 60}", "scripted: {latency_ms: 0, tokens_per_s: 0}"
-        )
-    )
+    example_copy(tmp_path, name="router.yaml")
     db = str(tmp_path / "s.db")
 
     def playground(*args: str) -> dict[str, Any]:

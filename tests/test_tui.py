@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -33,6 +31,7 @@ from playground.tui.screens.run import RunScreen
 from playground.tui.state import RunView, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.timeline import Timeline
+from tests.helpers import example_copy
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"
@@ -42,16 +41,7 @@ REQUEST = "I was charged twice on my last invoice"
 
 def router_copy(tmp_path: Path, *, latency_ms: int = 0, extra: str = "") -> Path:
     """agents/support_router.yaml with the scripted model at ``latency_ms`` (instant by default)."""
-    shutil.copy(AGENTS / "tools.py", tmp_path / "tools.py")
-    text = (AGENTS / "support_router.yaml").read_text(encoding="utf-8")
-    text = re.sub(
-        r"scripted: \{latency_ms: \d+, tokens_per_s: \d+\}",
-        f"scripted: {{latency_ms: {latency_ms}, tokens_per_s: 0}}",
-        text,
-    )
-    path = tmp_path / "support_router.yaml"
-    path.write_text(text + extra, encoding="utf-8")
-    return path
+    return example_copy(tmp_path, latency_ms=latency_ms, extra=extra)
 
 
 FAILING = """
@@ -661,17 +651,7 @@ def test_snapshot_failure(snap_compare: Any, tmp_path: Path, fixed_ids: None) ->
 
 def supervisor_copy(tmp_path: Path) -> Path:
     """agents/research_supervisor.yaml with the scripted model instant."""
-    shutil.copy(AGENTS / "tools.py", tmp_path / "tools.py")
-    text = (AGENTS / "research_supervisor.yaml").read_text(encoding="utf-8")
-    text, count = re.subn(
-        r"scripted: \{latency_ms: \d+, tokens_per_s: \d+\}",
-        "scripted: {latency_ms: 0, tokens_per_s: 0}",
-        text,
-    )
-    assert count == 1, "the supervisor example no longer sets its scripted latency"
-    path = tmp_path / "research_supervisor.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
+    return example_copy(tmp_path, "research_supervisor")
 
 
 def test_snapshot_inspector_shows_the_selected_step(

@@ -7,8 +7,6 @@ workers, never on the wall clock.
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,47 +25,14 @@ from playground.tui.screens.fork import BranchScreen, fork_point
 from playground.tui.screens.home import HomeScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.sessions import SessionChosen, SessionsScreen
-from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.timeline import Timeline
-
-ROOT = Path(__file__).resolve().parent.parent
-AGENTS = ROOT / "agents"
-SIZE = (120, 40)
-REQUEST = "I was charged twice on my last invoice"
-
-FAILING = """
-name: failing-router
-description: Billing's provider is down.
-pattern: router
-entry: router
-limits: {retries: 0, backoff_s: 0}
-agents:
-  router:
-    handoffs:
-      - to: billing
-        context: {question: str}
-    script:
-      - handoff: billing
-        context: {question: "{input}"}
-  billing:
-    input: {question: str}
-    script:
-      - fail: provider_error
-"""
+from tests.test_tui import FAILING, REQUEST, SIZE, pane_text, router_copy, screen_text
+from tests.test_tui import make_app as make_run_app
 
 
 def router_system(tmp_path: Path) -> System:
     """agents/support_router.yaml with the scripted model made instant."""
-    shutil.copy(AGENTS / "tools.py", tmp_path / "tools.py")
-    text = (AGENTS / "support_router.yaml").read_text(encoding="utf-8")
-    text = re.sub(
-        r"scripted: \{latency_ms: \d+, tokens_per_s: \d+\}",
-        "scripted: {latency_ms: 0, tokens_per_s: 0}",
-        text,
-    )
-    path = tmp_path / "support_router.yaml"
-    path.write_text(text, encoding="utf-8")
-    return load_system(path)
+    return load_system(router_copy(tmp_path))
 
 
 async def record(tmp_path: Path, system: System, request: str = REQUEST) -> str:
@@ -78,18 +43,8 @@ async def record(tmp_path: Path, system: System, request: str = REQUEST) -> str:
 
 
 def make_app(tmp_path: Path) -> PlaygroundApp:
-    return PlaygroundApp(None, db_path=tmp_path / "store.db", agents_dir=tmp_path)
-
-
-def screen_text(app: PlaygroundApp) -> str:
-    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
-
-
-def pane_text(screen: RunScreen, agent: str) -> str:
-    pane = screen.query_one(f"#pane-{agent}", AgentPane)
-    return "\n".join(
-        str(s.content) for s in pane.query(".pane-header, .pane-lines, .pane-stream, .pane-pending")
-    )
+    """The app on its home screen, listing the systems in ``tmp_path``."""
+    return make_run_app(None, tmp_path, agents_dir=tmp_path)
 
 
 async def settle(pilot: Pilot[Any]) -> None:

@@ -19,7 +19,7 @@ from playground.spec.models import AgentSpec
 from playground.store import Store
 from playground.store.store import EXPORT_FORMAT_VERSION
 from playground.versions import NO_DIFFERENCES, diff_specs, spec_to_yaml
-from tests.helpers import write_system
+from tests.helpers import example_copy, write_system
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -393,14 +393,7 @@ def _active(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def router(tmp_path: Path) -> Path:
     """A copy of the router example that runs instantly."""
-    text = (ROOT / "agents" / "support_router.yaml").read_text()
-    text = text.replace(
-        "scripted: {latency_ms: 150, tokens_per_s: 60}", "scripted: {latency_ms: 0, tokens_per_s: 0}"
-    )
-    assert "latency_ms: 0" in text
-    (tmp_path / "router.yaml").write_text(text)
-    shutil.copy(ROOT / "agents" / "tools.py", tmp_path / "tools.py")
-    return tmp_path / "router.yaml"
+    return example_copy(tmp_path, name="router.yaml")
 
 
 def _edit(path: Path, old: str, new: str) -> None:
