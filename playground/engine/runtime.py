@@ -1285,6 +1285,8 @@ class Runtime:
             )
             answer(f"Error: the handoff to {target} was refused: {problem}. Required: {schema.describe()}")
             return "invalid"
+        rendered = _render_context(payload)
+        history_tokens = sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:])
         decision = (
             CONTINUE
             if self.controller is None
@@ -1295,9 +1297,9 @@ class Runtime:
                     "target": target,
                     "context": payload,
                     "schema": schema.describe(),
-                    "payload_tokens": approx_tokens(_render_context(payload)),
+                    "payload_tokens": approx_tokens(rendered),
                     "history": handoff.history,
-                    "history_tokens": sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:]),
+                    "history_tokens": history_tokens,
                 },
                 validate=lambda p: check(p.get("context", {}))[1],
                 can_retry=True,
@@ -1309,8 +1311,8 @@ class Runtime:
         if edited:
             assert decision.payload is not None
             payload = check(decision.payload.get("context", {}))[0] or payload
+            rendered = _render_context(payload)
         history = _history(messages, handoff.history)
-        rendered = _render_context(payload)
         self._check_hops(name, target, payload, cause, rendered)
         self._step += 1
         delivered = self._emit(
@@ -1324,7 +1326,7 @@ class Runtime:
             payload=payload,
             payload_tokens=approx_tokens(rendered),
             history=handoff.history,
-            history_tokens=sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:]),
+            history_tokens=history_tokens,
             payload_schema=schema.describe(),
             edited=edited,
         )

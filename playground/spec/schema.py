@@ -154,10 +154,14 @@ class Schema:
             "additionalProperties": False,
         }
 
-    def describe(self) -> str:
-        """Compact human form, e.g. ``{customer_id: str, question: str}``."""
+    @cached_property
+    def _described(self) -> str:
         inner = ", ".join(f"{f.name}: {f.type_name}{'?' if f.optional else ''}" for f in self.fields)
         return "{" + inner + "}"
+
+    def describe(self) -> str:
+        """Compact human form, e.g. ``{customer_id: str, question: str}``."""
+        return self._described
 
 
 def format_validation_error(error: ValidationError) -> str:
