@@ -21,7 +21,7 @@ from playground.engine.runtime import (
     version_id_of_json,
 )
 from playground.errors import PlaygroundError
-from playground.spec.load import System
+from playground.spec.load import System, misfit
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
 
@@ -61,15 +61,12 @@ def _check_compatible(system: System, agents: dict[str, AgentSpec], versions: di
     for name, agent in agents.items():
         if agent is system.spec.agents[name]:
             continue
-        missing = [h.to for h in agent.handoffs if h.to not in agents]
-        missing += [d for d in agent.delegates if d not in agents]
-        tools = [t for t in agent.tools if t not in system.tools]
-        if missing or tools:
-            what = f"agents {missing}" if missing else f"tools {tools}"
+        problem = misfit(system, agent)
+        if problem:
             raise PlaygroundError(
-                f"agent {name!r} runs version {versions[name]} (active in the store), which needs "
-                f"{what} that {system.spec.path or system.name!r} no longer has. Roll {name!r} "
-                "forward or back to a version that fits, or restore the file."
+                f"agent {name!r} runs version {versions[name]} (active in the store), which "
+                f"{problem} ({system.spec.path or system.name!r}). Roll {name!r} forward or back "
+                "to a version that fits, or restore the file."
             )
 
 

@@ -179,3 +179,18 @@ def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
         "tool_returned",
     ]
     assert "run_finished" not in kinds
+
+
+async def test_an_active_version_that_no_longer_fits_the_file_is_refused(tmp_path: Path) -> None:
+    from playground.engine.runtime import canonical_spec
+    from playground.errors import PlaygroundError
+    from playground.spec.models import HandoffSpec
+
+    system = system_from(tmp_path, FAST_ROUTER)
+    b = system.spec.agents["b"]
+    stale = b.model_copy(update={"handoffs": [HandoffSpec(to="ghost")]})
+    async with Store(tmp_path / "s.db") as store:
+        await run_session(system, "x", store=store)
+        await store.record_versions("fast", {"b": canonical_spec(stale)}, source="operator", activate=True)
+        with pytest.raises(PlaygroundError, match="needs agents ghost that this system file no longer has"):
+            await run_session(system, "x", store=store)

@@ -222,6 +222,19 @@ class System:
         return self.spec.agents[name]
 
 
+def misfit(system: System, agent: AgentSpec) -> str:
+    """Why ``agent`` (say, a stored version) cannot run in ``system`` as loaded now, or ``""``."""
+    agents = system.spec.agents
+    missing = [h.to for h in agent.handoffs if h.to not in agents]
+    missing += [d for d in agent.delegates if d not in agents]
+    if missing:
+        return f"needs agents {', '.join(missing)} that this system file no longer has"
+    tools = [t for t in agent.tools if t not in system.tools]
+    if tools:
+        return f"needs tools {', '.join(tools)} that this system file no longer has"
+    return ""
+
+
 def load_system(path: str | Path) -> System:
     """Load and check a system file.
 

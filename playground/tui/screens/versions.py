@@ -20,7 +20,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Static, Tab, Tabs
 
 from playground.errors import PlaygroundError
-from playground.spec.load import System
+from playground.spec.load import System, misfit
 from playground.spec.models import AgentSpec
 from playground.store.store import Store, VersionLogEntry, VersionRow
 from playground.tui.screens.version_dialogs import (
@@ -282,16 +282,7 @@ class VersionsScreen(Screen[None]):
 
     def _misfit(self, spec: AgentSpec) -> str:
         """Why ``spec`` cannot run in this system file, or ''."""
-        agents = self.system.spec.agents
-        missing = [h.to for h in spec.handoffs if h.to not in agents] + [
-            d for d in spec.delegates if d not in agents
-        ]
-        tools = [t for t in spec.tools if t not in self.system.tools]
-        if missing:
-            return f"needs agents {', '.join(missing)} that this system file no longer has"
-        if tools:
-            return f"needs tools {', '.join(tools)} that this system file no longer has"
-        return ""
+        return misfit(self.system, spec)
 
     # -- actions -----------------------------------------------------------------------------
 
