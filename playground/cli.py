@@ -795,7 +795,7 @@ def _when(ts: float) -> str:
 
 async def _record(store: Any, system: Any) -> None:
     """Record the loaded file's agent versions, as a run would (new ones become active)."""
-    from playground.engine.runtime import canonical_spec
+    from playground.spec.identity import canonical_spec
 
     specs = {name: canonical_spec(agent) for name, agent in system.spec.agents.items()}
     await store.record_versions(system.name, specs)

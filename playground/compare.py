@@ -14,8 +14,9 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
-from playground.engine.runtime import RunResult, canonical_spec, version_id
+from playground.engine.runtime import RunResult
 from playground.errors import PlaygroundError, StoreError
+from playground.spec.identity import canonical_spec, version_id
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store

@@ -28,16 +28,11 @@ from typing import Any, Literal
 from pydantic_core import to_json
 
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate
-from playground.engine.runtime import (
-    LLMFactory,
-    RunResult,
-    canonical_spec,
-    default_llm_factory,
-    version_id,
-)
+from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError, StoreError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.service import run_session
+from playground.spec.identity import canonical_spec, version_id
 from playground.spec.load import System, load_system
 from playground.spec.models import AgentSpec
 from playground.store.store import SessionRow, Store

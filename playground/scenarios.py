@@ -24,10 +24,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from playground.engine.events import EVENT_TYPES
-from playground.engine.runtime import LLMFactory, RunResult, canonical_spec, default_llm_factory, version_id
+from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.llm.scripted import FAILURES
+from playground.spec.identity import canonical_spec, version_id
 from playground.spec.load import System, explain, load_system, parse_yaml
 from playground.spec.models import AgentSpec
 

@@ -16,11 +16,10 @@ from playground.engine.runtime import (
     RunResult,
     Runtime,
     ToolReplay,
-    canonical_spec,
     default_llm_factory,
-    version_id_of_json,
 )
 from playground.errors import PlaygroundError
+from playground.spec.identity import canonical_spec, version_id_of_json
 from playground.spec.load import System, misfit
 from playground.spec.models import AgentSpec
 from playground.store.store import Store

@@ -182,8 +182,8 @@ def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
 
 
 async def test_an_active_version_that_no_longer_fits_the_file_is_refused(tmp_path: Path) -> None:
-    from playground.engine.runtime import canonical_spec
     from playground.errors import PlaygroundError
+    from playground.spec.identity import canonical_spec
     from playground.spec.models import HandoffSpec
 
     system = system_from(tmp_path, FAST_ROUTER)

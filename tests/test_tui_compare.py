@@ -17,8 +17,8 @@ from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select
 
 from playground.engine import runtime
-from playground.engine.runtime import canonical_spec, version_id
 from playground.spec import System, load_system
+from playground.spec.identity import canonical_spec, version_id
 from playground.spec.models import AgentSpec
 from playground.tui import state
 from playground.tui.app import PlaygroundApp

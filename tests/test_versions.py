@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from playground.engine.runtime import canonical_spec, version_id
 from playground.errors import StoreError
 from playground.service import run_session
 from playground.spec import load_system
+from playground.spec.identity import canonical_spec, version_id
 from playground.spec.models import AgentSpec
 from playground.store import Store
 from playground.store.store import EXPORT_FORMAT_VERSION

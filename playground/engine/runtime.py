@@ -9,7 +9,6 @@ call and handoff delivery it asks the controller, if there is one.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import secrets
@@ -33,6 +32,7 @@ from playground.llm.base import (
     ToolDef,
     approx_tokens,
 )
+from playground.spec.identity import version_id
 from playground.spec.load import HANDOFF_PREFIX, System
 from playground.spec.models import AgentSpec
 from playground.spec.schema import Schema, format_validation_error
@@ -50,32 +50,6 @@ _TASK_SCHEMA = Schema.parse({"task": "str"})
 _ERROR_KINDS = frozenset(
     {"model_failed", "validation_failed", "permission_denied", "loop_detected", "fallback_used"}
 )
-
-
-def canonical_spec(agent: AgentSpec) -> str:
-    """The canonical JSON of an agent spec: what its version id addresses.
-
-    Keys keep their order (the spec's field order, then maps as written): the order of a
-    schema's fields is part of the prompt and of the payloads, so a version rebuilt from
-    this JSON must run exactly as the original did. Fields at their defaults are left out,
-    so adding an optional field to the spec does not change every existing version id.
-    """
-    return canonical_json(agent.model_dump(mode="json", exclude_defaults=True))
-
-
-def canonical_json(data: Any) -> str:
-    """The one serialisation version ids are computed over (keys in order, compact)."""
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-
-def version_id_of_json(canonical: str) -> str:
-    """12 hex digits of the SHA-256 of a canonical spec."""
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
-def version_id(agent: AgentSpec) -> str:
-    """Content address of an agent spec."""
-    return version_id_of_json(canonical_spec(agent))
 
 
 def default_llm_factory(agent: AgentSpec, model: str) -> LLM:

@@ -649,7 +649,7 @@ class Store:
         Returns:
             Agent name to its active version id.
         """
-        from playground.engine.runtime import version_id_of_json
+        from playground.spec.identity import version_id_of_json
 
         db = self.db
         wanted = {agent: version_id_of_json(spec_json) for agent, spec_json in specs.items()}
@@ -1073,7 +1073,7 @@ class Store:
             StoreError: The text is not a session export, is from a newer format version,
                 is inconsistent, or its session is already in this store.
         """
-        from playground.engine.runtime import canonical_json, version_id_of_json
+        from playground.spec.identity import canonical_json, version_id_of_json
 
         header, records = _parse_export(lines)
         sessions = [r for n, r in records if r["type"] == "session"]

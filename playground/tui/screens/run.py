@@ -15,16 +15,11 @@ from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState
 
 from playground.engine.controller import StepController
-from playground.engine.runtime import (
-    LLMFactory,
-    RunResult,
-    canonical_spec,
-    default_llm_factory,
-    version_id_of_json,
-)
+from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError
 from playground.replay import Variant
 from playground.service import active_agents, run_session
+from playground.spec.identity import canonical_spec, version_id_of_json
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
