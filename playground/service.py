@@ -148,8 +148,6 @@ async def run_session(
     )
     if store is not None:
         await store.finish_session(result)
-    if tracer is not None:
-        flush = getattr(tracer, "flush", None)
-        if flush is not None:
-            flush()
+    # Spans export in the background (batched); whoever owns the tracer flushes or shuts it
+    # down when done. Flushing here would hold the event loop until the collector answers.
     return result
