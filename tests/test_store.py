@@ -63,6 +63,46 @@ async def test_session_prefix_lookup_and_filters(tmp_path: Path) -> None:
             await store.session("zzzz")
 
 
+async def test_events_are_stored_in_chunks_and_read_one_by_one_through_the_view(tmp_path: Path) -> None:
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(tmp_path / "s.db") as store:
+        results = [await run_session(system, f"q{i}", store=store) for i in range(3)]
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        chunks = conn.execute("SELECT session_id, first_seq, last_seq, events FROM event_chunks").fetchall()
+        view = conn.execute("SELECT session_id, seq, kind, agent, step, ts FROM events").fetchall()
+    stored = sum(len([e for e in r.events if e.kind != "token_delta"]) for r in results)
+    assert sum(count for *_, count in chunks) == stored
+    assert len(chunks) < stored  # events share rows
+    expected = {
+        (e.session_id, e.seq, e.kind, e.agent, e.step, e.ts) for r in results for e in r.events if e.seq
+    }
+    assert set(view) == expected
+
+
+async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(db) as store:
+        result = await run_session(system, "hello", store=store)
+        before = [e.model_dump() for e in await store.events(result.session_id)]
+    # Turn it back into a schema 3 store: an events table, one row per event.
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE old AS SELECT session_id, seq, kind, agent, step, ts, data FROM events")
+        conn.execute("DROP VIEW events")
+        conn.execute("DROP TABLE event_chunks")
+        conn.execute("ALTER TABLE old RENAME TO events")
+        conn.execute("PRAGMA user_version = 3")
+    async with Store(db) as store:
+        after = [e.model_dump() for e in await store.events(result.session_id)]
+        again = await run_session(system, "again", store=store)
+        assert [e.kind for e in await store.events(again.session_id)][-1] == "run_finished"
+    assert after == before
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        kinds = {row[0]: row[1] for row in conn.execute("SELECT name, type FROM sqlite_master")}
+    assert kinds["events"] == "view" and kinds["event_chunks"] == "table"
+
+
 async def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     async with Store(db):
