@@ -418,6 +418,8 @@ class Store:
         """Session rows not written yet, by id: a run that ends before the writer's turn
         writes its row once, finished."""
         self._host = socket.gethostname()
+        self._woken = False
+        """Whether the writer was woken and has not yet taken the queue."""
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -529,10 +531,12 @@ class Store:
         if event.kind == "token_delta":
             return
         events = self._events
-        events.append(event)
-        if len(events) >= _PACK_EVERY:
+        if events and (event.session_id != events[0].session_id or len(events) >= _PACK_EVERY):
             self._pack()
-        self._wake_writer()
+            events = self._events
+        events.append(event)
+        if not self._woken:
+            self._wake_writer()
 
     async def flush(self) -> None:
         """Wait until every queued event is committed."""
@@ -550,6 +554,7 @@ class Store:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            self._woken = False
             self._pack()
             batch, self._pending = self._pending, []
             sessions, self._new_sessions = self._new_sessions, {}
@@ -573,28 +578,22 @@ class Store:
         return bool(self._pending or self._events or self._new_sessions)
 
     def _wake_writer(self) -> None:
-        if not self._wake.is_set():
+        if not self._woken:
+            self._woken = True
             self._idle.clear()
             self._wake.set()
 
     def _pack(self) -> None:
-        """Serialise the queued events into one chunk per session.
+        """Serialise the queued events (consecutive events of one session) into a chunk.
 
-        Done as events arrive (every :data:`_PACK_EVERY`), not only when the writer gets a
-        turn: a run with instant models never waits, and thousands of live event objects
-        waiting for the writer cost more in garbage collection than writing them.
+        Done as events arrive (every :data:`_PACK_EVERY`, or when another session's event
+        comes), not only when the writer gets a turn: a run with instant models never
+        waits, and thousands of live event objects waiting for the writer cost more in
+        garbage collection than writing them.
         """
         events, self._events = self._events, []
-        if not events:
-            return
-        first = events[0].session_id
-        if events[-1].session_id == first and all(e.session_id == first for e in events):
-            self._pending.append(_Chunk.of(first, events))
-            return
-        groups: dict[str, list[Any]] = {}
-        for event in events:
-            groups.setdefault(event.session_id, []).append(event)
-        self._pending.extend(_Chunk.of(session_id, group) for session_id, group in groups.items())
+        if events:
+            self._pending.append(_Chunk.of(events[0].session_id, events))
 
     async def _write(
         self, db: aiosqlite.Connection, batch: list[_Statement | _Chunk], sessions: dict[str, dict[str, Any]]
