@@ -8,7 +8,6 @@ started it.
 from __future__ import annotations
 
 import asyncio
-
 from typing import Any
 
 from playground.engine.controller import Controller

@@ -4,6 +4,8 @@ and the OTLP/HTTP exporter delivers them to a local receiver."""
 from __future__ import annotations
 
 import asyncio
+import enum
+import gzip
 import http.server
 import json
 import os
@@ -17,15 +19,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http import Compression
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import StatusCode
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import TraceState
 
 from playground.engine import events as ev
 from playground.engine.runtime import RunResult, Runtime
 from playground.spec import System, load_system
 from playground.spec.load import load_system_text
 from playground.tracing import EventTracer, configure_tracing, otlp_traces_url
+from playground.tracing.otlp import FastOTLPSpanExporter, SpanEncoder
+from playground.tracing.tracer import MOST_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTER_FILE = ROOT / "agents" / "support_router.yaml"
@@ -282,6 +295,57 @@ agents:
 """
 
 
+RETRYING = """
+name: flaky
+pattern: router
+entry: desk
+limits: {retries: 1, backoff_s: 0}
+agents:
+  desk:
+    fallbacks: [scripted/backup]
+    handoffs: [{to: other}]
+    script:
+      - fail: rate_limited
+        model: scripted
+      - handoff: other
+  other: {script: [{reply: done}]}
+"""
+
+GUARDED = """
+name: guarded
+pattern: router
+entry: desk
+tools: {secret: tools.py:secret}
+agents:
+  desk:
+    handoffs: [{to: other}]
+    script:
+      - tool: secret
+        args: {x: "hidden-argument"}
+      - tool: transfer_to_nowhere
+      - handoff: other
+  other: {script: [{reply: done}]}
+"""
+SECRET_TOOL = "def secret(x: str) -> str:\n    return x\n"
+
+PINGPONG = """
+name: pingpong
+pattern: router
+entry: a
+on_loop: help
+agents:
+  a:
+    handoffs: [{to: b}]
+    script: [{handoff: b, context: {question: "same"}}]
+  b:
+    handoffs: [{to: a}]
+    script: [{handoff: a, context: {question: "same"}}]
+  help:
+    input: {request: str, reason: str}
+    script: [{reply: "escalated because {reason}"}]
+"""
+
+
 async def test_failing_run_sets_error_status(tmp_path: Path, memory: InMemorySpanExporter) -> None:
     result, trace = await traced(system_from(tmp_path, FAILING), "hello", memory)
     assert result.status == "failed"
@@ -298,28 +362,61 @@ async def test_failing_run_sets_error_status(tmp_path: Path, memory: InMemorySpa
     assert root.attributes["error.type"] == result.error["type"]
     assert root.attributes["playground.error.origin"] == "desk"
     assert root.attributes["playground.error.manifested"] == "desk"
-    assert result.error["message"] in (root.status.description or "")
+    # Messages may quote what was sent or said: without content capture a status
+    # names the error type and the agent, never the message.
+    assert root.status.description == f"{result.error['type']} (agent 'desk')"
+    assert chat.status.description == "provider_error (agent 'desk', model 'scripted')"
+    assert result.error["message"] not in trace.texts()
+
+
+async def test_failure_messages_with_content(tmp_path: Path, memory: InMemorySpanExporter) -> None:
+    result, trace = await traced(system_from(tmp_path, FAILING), "hello", memory, capture_content=True)
+    assert result.status == "failed"
+    root = trace.root()
+    assert root.status.description == f"{result.error['type']}: {result.error['message']}"
+    failed = next(e for e in result.events if isinstance(e, ev.ModelFailed))
+    assert trace.one("chat scripted").status.description == f"provider_error: {failed.message}"
+
+
+FAILING_TOOL = """
+name: lookups
+pattern: router
+entry: desk
+tools: {lookup: tools.py:lookup}
+agents:
+  desk:
+    tools: [lookup]
+    handoffs: [{to: other}]
+    script:
+      - tool: lookup
+        args: {x: "hidden-argument"}
+      - handoff: other
+  other: {script: [{reply: done}]}
+"""
+FAILING_TOOL_CODE = "def lookup(x: str) -> str:\n    raise LookupError(f'no record for {x}')\n"
+
+
+@pytest.mark.parametrize("capture_content", [False, True])
+async def test_tool_error_message_only_with_content(
+    tmp_path: Path, memory: InMemorySpanExporter, capture_content: bool
+) -> None:
+    (tmp_path / "tools.py").write_text(FAILING_TOOL_CODE, encoding="utf-8")
+    result, trace = await traced(
+        system_from(tmp_path, FAILING_TOOL), "hello", memory, capture_content=capture_content
+    )
+    assert result.status == "completed", result.error
+    tool = trace.one("execute_tool lookup")
+    assert tool.status.status_code is StatusCode.ERROR
+    assert tool.attributes["error.type"] == "LookupError"
+    if capture_content:
+        assert tool.status.description == "LookupError: no record for hidden-argument"
+    else:
+        assert tool.status.description == "LookupError (tool 'lookup', agent 'desk')"
+        assert "hidden-argument" not in trace.texts()
 
 
 async def test_retry_and_fallback_are_span_events(tmp_path: Path, memory: InMemorySpanExporter) -> None:
-    system = system_from(
-        tmp_path,
-        """
-        name: flaky
-        pattern: router
-        entry: desk
-        limits: {retries: 1, backoff_s: 0}
-        agents:
-          desk:
-            fallbacks: [scripted/backup]
-            handoffs: [{to: other}]
-            script:
-              - fail: rate_limited
-                model: scripted
-              - handoff: other
-          other: {script: [{reply: done}]}
-        """,
-    )
+    system = system_from(tmp_path, RETRYING)
     result, trace = await traced(system, "hello", memory)
     assert result.status == "completed", result.error
     desk = trace.one("invoke_agent desk")
@@ -341,25 +438,8 @@ async def test_retry_and_fallback_are_span_events(tmp_path: Path, memory: InMemo
 async def test_permission_denied_and_validation_are_span_events(
     tmp_path: Path, memory: InMemorySpanExporter
 ) -> None:
-    (tmp_path / "tools.py").write_text("def secret(x: str) -> str:\n    return x\n", encoding="utf-8")
-    system = system_from(
-        tmp_path,
-        """
-        name: guarded
-        pattern: router
-        entry: desk
-        tools: {secret: tools.py:secret}
-        agents:
-          desk:
-            handoffs: [{to: other}]
-            script:
-              - tool: secret
-                args: {x: "hidden-argument"}
-              - tool: transfer_to_nowhere
-              - handoff: other
-          other: {script: [{reply: done}]}
-        """,
-    )
+    (tmp_path / "tools.py").write_text(SECRET_TOOL, encoding="utf-8")
+    system = system_from(tmp_path, GUARDED)
     result, trace = await traced(system, "hello", memory)
     assert result.status == "completed", result.error
     desk = trace.one("invoke_agent desk")
@@ -371,25 +451,7 @@ async def test_permission_denied_and_validation_are_span_events(
 
 
 async def test_loop_escalation_events_and_link(tmp_path: Path, memory: InMemorySpanExporter) -> None:
-    system = system_from(
-        tmp_path,
-        """
-        name: pingpong
-        pattern: router
-        entry: a
-        on_loop: help
-        agents:
-          a:
-            handoffs: [{to: b}]
-            script: [{handoff: b, context: {question: "same"}}]
-          b:
-            handoffs: [{to: a}]
-            script: [{handoff: a, context: {question: "same"}}]
-          help:
-            input: {request: str, reason: str}
-            script: [{reply: "escalated because {reason}"}]
-        """,
-    )
+    system = system_from(tmp_path, PINGPONG)
     result, trace = await traced(system, "go", memory)
     assert result.status == "completed", result.error
     looping = trace.named("invoke_agent a")[-1]
@@ -427,6 +489,19 @@ agents:
 """
 
 
+PIPELINE = """
+name: pipe
+pattern: pipeline
+pipeline: [extract, shout]
+agents:
+  extract:
+    script: [{reply: {word: "{input}"}}]
+  shout:
+    input: {word: str}
+    script: [{reply: "{word}!"}]
+"""
+
+
 async def test_supervisor_workers_nest_under_the_supervisor(
     tmp_path: Path, memory: InMemorySpanExporter
 ) -> None:
@@ -453,20 +528,7 @@ async def test_supervisor_workers_nest_under_the_supervisor(
 async def test_pipeline_stages_link_to_the_previous_stage(
     tmp_path: Path, memory: InMemorySpanExporter
 ) -> None:
-    system = system_from(
-        tmp_path,
-        """
-        name: pipe
-        pattern: pipeline
-        pipeline: [extract, shout]
-        agents:
-          extract:
-            script: [{reply: {word: "{input}"}}]
-          shout:
-            input: {word: str}
-            script: [{reply: "{word}!"}]
-        """,
-    )
+    system = system_from(tmp_path, PIPELINE)
     result, trace = await traced(system, "hello", memory)
     assert result.status == "completed", result.error
     extract, shout = trace.one("invoke_agent extract"), trace.one("invoke_agent shout")
@@ -566,6 +628,106 @@ def test_shutdown_ends_open_sessions_as_interrupted(memory: InMemorySpanExporter
     assert len(memory.get_finished_spans()) == 3
 
 
+async def scenario_spans(tmp_path: Path, *, capture_content: bool) -> list[ReadableSpan]:
+    """The spans of runs of every shape: router with a tool, supervisor with delegations
+    and reviews, a failed run, retries and a fallback, denied and invalid calls, a loop
+    and escalation (links), a pipeline, a failing tool."""
+    (tmp_path / "tools.py").write_text(SECRET_TOOL + FAILING_TOOL_CODE, encoding="utf-8")
+    runs = [
+        (router_example(), REQUEST),
+        (system_from(tmp_path, SUPERVISOR), "agents"),
+        (system_from(tmp_path, FAILING), "hello"),
+        (system_from(tmp_path, RETRYING), "hello"),
+        (system_from(tmp_path, GUARDED), "hello"),
+        (system_from(tmp_path, PINGPONG), "go"),
+        (system_from(tmp_path, PIPELINE), "hello"),
+        (system_from(tmp_path, FAILING_TOOL), "hello"),
+    ]
+    spans: list[ReadableSpan] = []
+    for system, request in runs:
+        memory = InMemorySpanExporter()
+        await traced(system, request, memory, capture_content=capture_content)
+        spans.extend(memory.get_finished_spans())
+    assert any(s.links for s in spans) and any(s.events for s in spans)
+    assert any(s.status.status_code is StatusCode.ERROR for s in spans)
+    return spans
+
+
+def assert_valid_attributes(attributes: Any) -> None:
+    """What the SDK's ``BoundedAttributes`` would keep: every value, unchanged."""
+    assert len(attributes or {}) <= MOST_ATTRIBUTES
+    cleaned = BoundedAttributes(attributes=attributes)
+    assert dict(cleaned) == dict(attributes or {}) and cleaned.dropped == 0
+
+
+async def test_spans_hold_only_what_the_sdk_accepts(tmp_path: Path) -> None:
+    # The tracer builds spans without BoundedAttributes: it must only ever write
+    # values the SDK would have kept, and no more than the limits it does not enforce.
+    for span in await scenario_spans(tmp_path, capture_content=True):
+        assert_valid_attributes(span.attributes)
+        assert (span.dropped_attributes, span.dropped_events, span.dropped_links) == (0, 0, 0)
+        for item in (*span.events, *span.links):
+            assert_valid_attributes(item.attributes)
+        assert span.context.trace_flags == TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+        assert span.instrumentation_scope is not None
+        assert span.instrumentation_scope.name == "playground.tracing"
+
+
+async def test_spans_are_whole_readable_spans(memory: InMemorySpanExporter) -> None:
+    # The tracer's spans set ReadableSpan's fields themselves: all of them.
+    _, trace = await traced(router_example(), REQUEST, memory)
+    expected = set(vars(ReadableSpan("any")))
+    assert all(expected <= set(vars(span)) for span in trace.spans)
+    for span in trace.spans:
+        copy = ReadableSpan(
+            span.name,
+            span.context,
+            span.parent,
+            span.resource,
+            span.attributes,
+            span.events,
+            span.links,
+            span.kind,
+            None,
+            span.status,
+            span.start_time,
+            span.end_time,
+            span.instrumentation_scope,
+        )
+        assert copy.to_json() == span.to_json()
+
+
+async def test_lower_span_limits_are_enforced(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    clean_env.setenv("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "3")
+    clean_env.setenv("OTEL_SPAN_EVENT_COUNT_LIMIT", "1")
+    clean_env.setenv("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "4")
+    memory = InMemorySpanExporter()
+    result, trace = await traced(system_from(tmp_path, RETRYING), "hello", memory)
+    assert result.status == "completed", result.error
+    desk = trace.one("invoke_agent desk")
+    assert [e.name for e in desk.events] == ["playground.fallback_used"]  # the latest kept
+    assert desk.dropped_events == 1
+    for span in trace.spans:
+        assert len(span.attributes) <= 3 and span.dropped_attributes > 0
+        assert all(len(v) <= 4 for v in span.attributes.values() if isinstance(v, str))
+    assert SpanEncoder().encode(trace.spans) == encode_spans(trace.spans).SerializePartialToString()
+
+
+@pytest.mark.parametrize(
+    ("sampler", "argument", "kept"),
+    [("always_off", "", 0), ("traceidratio", "0", 0), ("always_on", "", 8), ("parentbased_always_on", "", 8)],
+)
+async def test_sampler_from_environment(
+    clean_env: pytest.MonkeyPatch, memory: InMemorySpanExporter, sampler: str, argument: str, kept: int
+) -> None:
+    clean_env.setenv("OTEL_TRACES_SAMPLER", sampler)
+    if argument:
+        clean_env.setenv("OTEL_TRACES_SAMPLER_ARG", argument)
+    result, trace = await traced(router_example(), REQUEST, memory)
+    assert result.status == "completed"
+    assert len(trace.spans) == kept
+
+
 # -- configuration ---------------------------------------------------------------------------
 
 
@@ -597,12 +759,12 @@ def test_capture_content_from_env(clean_env: pytest.MonkeyPatch) -> None:
 def test_service_name(clean_env: pytest.MonkeyPatch) -> None:
     tracer = configure_tracing(exporter=InMemorySpanExporter())
     assert tracer is not None
-    assert tracer.provider.resource.attributes["service.name"] == "agent-playground"
+    assert tracer.resource.attributes["service.name"] == "agent-playground"
     tracer.shutdown()
     clean_env.setenv("OTEL_SERVICE_NAME", "my-team")
     tracer = configure_tracing(exporter=InMemorySpanExporter())
     assert tracer is not None
-    assert tracer.provider.resource.attributes["service.name"] == "my-team"
+    assert tracer.resource.attributes["service.name"] == "my-team"
     tracer.shutdown()
 
 
@@ -659,10 +821,9 @@ def receiver() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
 async def test_otlp_http_export_reaches_a_collector(
     clean_env: pytest.MonkeyPatch, receiver: tuple[str, list[tuple[str, str, bytes]]]
 ) -> None:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-
     endpoint, posts = receiver
-    tracer = configure_tracing(otlp_endpoint=endpoint)
+    memory = InMemorySpanExporter()  # the same spans, kept here to compare
+    tracer = configure_tracing(otlp_endpoint=endpoint, exporter=memory)
     assert tracer is not None
     result = await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
     assert await tracer.flush_async(timeout_s=10)
@@ -681,6 +842,15 @@ async def test_otlp_http_export_reaches_a_collector(
     assert len(spans) == 8
     assert {span.trace_id.hex() for span in spans} == {result.correlation_id}
     assert tracer.export_failures() == {}
+    # What arrived is what the stock exporter would have sent, in however many requests.
+    [stock] = encode_spans(memory.get_finished_spans()).resource_spans
+    assert sorted(span.SerializeToString() for span in spans) == sorted(
+        span.SerializeToString() for span in stock.scope_spans[0].spans
+    )
+    for _, _, body in posts:
+        [resource_spans] = ExportTraceServiceRequest.FromString(body).resource_spans
+        assert resource_spans.resource == stock.resource
+        assert [s.scope for s in resource_spans.scope_spans] == [stock.scope_spans[0].scope]
 
 
 async def test_export_failures_are_reported(clean_env: pytest.MonkeyPatch) -> None:
@@ -707,6 +877,205 @@ async def test_otlp_endpoint_from_environment(
     await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
     await tracer.shutdown_async()
     assert posts and all(path == "/v1/traces" for path, _, _ in posts)
+
+
+# -- OTLP encoding and export ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("capture_content", [False, True])
+async def test_fast_encoder_writes_the_stock_request(tmp_path: Path, capture_content: bool) -> None:
+    spans = await scenario_spans(tmp_path, capture_content=capture_content)
+    encoder = SpanEncoder()
+    for batch in (spans, spans[:1], spans[::-1], spans):  # the last one from the caches
+        fast = encoder.encode(batch)
+        stock = encode_spans(batch)
+        assert ExportTraceServiceRequest.FromString(fast) == stock
+        assert fast == stock.SerializePartialToString()
+    assert encoder.fallbacks == 0
+
+
+TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
+RESOURCE = Resource({"service.name": "svc", "n": 3, "tags": ("a", "b")}, schema_url="https://example.com/r/1")
+SCOPE = InstrumentationScope("lib", "1.0", "https://example.com/s/1", {"k": "v"})
+
+
+def made_span(name: str, span_id: int = 0x1234, **fields: Any) -> ReadableSpan:
+    options: dict[str, Any] = {
+        "context": SpanContext(TRACE_ID, span_id, False, TraceFlags(TraceFlags.SAMPLED)),
+        "resource": RESOURCE,
+        "instrumentation_scope": SCOPE,
+        "attributes": {"a": "b"},
+        "start_time": 1_700_000_000_000_000_000,
+        "end_time": 1_700_000_000_500_000_000,
+    }
+    options.update(fields)
+    return ReadableSpan(name, **options)
+
+
+def bounded_list(maxlen: int, items: list[Any]) -> BoundedList[Any]:
+    bounded: BoundedList[Any] = BoundedList(maxlen)
+    bounded.extend(items)
+    return bounded
+
+
+def test_fast_encoder_edge_cases() -> None:
+    remote = SpanContext(TRACE_ID, 0x1111, True, TraceFlags(1), TraceState([("vendor", "v1"), ("b", "2")]))
+    values = {
+        "empty": "",
+        "unicode": "h\u00e9llo \u2713",
+        "long": "x" * 20_000,
+        "true": True,
+        "false": False,
+        "zero": 0,
+        "negative": -5,
+        "min": -(2**63),
+        "max": 2**63 - 1,
+        "two bytes": 300,
+        "double": 1.5,
+        "negative zero": -0.0,
+        "infinity": float("inf"),
+        "bytes": b"\x00\xff",
+        "none": None,
+        "mixed": ("a", 1, 2.5, True, None),
+        "nothing": (),
+        "list": [1, 2],
+        "nested": (("a",), ("b", "c")),
+        "": "empty key",
+    }
+    spans = [
+        made_span("plain", attributes={}),
+        made_span("values", attributes=values),
+        made_span(
+            "remote parent",
+            parent=remote,
+            context=SpanContext(TRACE_ID, 0x2222, False, TraceFlags(1), TraceState([("vendor", "v1")])),
+        ),
+        *(made_span(f"kind {kind.name}", kind=kind) for kind in SpanKind),
+        made_span("error", status=Status(StatusCode.ERROR, "boom \u2717")),
+        made_span("ok", status=Status(StatusCode.OK)),
+        made_span("no status", status=None),
+        made_span("untimed", start_time=None, end_time=None),
+        made_span("", span_id=0x99),
+        made_span(
+            "events",
+            events=[
+                Event("first", {"a": 1, "b": ("x",)}, 5),
+                Event("", None, 0),
+                Event("bounded", BoundedAttributes(1, {"a": 1, "b": 2}), 7),
+            ],
+        ),
+        made_span(
+            "links",
+            links=[
+                Link(remote, {"why": "x"}),
+                Link(SpanContext(TRACE_ID, 0x3333, False), None),
+                Link(SpanContext(TRACE_ID + 1, 0x4444, False), BoundedAttributes(1, {"a": 1, "b": 2})),
+            ],
+        ),
+        made_span(
+            "dropped",
+            attributes=BoundedAttributes(1, {"a": 1, "b": 2}),
+            events=bounded_list(1, [Event("x", None, 1), Event("y", None, 2)]),
+            links=bounded_list(1, [Link(remote), Link(remote)]),
+        ),
+        made_span(
+            "all dropped",
+            attributes=BoundedAttributes(0, {"a": 1}),
+            events=bounded_list(0, [Event("x", None, 1)]),
+            links=bounded_list(0, [Link(remote)]),
+        ),
+        made_span("other resource", resource=Resource({"service.name": "other"})),
+        made_span("equal resource", resource=Resource(dict(RESOURCE.attributes), RESOURCE.schema_url)),
+        made_span("no scope", instrumentation_scope=None),
+        made_span("bare scope", instrumentation_scope=InstrumentationScope("bare")),
+        made_span(
+            "equal scope", instrumentation_scope=InstrumentationScope("lib", "1.0", "https://example.com/s/1")
+        ),
+        made_span("another trace", context=SpanContext(TRACE_ID + 1, 0x5555, False)),
+    ]
+    encoder = SpanEncoder()
+    for batch in (spans, spans[::-1], spans):
+        fast = encoder.encode(batch)
+        stock = encode_spans(batch)
+        assert ExportTraceServiceRequest.FromString(fast) == stock
+        assert fast == stock.SerializePartialToString()
+    # NaN never equals itself as a parsed message; the bytes still must.
+    nan = [made_span("nan", attributes={"nan": float("nan")})]
+    assert encoder.encode(nan) == encode_spans(nan).SerializePartialToString()
+    assert encoder.fallbacks == 0
+
+
+class _Colour(enum.StrEnum):
+    RED = "red"
+
+
+class _Level(enum.IntEnum):
+    HIGH = 3
+
+
+@pytest.mark.parametrize("odd", [{"a": 1}, _Colour.RED, _Level.HIGH, 2**64, 1j, object()])
+def test_fast_encoder_leaves_what_it_does_not_know_to_the_stock_one(odd: Any) -> None:
+    spans = [made_span("fine"), made_span("odd", attributes={"odd": odd, "fine": "yes"})]
+    encoder = SpanEncoder()
+    assert encoder.encode(spans) == encode_spans(spans).SerializePartialToString()
+    assert encoder.fallbacks == 1
+
+
+class _Collector(http.server.BaseHTTPRequestHandler):
+    requests: list[tuple[str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        type(self).requests.append((self.path, headers, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+
+@pytest.fixture
+def collector() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
+    """A receiver on 127.0.0.1 that keeps each request's path, headers (lower-cased
+    names) and body."""
+    requests: list[tuple[str, dict[str, str], bytes]] = []
+    handler = type("Collector", (_Collector,), {"requests": requests})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", requests
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_fast_exporter_posts_the_stock_request(
+    clean_env: pytest.MonkeyPatch,
+    memory: InMemorySpanExporter,
+    collector: tuple[str, list[tuple[str, dict[str, str], bytes]]],
+) -> None:
+    url, requests = collector
+    await traced(router_example(), REQUEST, memory)
+    spans = memory.get_finished_spans()
+    # The base exporter's options still apply: headers, compression, size limit.
+    exporter = FastOTLPSpanExporter(endpoint=url, headers={"x-team": "agents"}, compression=Compression.Gzip)
+    assert exporter.direct  # the installed exporter is the one it was written against
+    assert exporter.export(spans) is SpanExportResult.SUCCESS
+    [(path, headers, body)] = requests
+    assert path == "/v1/traces"
+    assert headers["content-type"] == "application/x-protobuf"
+    assert headers["content-encoding"] == "gzip" and headers["x-team"] == "agents"
+    assert gzip.decompress(body) == encode_spans(spans).SerializePartialToString()
+    assert exporter.encoder.fallbacks == 0
+    small = FastOTLPSpanExporter(endpoint=url, max_request_size=100)
+    assert small.export(spans) is SpanExportResult.FAILURE
+    exporter.shutdown()
+    assert exporter.export(spans) is SpanExportResult.FAILURE
+    assert len(requests) == 1
 
 
 def test_import_does_not_load_the_sdk() -> None:

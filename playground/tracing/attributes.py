@@ -62,9 +62,9 @@ OP_INVOKE_AGENT: Final = "invoke_agent"
 OP_CHAT: Final = "chat"
 OP_EXECUTE_TOOL: Final = "execute_tool"
 
-# Which span carries what: every attribute costs about 3 us per span to record
-# and to encode for OTLP, so a span carries what identifies it and leaves what
-# its parent already says to the parent. The session id is ``gen_ai.conversation.id``
+# Which span carries what: every attribute is recorded and encoded for OTLP on
+# every span, so a span carries what identifies it and leaves what its parent
+# already says to the parent. The session id is ``gen_ai.conversation.id``
 # on the root, activation, chat and tool spans, and ``playground.session_id`` on
 # the root; the trace id (the correlation id) ties every span to it anyway.
 

@@ -28,6 +28,15 @@ CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 QUEUE_SIZE = 65_536
 SCHEDULE_DELAY_MS = 1_000
 """Export at least every second, so a trace shows up in the backend while one watches."""
+BATCH_SIZE = 2_048
+"""Spans per OTLP request without content capture (the SDK's default is 512).
+
+A request costs about 1.2 ms of this process's CPU besides encoding (HTTP client,
+thread hand-off), 2.4 us per span at 512 and 0.6 us at 2,048; a span without
+content is about 300 bytes, so a request stays under 1 MB. With content capture a
+chat span carries the conversation so far and the SDK's default is kept, to stay
+well under collectors' request size limits (the OpenTelemetry Collector's default
+is 20 MiB)."""
 
 
 def _flag(name: str) -> bool:
@@ -65,7 +74,7 @@ def _console_line(span: ReadableSpan) -> str:
     return str(span.to_json(indent=None)) + "\n"
 
 
-def _batch(exporter: SpanExporter) -> SpanProcessor:
+def _batch(exporter: SpanExporter, *, large_batches: bool) -> SpanProcessor:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
     options: dict[str, Any] = {}
@@ -74,6 +83,8 @@ def _batch(exporter: SpanExporter) -> SpanProcessor:
         options["max_queue_size"] = QUEUE_SIZE
     if "OTEL_BSP_SCHEDULE_DELAY" not in os.environ:
         options["schedule_delay_millis"] = SCHEDULE_DELAY_MS
+    if large_batches and "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" not in os.environ:
+        options["max_export_batch_size"] = BATCH_SIZE
     return BatchSpanProcessor(exporter, **options)
 
 
@@ -124,6 +135,8 @@ def configure_tracing(
 
     from playground.tracing.tracer import EventTracer, ExportWatch, default_resource
 
+    if capture_content is None:
+        capture_content = _flag(CAPTURE_CONTENT_ENV)
     processors: list[SpanProcessor] = []
     watches: list[ExportWatch] = []
     if exporter is not None:
@@ -131,16 +144,14 @@ def configure_tracing(
     if console:
         processors.append(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr, formatter=_console_line)))
     if otlp_endpoint or from_env:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from playground.tracing.otlp import FastOTLPSpanExporter
 
         # With endpoint=None the exporter resolves the environment itself (base
         # endpoint + /v1/traces, or the traces endpoint as is).
         url = otlp_traces_url(otlp_endpoint) if otlp_endpoint else None
-        watch = ExportWatch(OTLPSpanExporter(endpoint=url), url or _env_traces_url())
+        watch = ExportWatch(FastOTLPSpanExporter(endpoint=url), url or _env_traces_url())
         watches.append(watch)
-        processors.append(_batch(watch))
-    if capture_content is None:
-        capture_content = _flag(CAPTURE_CONTENT_ENV)
+        processors.append(_batch(watch, large_batches=not capture_content))
     return EventTracer(
         processors,
         capture_content=capture_content,

@@ -1,4 +1,4 @@
-"""Events -> OpenTelemetry spans, with the real OpenTelemetry SDK.
+"""Events -> OpenTelemetry spans, built as finished SDK spans.
 
 :class:`EventTracer` is an event sink: give it to ``Runtime(sinks=[...])`` and it
 turns each session's events into one trace. It is the only producer of spans in
@@ -17,10 +17,40 @@ The trace of one session::
         handoff {source} -> {target}            model_responded .. handoff_delivered
       invoke_agent {target}                     linked to the handoff span that started it
 
-The trace id is the session's correlation id, set through the provider's
-:class:`CorrelationIdGenerator`, so a correlation id shown in the TUI or printed
-by ``playground run --json`` finds the trace in any backend. Span times are the
-events' ``ts``. See ``playground/tracing/__init__.py`` for the attribute list.
+The trace id is the session's correlation id, so a correlation id shown in the TUI
+or printed by ``playground run --json`` finds the trace in any backend; span ids are
+random. Span times are the events' ``ts``. See ``playground/tracing/__init__.py``
+for the attribute list.
+
+Why no ``Tracer.start_span``: the tracer builds each span after the fact from events
+whose times it already has, so it needs none of what a live SDK span is for (the
+current context, a lock per span, the sampler per span, a clock, and
+``BoundedAttributes`` checking every value it is given: about 20 us plus 1 us per
+attribute per span, three spans per agent hop). Instead each span is a
+``ReadableSpan`` from the start, as the SDK's own spans are (a subclass, about 1 us to
+make): its attributes are a plain dict filled in while it is open, and when it ends
+it goes as it is to each processor's ``on_end``, as the SDK's span would: the batch
+processor queues it for the OTLP exporter, the simple processor exports it at once
+(in-memory and console exporters). Processors are called ``on_end`` only, never
+``on_start``: a span is handed over complete. The spans (names, parents, links,
+events, attributes, statuses, times) are the ones the SDK path made; they were
+compared span by span when this replaced it.
+
+What the SDK's tracer would have enforced is kept:
+
+- attributes are plain dicts, but only of values the SDK accepts (str, bool, int,
+  float and tuples of them: every attribute is written here, and a test checks
+  each span of real runs against ``BoundedAttributes``);
+- span limits: the defaults (128 attributes, events and links) are far above what a
+  span here carries (at most :data:`MOST_ATTRIBUTES`), so they cost nothing; limits
+  set lower through ``OTEL_SPAN_*_LIMIT`` / ``OTEL_ATTRIBUTE_*_LIMIT``, and spans with
+  more events than allowed, go through ``BoundedAttributes``/``BoundedList`` as the
+  SDK would;
+- sampling: ``OTEL_TRACES_SAMPLER`` is asked once per session, for its root, and its
+  decision holds for the whole trace (what the default ``parentbased_*`` samplers
+  do for children);
+- trace flags (sampled, random trace id) and the instrumentation scope are the ones
+  the SDK's tracer gave.
 """
 
 from __future__ import annotations
@@ -29,19 +59,21 @@ import asyncio
 import atexit
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
+from opentelemetry.sdk.trace.sampling import Decision, Sampler
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from playground.engine import events as ev
 from playground.tracing import _content
@@ -53,9 +85,15 @@ DEFAULT_SERVICE_NAME = "agent-playground"
 """``service.name`` unless ``OTEL_SERVICE_NAME`` or ``OTEL_RESOURCE_ATTRIBUTES`` names one."""
 INSTRUMENTATION_NAME = "playground.tracing"
 """The instrumentation scope of every span."""
+MOST_ATTRIBUTES = 32
+"""No span or span event here carries more attributes (a test checks): span limits at
+least this high need no enforcing."""
 
-_INVALID_TRACE_ID = trace.INVALID_TRACE_ID
-_INVALID_SPAN_ID = trace.INVALID_SPAN_ID
+# What the SDK's tracer sets on a sampled span whose trace id is random (correlation
+# ids are 128 random bits: secrets.token_hex(16)).
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
+_UNSET = Status(StatusCode.UNSET)
+_getrandbits = random.getrandbits
 
 # litellm provider prefix -> gen_ai.provider.name (semconv well-known values).
 _PROVIDERS = {
@@ -108,44 +146,77 @@ def provider_name(model: str) -> str:
     return "_OTHER"
 
 
+_provider_names: dict[str, str] = {}
+
+
+def _provider_name(model: str) -> str:
+    name = _provider_names.get(model)
+    if name is None:
+        if len(_provider_names) >= 1024:
+            _provider_names.clear()
+        name = _provider_names[model] = provider_name(model)
+    return name
+
+
 def _ns(ts: float) -> int:
     return int(ts * 1e9)
 
 
-class CorrelationIdGenerator(IdGenerator):
-    """Makes a session's correlation id the trace id of its root span.
+def _context_factory() -> Callable[[int, int, TraceState], SpanContext]:
+    """Makes the sampled, local ``SpanContext`` of a new span from valid ids.
 
-    :meth:`EventTracer` calls :meth:`expect` just before it starts a root span; the
-    SDK asks for a trace id only for root spans (children inherit their parent's),
-    so no other span can take it. Span ids are random.
+    ``SpanContext(...)`` checks the ids on every call (0.65 us a span); ours are valid
+    by construction, so the tuple it would build is built directly, after checking
+    here once that it is exactly what the constructor builds.
     """
 
-    def __init__(self) -> None:
-        self._pending = threading.local()
+    def checked(trace_id: int, span_id: int, state: TraceState) -> SpanContext:
+        return SpanContext(trace_id, span_id, False, _SAMPLED, state)
 
-    def expect(self, trace_id: int) -> None:
-        """Use ``trace_id`` for the next root span started on this thread (0: random)."""
-        self._pending.trace_id = trace_id
+    def direct(trace_id: int, span_id: int, state: TraceState) -> SpanContext:
+        return tuple.__new__(SpanContext, (trace_id, span_id, False, _SAMPLED, state, True))
 
-    def generate_trace_id(self) -> int:
-        trace_id: int = getattr(self._pending, "trace_id", 0)
-        if trace_id:
-            self._pending.trace_id = 0
-            return trace_id
-        trace_id = random.getrandbits(128)
-        while trace_id == _INVALID_TRACE_ID:
-            trace_id = random.getrandbits(128)
-        return trace_id
+    probe = (0x0AF7651916CD43DD8448EB211C80319C, 0xB7AD6B7169203331, DEFAULT_TRACE_STATE)
+    made, expected = direct(*probe), checked(*probe)
+    same = tuple(made) == tuple(expected) and made.is_valid and made.trace_flags.sampled
+    return direct if same and made.__getnewargs__() == expected.__getnewargs__() else checked
 
-    def generate_span_id(self) -> int:
-        span_id = random.getrandbits(64)
-        while span_id == _INVALID_SPAN_ID:
-            span_id = random.getrandbits(64)
-        return span_id
 
-    def is_trace_id_random(self) -> bool:
-        # Correlation ids are 128 random bits (secrets.token_hex(16)).
-        return True
+_new_context = _context_factory()
+
+
+def _span_id() -> int:
+    span_id = _getrandbits(64)
+    while not span_id:
+        span_id = _getrandbits(64)
+    return span_id
+
+
+def _random_trace_id() -> int:
+    trace_id = _getrandbits(128)
+    while not trace_id:
+        trace_id = _getrandbits(128)
+    return trace_id
+
+
+def _env_sampler() -> Sampler | None:
+    """The sampler ``OTEL_TRACES_SAMPLER`` names, as the SDK's TracerProvider picks it."""
+    try:
+        from opentelemetry.sdk.trace.sampling import _get_from_env_or_default
+    except ImportError:  # a later SDK: sample everything, as by default
+        return None
+    return _get_from_env_or_default()
+
+
+def _enforced_limits(limits: SpanLimits) -> SpanLimits | None:
+    """``limits`` if any is below what a span here may carry; None when none can bind."""
+    counts = (limits.max_span_attributes, limits.max_event_attributes, limits.max_link_attributes)
+    lengths = (limits.max_span_attribute_length, limits.max_attribute_length)
+    if any(n is not None and n < MOST_ATTRIBUTES for n in counts) or any(n is not None for n in lengths):
+        return limits
+    if limits.max_links is not None and limits.max_links < 1:
+        return limits
+    return None
 
 
 class ExportWatch(SpanExporter):
@@ -207,10 +278,54 @@ def _package_version() -> str:
         return "0"
 
 
+class _Span(ReadableSpan):
+    """A span being recorded: like the SDK's own spans, a ``ReadableSpan`` whose fields
+    are filled in while it is open; once ended it goes to the processors as it is and
+    never changes again."""
+
+    def __init__(
+        self,
+        name: str,
+        context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        start: int,
+        attributes: dict[str, Any],
+        resource: Resource,
+        scope: InstrumentationScope,
+        links: Sequence[Link],
+    ) -> None:
+        # ReadableSpan.__init__'s fields, set here (a test checks that they are all of
+        # them): calling it with keywords costs as much again.
+        self._name = name
+        self._context = context
+        self._kind = kind
+        self._instrumentation_info = None
+        self._instrumentation_scope = scope
+        self._parent = parent
+        self._start_time: int | None = start
+        self._end_time: int | None = None
+        self._attributes = attributes
+        self._events: Sequence[Event] = ()
+        self._links = links
+        self._resource = resource
+        self._status = _UNSET
+        self.attrs = attributes
+        """The attributes themselves, to write while the span is open (``attributes``
+        is a read-only view)."""
+
+    def add_event(self, name: str, attributes: dict[str, Any], ts: int) -> None:
+        if not self._events:
+            self._events = []
+        self._events.append(Event(name, attributes, ts))  # type: ignore[attr-defined]
+
+    def fail(self, description: str) -> None:
+        self._status = Status(StatusCode.ERROR, description)
+
+
 @dataclass(slots=True)
 class _Activation:
-    span: Span
-    context: Context
+    span: _Span
     agent: str
     input_tokens: int = 0
     output_tokens: int = 0
@@ -226,15 +341,18 @@ class _Activation:
 
 @dataclass(slots=True)
 class _Open:
-    span: Span
-    context: Context | None
+    span: _Span
     activation: int | None
 
 
 @dataclass(slots=True)
 class _Session:
     session_id: str
-    root: _Activation
+    trace_id: int
+    trace_state: TraceState
+    sampled: bool
+    """The sampler's decision for the root, which holds for the whole trace."""
+    root: _Activation = field(init=False)
     activations: dict[int, _Activation] = field(default_factory=dict)
     """Open activations by the ``seq`` of their agent_started."""
     activation_spans: dict[int, SpanContext] = field(default_factory=dict)
@@ -256,19 +374,20 @@ class EventTracer:
     """An event sink that turns sessions into OpenTelemetry traces.
 
     Call it with every event of one or more sessions (the runtime does, as a sink);
-    it never raises into the runtime. Spans are exported through ``processors`` as
-    they end. Call :meth:`flush` (or :meth:`flush_async`) at the end of a run and
-    :meth:`shutdown` when done; most callers get one from
+    it never raises into the runtime. Each span goes to every processor's ``on_end``
+    as it ends. Call :meth:`flush` (or :meth:`flush_async`) to wait for the export
+    and :meth:`shutdown` when done; most callers get one from
     :func:`playground.tracing.configure_tracing`.
 
-    The tracer keeps its own :class:`TracerProvider` and never touches the global
-    one, so it neither affects nor is affected by other OpenTelemetry users in
-    the process.
+    The tracer uses no ``TracerProvider`` and never touches the global one, so it
+    neither affects nor is affected by other OpenTelemetry users in the process.
 
     Args:
-        processors: Span processors, each with its exporter.
+        processors: Span processors, each with its exporter. Only their ``on_end``,
+            ``force_flush`` and ``shutdown`` are called (spans are built finished).
         capture_content: Also record prompts, replies, tool arguments and results,
-            and handoff payloads. Off by default: traces often leave the machine.
+            handoff payloads and error messages. Off by default: traces often leave
+            the machine.
         resource: The resource of every span; defaults to :func:`default_resource`.
         watches: Exporters (wrapped in :class:`ExportWatch`) whose failures
             :meth:`export_failures` reports.
@@ -283,17 +402,19 @@ class EventTracer:
         watches: Sequence[ExportWatch] = (),
     ) -> None:
         self.capture_content = capture_content
+        self.resource = resource or default_resource()
+        """The resource of every span."""
+        self.scope = InstrumentationScope(INSTRUMENTATION_NAME, _package_version())
+        """The instrumentation scope of every span."""
+        self._processors = list(processors)
+        self._on_end = [processor.on_end for processor in self._processors]
         self._watches = list(watches)
-        self._ids = CorrelationIdGenerator()
-        self.provider = TracerProvider(
-            resource=resource or default_resource(), id_generator=self._ids, shutdown_on_exit=False
-        )
-        """The tracer's own provider (not the global one)."""
-        # Ours rather than the provider's exit hook: it also ends the open sessions' spans.
+        self._sampler = _env_sampler()
+        limits = SpanLimits()
+        self._limits = _enforced_limits(limits)
+        self._max_events: int = limits.max_events if limits.max_events is not None else 1 << 62
+        # Ours rather than an SDK provider's exit hook: it also ends the open sessions' spans.
         atexit.register(self.shutdown)
-        for processor in processors:
-            self.provider.add_span_processor(processor)
-        self._tracer = self.provider.get_tracer(INSTRUMENTATION_NAME, _package_version())
         self._sessions: dict[str, _Session] = {}
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
             ev.RunStarted: self._run_started,
@@ -352,7 +473,12 @@ class EventTracer:
 
         Returns False if a processor did not finish in time.
         """
-        return self.provider.force_flush(int(timeout_s * 1000))
+        deadline = time.monotonic() + timeout_s
+        done = True
+        for processor in self._processors:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            done = remaining_ms > 0 and processor.force_flush(remaining_ms) and done
+        return done
 
     async def flush_async(self, timeout_s: float = 30.0) -> bool:
         """:meth:`flush` in a worker thread, so an event loop (the TUI) keeps running."""
@@ -371,18 +497,81 @@ class EventTracer:
         for session in list(self._sessions.values()):
             self._interrupt(session, now, "the playground stopped before the run ended")
         self._sessions.clear()
-        self.provider.shutdown()
+        for processor in self._processors:
+            processor.shutdown()
 
     async def shutdown_async(self) -> None:
         """:meth:`shutdown` in a worker thread."""
         await asyncio.to_thread(self.shutdown)
 
+    # -- spans as records -----------------------------------------------------------------
+
+    def _start(
+        self,
+        session: _Session,
+        name: str,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: dict[str, Any],
+        start: int,
+        links: Sequence[Link] = (),
+    ) -> _Span:
+        context = _new_context(session.trace_id, _span_id(), session.trace_state)
+        return _Span(name, context, parent, kind, start, attributes, self.resource, self.scope, links)
+
+    def _end(self, session: _Session, span: _Span, end: int) -> None:
+        """The span ended: hand it to the processors as the SDK's span would."""
+        if not session.sampled:
+            return
+        span._end_time = end
+        if self._limits is not None or len(span._events) > self._max_events:
+            span._attributes, span._events, span._links = self._bounded(span)
+        for on_end in self._on_end:
+            on_end(span)
+
+    def _bounded(self, span: _Span) -> tuple[BoundedAttributes, BoundedList[Event], BoundedList[Link]]:
+        """The span's data under span limits lower than a span here may need (rare)."""
+        limits = self._limits or SpanLimits()
+        attributes = BoundedAttributes(
+            limits.max_span_attributes,
+            span.attrs,
+            immutable=True,
+            max_value_len=limits.max_span_attribute_length,
+        )
+        events: BoundedList[Event] = BoundedList(limits.max_events)
+        for event in span.events:
+            bounded = BoundedAttributes(
+                limits.max_event_attributes,
+                event.attributes,
+                immutable=True,
+                max_value_len=limits.max_attribute_length,
+            )
+            events.append(Event(event.name, bounded, event.timestamp))
+        links: BoundedList[Link] = BoundedList(limits.max_links)
+        for link in span.links:
+            bounded = BoundedAttributes(
+                limits.max_link_attributes,
+                link.attributes,
+                immutable=True,
+                max_value_len=limits.max_attribute_length,
+            )
+            links.append(Link(link.context, bounded))
+        return attributes, events, links
+
     # -- helpers --------------------------------------------------------------------------
 
     def _step_attributes(self, event: Any, operation: str | None) -> dict[str, Any]:
-        # Every attribute costs about 3 us per span to record and encode for OTLP
-        # (the encoder is pure Python), so a step span carries what identifies it
-        # and leaves the rest (session, version) to its activation and root.
+        # Every attribute costs to record and to encode for OTLP, so a step span
+        # carries what identifies it and leaves the rest (session, version) to its
+        # activation and root.
+        if operation is not None and event.agent is not None and event.step is not None:
+            return {  # the usual case, in one go
+                attr.EVENT_SEQ: event.seq,
+                attr.GEN_AI_OPERATION_NAME: operation,
+                attr.GEN_AI_CONVERSATION_ID: event.session_id,
+                attr.GEN_AI_AGENT_NAME: event.agent,
+                attr.STEP: event.step,
+            }
         attributes: dict[str, Any] = {attr.EVENT_SEQ: event.seq}
         if operation is not None:
             attributes[attr.GEN_AI_OPERATION_NAME] = operation
@@ -412,31 +601,33 @@ class EventTracer:
             trace_id = 0
         if not trace_id:
             log.warning("correlation id %r is not a trace id; the trace gets a random one", correlation_id)
+            trace_id = _random_trace_id()
         return trace_id
 
     def _interrupt(self, session: _Session, ts: float, why: str) -> None:
         """End a session that will get no more events."""
         self._close(session, ts, why, "interrupted")
         root = session.root
-        root.span.set_attributes({attr.STATUS: "interrupted", **root.totals()})
-        root.span.set_status(Status(StatusCode.ERROR, why))
-        root.span.end(_ns(ts))
+        root.span.attrs.update({attr.STATUS: "interrupted", **root.totals()})
+        root.span.fail(why)
+        self._end(session, root.span, _ns(ts))
 
     def _close(self, session: _Session, ts: float, error: str | None, outcome: str) -> None:
         """End whatever is still open in a session that ended (innermost first)."""
         end = _ns(ts)
         for open_ in (*session.tools.values(), *session.calls.values()):
             if error is not None:
-                open_.span.set_status(Status(StatusCode.ERROR, f"unfinished: {error}"))
-            open_.span.end(end)
+                open_.span.fail(f"unfinished: {error}")
+            self._end(session, open_.span, end)
         session.tools.clear()
         session.calls.clear()
         for seq in sorted(session.activations, reverse=True):
             act = session.activations[seq]
-            act.span.set_attributes({attr.AGENT_OUTCOME: outcome, attr.COST_USD: act.cost_usd})
+            act.span.attrs[attr.AGENT_OUTCOME] = outcome
+            act.span.attrs[attr.COST_USD] = act.cost_usd
             if error is not None:
-                act.span.set_status(Status(StatusCode.ERROR, error))
-            act.span.end(end)
+                act.span.fail(error)
+            self._end(session, act.span, end)
         session.activations.clear()
         session.by_agent.clear()
 
@@ -453,7 +644,7 @@ class EventTracer:
             attr.SESSION_ID: event.session_id,
         }
         if event.versions:
-            attributes[attr.VERSIONS] = [f"{a}={v}" for a, v in event.versions.items()]
+            attributes[attr.VERSIONS] = tuple(f"{a}={v}" for a, v in event.versions.items())
         if event.parent_session_id is not None:
             attributes[attr.PARENT_SESSION_ID] = event.parent_session_id
         if event.forked_from_step is not None:
@@ -461,36 +652,34 @@ class EventTracer:
         if self.capture_content:
             attributes[attr.INPUT] = event.input
             attributes[attr.GEN_AI_INPUT_MESSAGES] = _content.user_message(event.input)
-        self._ids.expect(self._trace_id(event.correlation_id))
-        try:
+        name = f"{attr.OP_INVOKE_WORKFLOW} {event.system}"
+        trace_id = self._trace_id(event.correlation_id)
+        sampled, state = True, DEFAULT_TRACE_STATE
+        if self._sampler is not None:
             # An empty context: the run is a root even if the caller has a span active.
-            span = self._tracer.start_span(
-                f"{attr.OP_INVOKE_WORKFLOW} {event.system}",
-                context=Context(),
-                kind=SpanKind.INTERNAL,
-                attributes=attributes,
-                start_time=_ns(event.ts),
-            )
-        finally:
-            self._ids.expect(0)
-        root = _Activation(span, trace.set_span_in_context(span, Context()), "")
-        self._sessions[event.session_id] = _Session(event.session_id, root)
+            decision = self._sampler.should_sample(Context(), trace_id, name, SpanKind.INTERNAL, attributes)
+            sampled = decision.decision is Decision.RECORD_AND_SAMPLE
+            state = decision.trace_state or DEFAULT_TRACE_STATE
+        session = _Session(event.session_id, trace_id, state, sampled)
+        span = self._start(session, name, None, SpanKind.INTERNAL, attributes, _ns(event.ts))
+        session.root = _Activation(span, "")
+        self._sessions[event.session_id] = session
 
     def _agent_started(self, event: ev.AgentStarted) -> None:
         session = self._sessions.get(event.session_id)
         if session is None:
             return
-        parent = session.root.context
-        links: list[Link] = []
+        parent = session.root.span.context
+        links: tuple[Link, ...] = ()
         if event.parent_activation is not None:
             # A delegated worker runs inside its supervisor's tool call for it.
             tool = session.tools.get(event.cause) if event.cause is not None else None
             supervisor = session.activations.get(event.parent_activation)
-            if tool is not None and tool.context is not None:
-                parent = tool.context
-                tool.span.set_attribute(attr.DELEGATION, True)
+            if tool is not None:
+                parent = tool.span.context
+                tool.span.attrs[attr.DELEGATION] = True
             elif supervisor is not None:
-                parent = supervisor.context
+                parent = supervisor.span.context
         elif event.cause is not None and event.reason != "entry":
             # A handoff, escalation or next stage: a sibling under the root, linked to
             # what started it.
@@ -499,7 +688,7 @@ class EventTracer:
                 act = session.activation_of.get(event.cause)
                 cause = session.activation_spans.get(act) if act is not None else None
             if cause is not None:
-                links.append(Link(cause, {attr.LINK_REASON: event.reason}))
+                links = (Link(cause, {attr.LINK_REASON: event.reason}),)
         attributes = self._step_attributes(event, attr.OP_INVOKE_AGENT)
         attributes[attr.AGENT_REASON] = event.reason
         if event.version is not None:
@@ -511,16 +700,17 @@ class EventTracer:
         if self.capture_content:
             attributes[attr.GEN_AI_INPUT_MESSAGES] = _content.user_message(event.incoming)
         agent = event.agent or ""
-        span = self._tracer.start_span(
+        span = self._start(
+            session,
             f"{attr.OP_INVOKE_AGENT} {agent}",
-            context=parent,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            links=links,
-            start_time=_ns(event.ts),
+            parent,
+            SpanKind.INTERNAL,
+            attributes,
+            _ns(event.ts),
+            links,
         )
-        session.activations[event.seq] = _Activation(span, trace.set_span_in_context(span), agent)
-        session.activation_spans[event.seq] = span.get_span_context()
+        session.activations[event.seq] = _Activation(span, agent)
+        session.activation_spans[event.seq] = span.context
         session.by_agent.setdefault(agent, []).append(event.seq)
 
     def _agent_finished(self, event: ev.AgentFinished) -> None:
@@ -534,18 +724,16 @@ class EventTracer:
         open_ = session.by_agent.get(act.agent)
         if open_ and event.activation in open_:
             open_.remove(event.activation)
-        attributes: dict[str, Any] = {
-            attr.AGENT_OUTCOME: event.outcome,
-            attr.COST_USD: act.cost_usd,
-        }
+        attributes = act.span.attrs
+        attributes[attr.AGENT_OUTCOME] = event.outcome
+        attributes[attr.COST_USD] = act.cost_usd
         if event.handoff_to is not None:
             attributes[attr.HANDOFF_TARGET] = event.handoff_to
         if self.capture_content and event.output:
             attributes[attr.GEN_AI_OUTPUT_MESSAGES] = _content.output_message(event.output)
-        act.span.set_attributes(attributes)
         if event.outcome == "failed":
-            act.span.set_status(Status(StatusCode.ERROR, f"agent {act.agent!r} failed"))
-        act.span.end(_ns(event.ts))
+            act.span.fail(f"agent {act.agent!r} failed")
+        self._end(session, act.span, _ns(event.ts))
 
     def _model_requested(self, event: ev.ModelRequested) -> None:
         session = self._sessions.get(event.session_id)
@@ -553,7 +741,7 @@ class EventTracer:
             return
         owner = self._owner(session, event)
         attributes = self._step_attributes(event, attr.OP_CHAT)
-        attributes[attr.GEN_AI_PROVIDER_NAME] = provider_name(event.model)
+        attributes[attr.GEN_AI_PROVIDER_NAME] = _provider_name(event.model)
         attributes[attr.GEN_AI_REQUEST_MODEL] = event.model
         if event.attempt > 1:
             attributes[attr.ATTEMPT] = event.attempt
@@ -562,14 +750,15 @@ class EventTracer:
             if system is not None:
                 attributes[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = system
             attributes[attr.GEN_AI_INPUT_MESSAGES] = messages
-        span = self._tracer.start_span(
+        span = self._start(
+            session,
             f"{attr.OP_CHAT} {event.model}",
-            context=owner.context,
-            kind=SpanKind.CLIENT,
-            attributes=attributes,
-            start_time=_ns(event.ts),
+            owner.span.context,
+            SpanKind.CLIENT,
+            attributes,
+            _ns(event.ts),
         )
-        session.calls[event.seq] = _Open(span, None, event.activation)
+        session.calls[event.seq] = _Open(span, event.activation)
 
     def _model_responded(self, event: ev.ModelResponded) -> None:
         session = self._sessions.get(event.session_id)
@@ -582,28 +771,23 @@ class EventTracer:
         call = session.calls.pop(event.cause, None) if event.cause is not None else None
         if call is None:
             return
-        attributes: dict[str, Any] = {
-            attr.GEN_AI_RESPONSE_MODEL: event.model,
-            attr.GEN_AI_USAGE_INPUT_TOKENS: event.input_tokens,
-            attr.GEN_AI_USAGE_OUTPUT_TOKENS: event.output_tokens,
-            attr.COST_USD: event.cost_usd,
-        }
+        attributes = call.span.attrs
+        attributes[attr.GEN_AI_RESPONSE_MODEL] = event.model
+        attributes[attr.GEN_AI_USAGE_INPUT_TOKENS] = event.input_tokens
+        attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = event.output_tokens
+        attributes[attr.COST_USD] = event.cost_usd
         if event.first_token_ms is not None:
             attributes[attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = event.first_token_ms / 1000
         if event.retry_of is not None:
             attributes[attr.RETRY_OF] = event.retry_of
         if self.capture_content:
             attributes[attr.GEN_AI_OUTPUT_MESSAGES] = _content.output_message(event.text, event.tool_calls)
-        call.span.set_attributes(attributes)
-        call.span.end(end)
-        for totals in (
-            session.activations.get(call.activation) if call.activation else None,
-            session.root,
-        ):
-            if totals is not None:
-                totals.input_tokens += event.input_tokens
-                totals.output_tokens += event.output_tokens
-                totals.cost_usd += event.cost_usd
+        self._end(session, call.span, end)
+        act = session.activations.get(call.activation) if call.activation else None
+        for totals in (act, session.root) if act is not None else (session.root,):
+            totals.input_tokens += event.input_tokens
+            totals.output_tokens += event.output_tokens
+            totals.cost_usd += event.cost_usd
 
     def _model_failed(self, event: ev.ModelFailed) -> None:
         session = self._sessions.get(event.session_id)
@@ -612,9 +796,15 @@ class EventTracer:
         call = session.calls.pop(event.cause, None) if event.cause is not None else None
         if call is None:
             return
-        call.span.set_attributes({attr.ERROR_TYPE: event.error_type, attr.RETRYABLE: event.retryable})
-        call.span.set_status(Status(StatusCode.ERROR, event.message))
-        call.span.end(_ns(event.ts))
+        call.span.attrs[attr.ERROR_TYPE] = event.error_type
+        call.span.attrs[attr.RETRYABLE] = event.retryable
+        # A provider's message may quote the request: only with content capture.
+        if self.capture_content:
+            description = f"{event.error_type}: {event.message}"
+        else:
+            description = f"{event.error_type} (agent {event.agent!r}, model {event.model!r})"
+        call.span.fail(description)
+        self._end(session, call.span, _ns(event.ts))
 
     def _tool_called(self, event: ev.ToolCalled) -> None:
         session = self._sessions.get(event.session_id)
@@ -626,14 +816,15 @@ class EventTracer:
         attributes[attr.GEN_AI_TOOL_CALL_ID] = event.call_id
         if self.capture_content:
             attributes[attr.GEN_AI_TOOL_CALL_ARGUMENTS] = _content.dumps(event.args)
-        span = self._tracer.start_span(
+        span = self._start(
+            session,
             f"{attr.OP_EXECUTE_TOOL} {event.tool}",
-            context=owner.context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=_ns(event.ts),
+            owner.span.context,
+            SpanKind.INTERNAL,
+            attributes,
+            _ns(event.ts),
         )
-        session.tools[event.seq] = _Open(span, trace.set_span_in_context(span), event.activation)
+        session.tools[event.seq] = _Open(span, event.activation)
 
     def _tool_returned(self, event: ev.ToolReturned) -> None:
         session = self._sessions.get(event.session_id)
@@ -643,12 +834,19 @@ class EventTracer:
         if tool is None:
             return
         if self.capture_content:
-            tool.span.set_attribute(attr.GEN_AI_TOOL_CALL_RESULT, event.result)
+            tool.span.attrs[attr.GEN_AI_TOOL_CALL_RESULT] = event.result
         if event.error is not None:
-            error_type = event.error.partition(":")[0].strip() or "tool_error"
-            tool.span.set_attribute(attr.ERROR_TYPE, error_type)
-            tool.span.set_status(Status(StatusCode.ERROR, event.error))
-        tool.span.end(_ns(event.ts))
+            # The engine writes "ExceptionType: message"; the message may quote the
+            # arguments, so it is recorded only with content capture.
+            head, colon, _ = event.error.partition(":")
+            error_type = head.strip() if colon and head.strip() else "tool_error"
+            tool.span.attrs[attr.ERROR_TYPE] = error_type
+            if self.capture_content:
+                description = event.error
+            else:
+                description = f"{error_type} (tool {event.tool!r}, agent {event.agent!r})"
+            tool.span.fail(description)
+        self._end(session, tool.span, _ns(event.ts))
 
     def _handoff_delivered(self, event: ev.HandoffDelivered) -> None:
         session = self._sessions.get(event.session_id)
@@ -672,15 +870,16 @@ class EventTracer:
             attributes[attr.HANDOFF_SCHEMA] = event.payload_schema
         if self.capture_content:
             attributes[attr.HANDOFF_PAYLOAD] = _content.dumps(event.payload)
-        span = self._tracer.start_span(
+        span = self._start(
+            session,
             f"handoff {event.source} -> {event.target}",
-            context=owner.context,
-            kind=SpanKind.INTERNAL,
-            attributes=attributes,
-            start_time=min(start, end),
+            owner.span.context,
+            SpanKind.INTERNAL,
+            attributes,
+            min(start, end),
         )
-        span.end(end)
-        session.handoffs[event.seq] = span.get_span_context()
+        self._end(session, span, end)
+        session.handoffs[event.seq] = span.context
 
     def _run_finished(self, event: ev.RunFinished) -> None:
         session = self._sessions.pop(event.session_id, None)
@@ -688,33 +887,39 @@ class EventTracer:
             return
         self._close(session, event.ts, None, "unfinished")
         root = session.root
-        attributes = root.totals()
+        attributes = root.span.attrs
+        attributes.update(root.totals())
         attributes[attr.STATUS] = "completed"
-        attributes[attr.PATH] = event.path
+        attributes[attr.PATH] = tuple(event.path)
         if self.capture_content:
             attributes[attr.OUTPUT] = event.output
             attributes[attr.GEN_AI_OUTPUT_MESSAGES] = _content.output_message(event.output)
-        root.span.set_attributes(attributes)
-        root.span.end(_ns(event.ts))
+        self._end(session, root.span, _ns(event.ts))
 
     def _run_failed(self, event: ev.RunFailed) -> None:
         session = self._sessions.pop(event.session_id, None)
         if session is None:
             return
-        description = f"{event.error_type}: {event.message}"
+        # The message may quote what the model said: only with content capture.
+        if self.capture_content:
+            description = f"{event.error_type}: {event.message}"
+        elif event.manifested is not None:
+            description = f"{event.error_type} (agent {event.manifested!r})"
+        else:
+            description = event.error_type
         self._close(session, event.ts, description, event.status)
         root = session.root
-        attributes = root.totals()
+        attributes = root.span.attrs
+        attributes.update(root.totals())
         attributes[attr.STATUS] = event.status
-        attributes[attr.PATH] = event.path
+        attributes[attr.PATH] = tuple(event.path)
         attributes[attr.ERROR_TYPE] = event.error_type
         if event.origin is not None:
             attributes[attr.ERROR_ORIGIN] = event.origin
         if event.manifested is not None:
             attributes[attr.ERROR_MANIFESTED] = event.manifested
-        root.span.set_attributes(attributes)
-        root.span.set_status(Status(StatusCode.ERROR, description))
-        root.span.end(_ns(event.ts))
+        root.span.fail(description)
+        self._end(session, root.span, _ns(event.ts))
 
     # -- span events ----------------------------------------------------------------------
 
@@ -762,7 +967,7 @@ class EventTracer:
                 found = {
                     attr.GEN_AI_TOOL_NAME: event.tool,
                     attr.GEN_AI_TOOL_CALL_ID: event.call_id,
-                    "playground.permission.allowed": event.allowed,
+                    "playground.permission.allowed": tuple(event.allowed),
                 }
                 if content:
                     found[attr.GEN_AI_TOOL_CALL_ARGUMENTS] = event.args
@@ -770,7 +975,7 @@ class EventTracer:
             case ev.LoopDetected():
                 return {
                     "playground.loop.reason": event.reason,
-                    "playground.loop.edge": event.edge,
+                    "playground.loop.edge": tuple(event.edge),
                     "playground.loop.policy": event.policy,
                 }
             case ev.Escalated():
