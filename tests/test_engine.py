@@ -677,3 +677,194 @@ async def test_a_fallback_on_another_provider_is_not_sent_to_the_primarys_server
     assert seen["local/other"] == seen["local/llama"]  # same provider: same endpoint
     assert seen["openai/x"] == {"temperature": 0.2}  # another provider: not the primary's server
     assert seen["other/z"] == {"api_base": "http://127.0.0.1:9999"}
+
+
+# -- what the hot path's shortcuts must not change ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"question": "hello", "n": 3, "x": 1.5, "ok": true, "none": null}',
+        '{"big": 123456789012345678901234567890, "tiny": 5e-324, "inf": 1e400}',
+        '{"a": 1, "a": 2}',
+        '{"s": "caf\\u00e9 \\ud83d\\ude00 \\n\\t"}',
+        '"\\ud800"',  # a lone surrogate: jiter refuses it, json takes it
+        "NaN",
+        "[1, 2",
+        '{"a": 1} x',
+        "",
+        "{'single': 'quotes'}",
+    ],
+)
+def test_parse_json_is_json_loads(text: str) -> None:
+    from playground.llm.base import parse_json
+
+    try:
+        expected = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(ValueError) as raised:
+            parse_json(text)
+        assert str(raised.value) == str(exc)  # the message the engine feeds back to the model
+    else:
+        got = parse_json(text)
+        assert got == expected or (got != got and expected != expected)  # NaN
+        assert json.dumps(got) == json.dumps(expected)
+
+
+async def test_scripted_templates_render_as_substitution_would(tmp_path: Path) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: templates
+        pattern: router
+        entry: a
+        agents:
+          a:
+            handoffs: [{to: b, context: {tags: "list[str]", meta: dict, n: int}}]
+            script:
+              - handoff: b
+                context: {tags: ["x", "y"], meta: {k: "v"}, n: 2}
+          b:
+            handoffs: [{to: c, context: {whole: "list[str]", spliced: str, nested: dict}}]
+            script:
+              - handoff: c
+                context:
+                  whole: "{tags}"
+                  spliced: "tags {tags}, meta {meta}, n {n}, {not a field}"
+                  nested: {inner: ["{n}", "n={n}"], same: "as is"}
+          c:
+            script:
+              - review: accept
+                feedback: "{no_such_field}"
+              - reply: {got: "{whole}", text: "{spliced}"}
+        """,
+    )
+    result = await run(system, "go")
+    assert result.status == "completed", result.error
+    to_c = of_kind(result.events, "handoff_delivered")[1]
+    assert to_c.payload == {
+        "whole": ["x", "y"],
+        "spliced": 'tags x, y, meta {"k": "v"}, n 2, {not a field}',
+        "nested": {"inner": [2, "n=2"], "same": "as is"},
+    }
+    assert json.loads(result.output) == {"got": ["x", "y"], "text": to_c.payload["spliced"]}
+
+
+async def test_a_missing_template_field_is_a_script_error_naming_the_known_ones(tmp_path: Path) -> None:
+    system = system_from(
+        tmp_path,
+        """
+        name: missing
+        pattern: router
+        entry: a
+        agents:
+          a:
+            handoffs: [{to: b, context: {question: str}}]
+            script:
+              - handoff: b
+          b:
+            script:
+              - reply: "about {topic}"
+        """,
+    )
+    result = await run(system, "hello")
+    assert result.status == "failed"
+    assert result.error is not None and result.error["type"] == "script_error"
+    assert "template field {topic} of 'b' is not in its incoming context (input, question)" in str(
+        result.error["message"]
+    )
+
+
+async def test_raw_args_are_sent_as_they_are_without_rendering_args(tmp_path: Path) -> None:
+    system = single_agent(
+        tmp_path,
+        """
+              - tool: lookup
+                raw_args: '{"customer_id": "C-7"}'
+              - reply: "done: {tool_result}"
+""",
+    )
+    result = await run(system, "hello")
+    assert result.status == "completed", result.error
+    assert of_kind(result.events, "tool_called")[0].args == {"customer_id": "C-7"}
+    assert result.output == "done: found C-7"
+
+
+async def test_live_events_read_back_as_they_were(tmp_path: Path) -> None:
+    from playground.engine.events import EVENT_ADAPTER
+
+    result = await run(load_system(ROUTER), "I was charged twice on my last invoice")
+    assert result.status == "completed"
+    for event in result.events:
+        back = EVENT_ADAPTER.validate_json(EVENT_ADAPTER.dump_json(event))
+        assert back == event
+        assert back.model_dump() == event.model_dump()
+        assert back.model_fields_set == event.model_fields_set == set(type(event).model_fields)
+
+
+async def test_per_agent_json_is_the_totals_of_the_last_event() -> None:
+    result = await run(load_system(ROUTER), "I was charged twice on my last invoice")
+    per_agent = result.as_json()["per_agent"]
+    assert per_agent == {name: totals.as_json() for name, totals in result.per_agent.items()}
+    assert list(per_agent) == ["router", "billing"]
+    assert result.events[-1].totals == {n: t for n, t in per_agent.items() if t["calls"]}
+
+
+async def test_runs_with_other_specs_of_an_agent_use_their_own_tools_and_settings() -> None:
+    from playground.llm.base import ModelRequest, ModelResponse
+
+    system = load_system(ROUTER)
+    seen: list[ModelRequest] = []
+
+    class Echo:
+        async def complete(self, request: ModelRequest, on_delta: object = None) -> ModelResponse:
+            seen.append(request)
+            return ModelResponse(text="ok", model=request.model)
+
+    base = instant(system)
+    router = base["router"]
+    handoffs = [router.handoffs[0].model_copy(update={"description": "changed"}), *router.handoffs[1:]]
+    changed = {
+        **base,
+        "router": router.model_copy(
+            update={"model": "other/m", "model_settings": {"temperature": 0.5}, "handoffs": handoffs}
+        ),
+    }
+    for agents in (base, changed, base):
+        await Runtime(system, agents=agents, llm_factory=lambda agent, model: Echo()).run("hello")
+    first, second, third = seen
+    assert (first.model, second.model, third.model) == ("scripted", "other/m", "scripted")
+    assert second.settings == {"temperature": 0.5}
+    assert second.tools[0].description == "changed"
+    assert first.tools == third.tools != second.tools
+
+
+async def test_a_slow_model_call_times_out_and_the_next_one_runs(tmp_path: Path) -> None:
+    from playground.llm.base import ModelRequest, ModelResponse
+
+    calls: list[str] = []
+
+    class SlowOnce:
+        async def complete(self, request: ModelRequest, on_delta: object = None) -> ModelResponse:
+            calls.append(request.model)
+            if len(calls) == 1:
+                await asyncio.sleep(5)
+            return ModelResponse(text="answered", model=request.model)
+
+    system = system_from(
+        tmp_path,
+        """
+        name: slow
+        pattern: pipeline
+        pipeline: [a]
+        limits: {retries: 1, backoff_s: 0, call_timeout_s: 0.05}
+        agents:
+          a: {model: local/x}
+        """,
+    )
+    result = await Runtime(system, llm_factory=lambda agent, model: SlowOnce()).run("hi")
+    assert result.status == "completed" and result.output == "answered"
+    failed = of_kind(result.events, "model_failed")
+    assert [(e.error_type, e.attempt) for e in failed] == [("timeout", 1)]
+    assert kinds(result.events).count("model_requested") == 2

@@ -13,7 +13,7 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,14 @@ from pydantic_core import to_json
 
 from playground.engine import events as ev
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate, GateKind
+from playground.engine.events import (
+    TRUSTED,
+    new_event,
+    set_dict,
+    set_extra,
+    set_fields_set,
+    set_private,
+)
 from playground.errors import ModelError, ModelTimeout, ProviderError, ScriptError
 from playground.llm.base import (
     LLM,
@@ -31,10 +39,11 @@ from playground.llm.base import (
     ModelResponse,
     ToolDef,
     approx_tokens,
+    parse_json,
 )
 from playground.spec.identity import version_id
 from playground.spec.load import HANDOFF_PREFIX, System
-from playground.spec.models import AgentSpec
+from playground.spec.models import AgentSpec, HandoffSpec
 from playground.spec.schema import Schema, format_validation_error
 
 log = logging.getLogger("playground.engine")
@@ -64,7 +73,7 @@ def default_llm_factory(agent: AgentSpec, model: str) -> LLM:
     return LiteLLM()
 
 
-@dataclass
+@dataclass(slots=True)
 class AgentTotals:
     """What one agent cost in a session."""
 
@@ -97,6 +106,8 @@ class RunResult:
     latency_ms: float
     error: dict[str, Any] | None = None
     events: list[Any] = field(default_factory=list, repr=False)
+    _final_totals: dict[str, Any] | None = field(default=None, init=False, repr=False, compare=False)
+    """The JSON of each agent's totals with a model call, as the run's last event has them."""
 
     @property
     def cost_usd(self) -> float:
@@ -108,6 +119,10 @@ class RunResult:
             "input": sum(a.input_tokens for a in self.per_agent.values()),
             "output": sum(a.output_tokens for a in self.per_agent.values()),
         }
+
+    def _per_agent_json(self) -> dict[str, Any]:
+        final = self._final_totals or {}  # the same totals: made once, not twice per run
+        return {name: final.get(name) or totals.as_json() for name, totals in self.per_agent.items()}
 
     def as_json(self) -> dict[str, Any]:
         """The ``playground run --json`` contract (shared/DESIGN.md)."""
@@ -121,7 +136,7 @@ class RunResult:
             "cost_usd": round(self.cost_usd, 8),
             "tokens": self.tokens,
             "latency_ms": round(self.latency_ms, 3),
-            "per_agent": {name: totals.as_json() for name, totals in self.per_agent.items()},
+            "per_agent": self._per_agent_json(),
             "error": self.error,
         }
 
@@ -152,12 +167,58 @@ class _Reply:
     text: str
 
 
-@dataclass
+@dataclass(slots=True)
 class _Handoff:
     target: str
     payload: dict[str, Any]
     history: list[dict[str, Any]]
     cause: int
+    rendered: str | None = None
+    """The payload as JSON text, when already rendered (the target's incoming message)."""
+
+
+@dataclass(slots=True)
+class _Route:
+    """One declared handoff of an agent, as the runtime checks it."""
+
+    spec: HandoffSpec
+    schema: Schema
+    target_input: Schema | None
+    """The target's own input schema, when it differs from the handoff's (validated too)."""
+    described: str
+
+
+@dataclass(slots=True)
+class _Plan:
+    """What the runtime derives from one agent spec (and the specs it hands off or delegates
+    to): computed once per system and set of agent specs, not once per call."""
+
+    tools: list[ToolDef]
+    tool_names: list[str]
+    models: list[str]
+    settings: dict[str, dict[str, Any]]
+    """Model string to the settings a call to it is made with."""
+    routes: dict[str, _Route]
+    """Handoff target to how it is checked."""
+    prompt: str
+    """The system prompt, unless a pipeline's next stage asks for a reply shape."""
+    llms: dict[str, LLM] = field(default_factory=dict)
+    """The default factory's models, by model string (they keep no per-run state)."""
+
+
+@dataclass(slots=True)
+class _World:
+    """A set of agent specs runtimes of one system run with, and what is derived from them."""
+
+    specs: list[AgentSpec]
+    """Kept so the ids in the key stay theirs."""
+    versions: dict[str, str] | None
+    """The file's version ids, when the versions are the file's."""
+    plans: dict[str, _Plan] = field(default_factory=dict)
+
+
+_WORLDS_KEPT = 64
+"""Sets of agent versions a system keeps plans for (forks and variants each make one)."""
 
 
 class Runtime:
@@ -188,8 +249,16 @@ class Runtime:
     ) -> None:
         self.system = system
         self.spec = system.spec
+        # CPython keeps an instance's attributes inline, where reading one is fastest, only
+        # while it has fewer than 30: at 30, every hop costs ~2% more. Group new state.
         self.agents = agents or dict(system.spec.agents)
-        self.versions = versions or self._file_versions()
+        world = self._world()
+        if not versions:
+            if world.versions is None:
+                world.versions = self._file_versions()
+            versions = dict(world.versions)
+        self.versions = versions
+        self._plans = world.plans
         self.controller = controller
         self.tool_replay = tool_replay
         self.llm_factory = llm_factory
@@ -199,7 +268,8 @@ class Runtime:
         self.correlation_id = secrets.token_hex(16)
         self.events: list[Any] = []
         self.path: list[str] = []
-        self.totals: dict[str, AgentTotals] = {name: AgentTotals() for name in self.agents}
+        self.totals: dict[str, AgentTotals] = {}
+        """Per agent, created at its first model call (reported in the agents' order)."""
         self._seq = 0
         self._step = 0
         self._hops = 0
@@ -209,13 +279,25 @@ class Runtime:
         self._input = ""
         self._deadline: asyncio.Timeout | None = None
         self._watchdog = _Watchdog()
-        self._isolated: str | None = None
         self._finished: set[int] = set()
         self._gate_mark = 0
         """Events before this index were seen by an earlier gate (for ``error:*`` breakpoints)."""
         self._failed_in: str | None = None
         """The innermost agent a run-level failure (timeout, abort, bug) happened in."""
-        self._isolated_context: dict[str, Any] | None = None
+
+    def _world(self) -> _World:
+        """The plans shared by every runtime of this system running these very agent specs."""
+        agents = self.agents
+        key = (tuple(agents), tuple(map(id, agents.values())))
+        worlds = self.system.cache.get("worlds")
+        if worlds is None:
+            worlds = self.system.cache["worlds"] = {}
+        world: _World | None = worlds.get(key)
+        if world is None:
+            if len(worlds) >= _WORLDS_KEPT:
+                worlds.clear()
+            world = worlds[key] = _World(list(agents.values()), None)
+        return world
 
     def _file_versions(self) -> dict[str, str]:
         cache = self.system.cache
@@ -238,7 +320,15 @@ class Runtime:
         data["ts"] = time.time()
         data["agent"] = agent
         data["version"] = self.versions.get(agent) if agent else None
-        event = cls.trusted(data)
+        trusted = TRUSTED.get(cls)
+        if trusted is None:
+            event = cls.trusted(data)
+        else:  # cls.trusted(data), inlined
+            event = new_event(cls)
+            set_dict(event, {**trusted[0], **data})
+            set_fields_set(event, trusted[1])
+            set_extra(event, None)
+            set_private(event, None)
         self.events.append(event)
         for sink in self.sinks:
             sink(event)
@@ -288,9 +378,8 @@ class Runtime:
             context: The handoff context the isolated agent receives.
         """
         started = time.perf_counter()
+        self._watchdog.bind()
         self._input = request
-        self._isolated = agent
-        self._isolated_context = context
         self._emit(
             ev.RunStarted,
             system=self.spec.name,
@@ -303,7 +392,7 @@ class Runtime:
         status, output, error = "completed", "", None
         try:
             async with asyncio.timeout(self.spec.limits.timeout_s) as self._deadline:
-                output = await self._drive(request)
+                output = await self._drive(request, agent, context)
         except _Failure as failure:
             status = "failed"
             error = self._fail(failure)
@@ -338,18 +427,23 @@ class Runtime:
                 totals=self._totals_json(),
             )
         self._watchdog.close()
-        return RunResult(
+        per_agent = self._per_agent()
+        result = RunResult(
             session_id=self.session_id,
             correlation_id=self.correlation_id,
             system=self.spec.name,
             status=status,
             path=list(self.path),
             output=output,
-            per_agent={n: t for n, t in self.totals.items() if n in self.path or t.calls},
+            per_agent=per_agent,
             latency_ms=(time.perf_counter() - started) * 1000,
             error=error,
             events=self.events,
         )
+        last = self.events[-1]
+        if last.kind in ("run_finished", "run_failed"):
+            result._final_totals = last.totals  # the totals have not changed since
+        return result
 
     def _fail(self, failure: _Failure, status: str = "failed") -> dict[str, Any]:
         self._emit(
@@ -375,15 +469,34 @@ class Runtime:
         return self._failed_in or (self.path[-1] if self.path else None)
 
     def _totals_json(self) -> dict[str, Any]:
-        return {name: t.as_json() for name, t in self.totals.items() if t.calls}
+        """The totals of the agents with a model call, for the run's last event."""
+        totals = self.totals
+        return {name: totals[name].as_json() for name in self.agents if name in totals and totals[name].calls}
 
-    async def _drive(self, request: str) -> str:
+    def _per_agent(self) -> dict[str, AgentTotals]:
+        """The agents on the path or with a model call, in the agents' order."""
+        on_path = set(self.path)
+        per_agent = {}
+        for name in self.agents:
+            totals = self.totals.get(name)
+            if name in on_path or (totals is not None and totals.calls):
+                per_agent[name] = totals if totals is not None else self._totals_of(name)
+        return per_agent
+
+    def _totals_of(self, name: str) -> AgentTotals:
+        totals = self.totals.get(name)
+        if totals is None:
+            totals = self.totals[name] = AgentTotals()
+        return totals
+
+    async def _drive(self, request: str, isolated: str | None, context: dict[str, Any] | None) -> str:
         spec = self.spec
-        if self._isolated is not None:
-            return await self._drive_isolated(self._isolated, request, self._isolated_context)
+        if isolated is not None:
+            return await self._drive_isolated(isolated, request, context)
         if spec.pattern == "pipeline":
             return await self._drive_pipeline(request)
-        agent, incoming, context, reason, cause = spec.entry_agent, request, None, "entry", 1
+        agent, incoming, reason, cause = spec.entry_agent, request, "entry", 1
+        context = None
         history: list[dict[str, Any]] = []
         while True:
             try:
@@ -395,7 +508,7 @@ class Runtime:
             if isinstance(result, _Reply):
                 return result.text
             agent, context, cause, history = result.target, result.payload, result.cause, result.history
-            incoming = _render_context(context)
+            incoming = result.rendered if result.rendered is not None else _render_context(context)
 
     async def _drive_isolated(self, name: str, request: str, context: dict[str, Any] | None) -> str:
         if name not in self.agents:
@@ -463,23 +576,20 @@ class Runtime:
             output = result.text
             if nxt is not None:
                 self._hops += 1
-                context = expect.validate(json.loads(output)) if expect is not None else None
+                context = expect.validate(parse_json(output)) if expect is not None else None
                 incoming = output
                 cause = self._seq
         return output
 
     # -- one activation -------------------------------------------------------------------
 
-    def _tools_for(self, name: str) -> list[ToolDef]:
-        key = (
-            "tools",
-            name,
-            self.versions.get(name),
-            tuple(self.versions.get(d) for d in self.agents[name].delegates),
-        )
-        cached = self.system.cache.get(key)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
+    def _plan(self, name: str) -> _Plan:
+        plan = self._plans.get(name)
+        if plan is None:
+            plan = self._plans[name] = self._make_plan(name)
+        return plan
+
+    def _make_plan(self, name: str) -> _Plan:
         agent = self.agents[name]
         defs: list[ToolDef] = []
         for tool_name in agent.tools:
@@ -497,8 +607,31 @@ class Runtime:
                     handoff.schema_.json_schema,
                 )
             )
-        self.system.cache[key] = defs
-        return defs
+        models = [agent.model, *agent.fallbacks]
+        return _Plan(
+            tools=defs,
+            tool_names=[t.name for t in defs],
+            models=models,
+            settings={model: agent.settings_for(model) for model in models},
+            routes={},
+            prompt=self._system_prompt(agent, agent.output),
+        )
+
+    def _route(self, agent: AgentSpec, plan: _Plan, target: str) -> _Route | None:
+        """How a handoff of ``agent`` to ``target`` is checked; None if it declares none."""
+        route = plan.routes.get(target)
+        if route is not None:
+            return route
+        declared = {h.to: h for h in agent.handoffs}
+        handoff = declared.get(target)
+        if handoff is None:
+            return None
+        schema = handoff.schema_
+        target_input = self.agents[target].input
+        if target_input is not None and target_input.fields == schema.fields:
+            target_input = None  # the same shape: validating twice would change nothing
+        route = plan.routes[target] = _Route(handoff, schema, target_input, schema.describe())
+        return route
 
     def _system_prompt(self, agent: AgentSpec, expect: Schema | None) -> str:
         prompt = agent.instructions
@@ -563,10 +696,17 @@ class Runtime:
         expect: Schema | None,
         expect_for: str | None,
     ) -> _Reply | _Handoff:
+        plan = self._plan(name)
         # A reply must satisfy the agent's own output schema and the next stage's input, if any.
-        checks = [(schema, whom) for schema, whom in ((agent.output, None), (expect, expect_for)) if schema]
-        expect = agent.output or expect
-        system_prompt = self._system_prompt(agent, expect)
+        checks: list[tuple[Schema, str | None]] = []
+        if agent.output is not None:
+            checks.append((agent.output, None))
+        if expect is not None:
+            checks.append((expect, expect_for))
+        if agent.output is not None or expect is None:
+            system_prompt = plan.prompt
+        else:
+            system_prompt = self._system_prompt(agent, expect)
         if history:
             system_prompt += "\n\nConversation before this handoff:\n" + "\n".join(
                 f"[{m.get('role')}] {m.get('content') or ''}" for m in history
@@ -575,7 +715,8 @@ class Runtime:
             {"role": "system", "content": system_prompt},
             {"role": "user", "content": incoming},
         ]
-        tools = self._tools_for(name)
+        tools = plan.tools
+        controller = self.controller
         validation_failures = 0
         last_response: int | None = None
         retry_of: int | None = None
@@ -584,7 +725,7 @@ class Runtime:
             turn += 1
             decision = (
                 CONTINUE
-                if self.controller is None
+                if controller is None
                 else await self._gate(
                     "model_call",
                     name,
@@ -596,7 +737,14 @@ class Runtime:
                 messages, retry_of = _before_last_assistant(messages), last_response
             # The first call answers what started the activation; a later one, what came back last.
             response, responded = await self._call_model(
-                name, agent, messages, tools, act, cause if turn == 1 else self._seq, retry_of=retry_of
+                name,
+                agent,
+                messages,
+                tools,
+                act,
+                cause if turn == 1 else self._seq,
+                retry_of=retry_of,
+                plan=plan,
             )
             retry_of = None
             last_response = responded.seq
@@ -640,13 +788,26 @@ class Runtime:
                     return _Reply(text)
                 continue
             for call in response.tool_calls:
-                outcome = await self._tool_call(name, agent, call, act, responded.seq, messages)
-                if outcome == "retry":
-                    messages, retry_of = _before_last_assistant(messages), last_response
-                    break
+                if call.name.startswith(HANDOFF_PREFIX):
+                    if controller is None:
+                        checked = self._check_handoff(name, agent, plan, call, act, responded.seq, messages)
+                        outcome = (
+                            checked
+                            if isinstance(checked, str)
+                            else self._deliver(name, call, act, responded.seq, messages, *checked)
+                        )
+                    else:
+                        outcome = await self._gated_handoff(
+                            name, agent, plan, call, act, responded.seq, messages
+                        )
+                else:
+                    outcome = await self._tool_call(name, agent, call, act, responded.seq, messages)
                 if isinstance(outcome, _Handoff):
                     self._finish(name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
                     return outcome
+                if outcome == "retry":
+                    messages, retry_of = _before_last_assistant(messages), last_response
+                    break
                 if outcome == "invalid":
                     validation_failures += 1
                     if validation_failures > self.spec.limits.max_validation_retries:
@@ -755,21 +916,18 @@ class Runtime:
 
     # -- model calls ----------------------------------------------------------------------
 
-    def _llm(self, agent: AgentSpec, model: str) -> LLM:
+    def _llm(self, agent: AgentSpec, model: str, plan: _Plan) -> LLM:
+        if self.llm_factory is default_llm_factory:
+            # The default models keep no per-run state that could leak between sessions (the
+            # scripted model's is keyed by session), so one per spec and model serves every run.
+            llm = plan.llms.get(model)
+            if llm is None:
+                llm = plan.llms[model] = default_llm_factory(agent, model)
+            return llm
         key = (agent.name, model)
         llm = self._llms.get(key)
         if llm is None:
-            if self.llm_factory is default_llm_factory:
-                # The default models keep no per-run state that could leak between sessions (the
-                # scripted model's is keyed by session), so one per spec and model serves every run.
-                shared = ("llm", model, id(agent))
-                cached = self.system.cache.get(shared)
-                if cached is None or cached[0] is not agent:
-                    cached = self.system.cache[shared] = (agent, self.llm_factory(agent, model))
-                llm = cached[1]
-            else:
-                llm = self.llm_factory(agent, model)
-            self._llms[key] = llm
+            llm = self._llms[key] = self.llm_factory(agent, model)
         return llm
 
     async def _call_model(
@@ -782,12 +940,22 @@ class Runtime:
         cause: int,
         *,
         retry_of: int | None = None,
+        plan: _Plan | None = None,
     ) -> tuple[ModelResponse, Any]:
+        """Call the agent's model (its fallbacks if it keeps failing); ``plan``: the agent's,
+        when ``tools`` are its own."""
         limits = self.spec.limits
-        models = [agent.model, *agent.fallbacks]
+        if plan is not None:
+            tool_names = list(plan.tool_names)
+        else:
+            plan = self._plan(name)
+            tool_names = [t.name for t in tools]
+        models = plan.models
         last_error: ModelError | None = None
         last_failed: Any = None
-        tool_names = [t.name for t in tools]
+        activation = f"{self.session_id}:{act}"
+        version = self.versions.get(name, "")
+        watchdog = self._watchdog
         for index, model in enumerate(models):
             if index:
                 last_failed = self._emit(
@@ -798,7 +966,10 @@ class Runtime:
                     from_model=models[index - 1],
                     to_model=model,
                 )
-            llm = self._llm(agent, model)
+            llm = plan.llms.get(model) if self.llm_factory is default_llm_factory else None
+            if llm is None:
+                llm = self._llm(agent, model, plan)
+            settings = plan.settings[model]
             for attempt in range(1, limits.retries + 2):
                 self._step += 1
                 step = self._step
@@ -814,20 +985,21 @@ class Runtime:
                     attempt=attempt,
                 )
                 request = ModelRequest(
-                    name,
-                    model,
-                    messages,
-                    tools,
-                    agent.settings_for(model),
-                    limits.call_timeout_s,
-                    f"{self.session_id}:{act}",
-                    self.versions.get(name, ""),
+                    name, model, messages, tools, settings, limits.call_timeout_s, activation, version
                 )
                 t0 = time.perf_counter()
+                call = llm.complete(request, self._delta_sink(name, act, step) if self.live else None)
                 try:
-                    response = await self._watchdog.run(
-                        limits.call_timeout_s, llm.complete(request, self._delta_sink(name, act, step))
-                    )
+                    # The watchdog, inline: one coroutine less per call than wrapping ``call``.
+                    watchdog.arm(limits.call_timeout_s)
+                    try:
+                        response = await call
+                    except asyncio.CancelledError:
+                        if watchdog.timed_out():
+                            raise TimeoutError from None
+                        raise
+                    finally:
+                        watchdog.disarm()
                 except TimeoutError:
                     error: ModelError = ModelTimeout(
                         f"{model} did not answer within limits.call_timeout_s = {limits.call_timeout_s} s",
@@ -839,13 +1011,19 @@ class Runtime:
                     error = ProviderError(f"{type(exc).__name__}: {exc}", model=model)
                 else:
                     latency = (time.perf_counter() - t0) * 1000
-                    cost = _cost(agent, response)
-                    totals = self.totals[name]
+                    price = agent.price
+                    cost = (
+                        (response.input_tokens * price.input + response.output_tokens * price.output) / 1e6
+                        if price is not None
+                        else response.cost_usd or 0.0
+                    )
+                    totals = self.totals.get(name) or self._totals_of(name)
                     totals.calls += 1
                     totals.input_tokens += response.input_tokens
                     totals.output_tokens += response.output_tokens
                     totals.cost_usd += cost
                     totals.latency_ms += latency
+                    calls = response.tool_calls
                     responded = self._emit(
                         ev.ModelResponded,
                         agent=name,
@@ -854,7 +1032,7 @@ class Runtime:
                         cause=requested.seq,
                         model=response.model or model,
                         text=response.text,
-                        tool_calls=[c.as_dict() for c in response.tool_calls],
+                        tool_calls=[{"id": c.id, "name": c.name, "arguments": c.arguments} for c in calls],
                         input_tokens=response.input_tokens,
                         output_tokens=response.output_tokens,
                         cost_usd=cost,
@@ -865,7 +1043,7 @@ class Runtime:
                     )
                     return response, responded
                 latency = (time.perf_counter() - t0) * 1000
-                self.totals[name].latency_ms += latency
+                self._totals_of(name).latency_ms += latency
                 last_error = error
                 last_failed = self._emit(
                     ev.ModelFailed,
@@ -913,19 +1091,17 @@ class Runtime:
     async def _tool_call(
         self, name: str, agent: AgentSpec, call: Any, act: int, cause: int, messages: list[dict[str, Any]]
     ) -> Any:
-        """Handle one tool call of a model response: a handoff, a delegation or a tool.
+        """Handle one tool call of a model response (not a handoff): a delegation or a tool.
 
-        Returns a :class:`_Handoff`, ``"invalid"`` after feeding a validation error
-        back, ``"retry"`` if the operator asked to redo the model call, or None.
+        Returns ``"invalid"`` after feeding a validation error back, ``"retry"`` if the
+        operator asked to redo the model call, or None.
         """
 
         def answer(content: str) -> None:
             messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
 
-        if call.name.startswith(HANDOFF_PREFIX):
-            return await self._handoff(name, agent, call, act, cause, messages, answer)
         try:
-            raw = json.loads(call.arguments or "{}")
+            raw = parse_json(call.arguments or "{}")
             if not isinstance(raw, dict):
                 raise ValueError("arguments must be a JSON object")
         except ValueError as exc:
@@ -986,7 +1162,7 @@ class Runtime:
             except Exception as exc:
                 error, result = f"{type(exc).__name__}: {exc}", ""
         latency = (time.perf_counter() - t0) * 1000
-        self.totals[name].latency_ms += latency
+        self._totals_of(name).latency_ms += latency
         self._emit(
             ev.ToolReturned,
             agent=name,
@@ -1194,21 +1370,63 @@ class Runtime:
         text = response.text.strip()
         return ("accept", "") if text.lower().startswith("accept") else ("reject", text or "no verdict")
 
-    async def _handoff(
+    async def _gated_handoff(
         self,
         name: str,
         agent: AgentSpec,
+        plan: _Plan,
         call: Any,
         act: int,
         cause: int,
         messages: list[dict[str, Any]],
-        answer: Callable[[str], None],
-    ) -> Any:
+    ) -> _Handoff | str:
+        """Handle a handoff call, held at the controller's gate: a :class:`_Handoff`, or
+        ``"invalid"``, or ``"retry"``."""
+        checked = self._check_handoff(name, agent, plan, call, act, cause, messages)
+        if isinstance(checked, str):
+            return checked
+        route, target, payload, rendered, history_tokens = checked
+        decision = await self._gate(
+            "handoff",
+            name,
+            {
+                "target": target,
+                "context": payload,
+                "schema": route.described,
+                "payload_tokens": approx_tokens(rendered),
+                "history": route.spec.history,
+                "history_tokens": history_tokens,
+            },
+            validate=lambda p: _check_route(route, target, p.get("context", {}))[1],
+            can_retry=True,
+        )
+        if decision.action == "retry":
+            return "retry"
+        edited = decision.action == "edit" and decision.payload is not None
+        if edited:
+            assert decision.payload is not None
+            payload = _check_route(route, target, decision.payload.get("context", {}))[0] or payload
+            rendered = _render_context(payload)
+        return self._deliver(
+            name, call, act, cause, messages, route, target, payload, rendered, history_tokens, edited
+        )
+
+    def _check_handoff(
+        self,
+        name: str,
+        agent: AgentSpec,
+        plan: _Plan,
+        call: Any,
+        act: int,
+        cause: int,
+        messages: list[dict[str, Any]],
+    ) -> tuple[_Route, str, dict[str, Any], str, int] | str:
+        """The route, target, clean payload, its JSON and the history's tokens of a handoff
+        call, or ``"invalid"`` after feeding the problem back."""
         target = call.name[len(HANDOFF_PREFIX) :]
-        declared = {h.to: h for h in agent.handoffs}
-        handoff = declared.get(target)
-        if handoff is None:
-            known = ", ".join(declared) or "none"
+        route = plan.routes.get(target) or self._route(agent, plan, target)
+        if route is None:
+            known = ", ".join({h.to: h for h in agent.handoffs}) or "none"
             self._emit(
                 ev.ValidationFailed,
                 agent=name,
@@ -1218,27 +1436,12 @@ class Runtime:
                 errors=f"{target!r} is not a handoff target of {name!r} (targets: {known})",
                 target=target,
             )
-            answer(f"Error: there is no agent {target!r} to hand off to. Choose one of: {known}.")
+            _answer(
+                messages, call, f"Error: there is no agent {target!r} to hand off to. Choose one of: {known}."
+            )
             return "invalid"
-        schema = handoff.schema_
-        target_input = self.agents[target].input
-        if target_input is not None and target_input.fields == schema.fields:
-            target_input = None  # the same shape: validating twice would change nothing
-
-        def check(payload: dict[str, Any]) -> tuple[dict[str, Any] | None, str | None, str]:
-            try:
-                clean = schema.validate(payload)
-            except ValidationError as exc:
-                return None, format_validation_error(exc), "handoff_payload"
-            if target_input is not None:
-                try:
-                    clean = target_input.validate(clean)
-                except ValidationError as exc:
-                    return None, f"{target!r} rejects its input: {format_validation_error(exc)}", "input"
-            return clean, None, ""
-
         try:
-            raw = json.loads(call.arguments or "{}")
+            raw = parse_json(call.arguments or "{}")
             if not isinstance(raw, dict):
                 raise ValueError("arguments must be a JSON object")
         except ValueError as exc:
@@ -1246,7 +1449,7 @@ class Runtime:
             problem: str | None = f"handoff arguments are not valid JSON: {exc}"
             what = "handoff_payload"
         else:
-            payload, problem, what = check(raw)
+            payload, problem, what = _check_route(route, target, raw)
         if payload is None:
             self._emit(
                 ev.ValidationFailed,
@@ -1257,36 +1460,31 @@ class Runtime:
                 errors=problem or "",
                 target=target,
             )
-            answer(f"Error: the handoff to {target} was refused: {problem}. Required: {schema.describe()}")
-            return "invalid"
-        rendered = _render_context(payload)
-        history_tokens = sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:])
-        decision = (
-            CONTINUE
-            if self.controller is None
-            else await self._gate(
-                "handoff",
-                name,
-                {
-                    "target": target,
-                    "context": payload,
-                    "schema": schema.describe(),
-                    "payload_tokens": approx_tokens(rendered),
-                    "history": handoff.history,
-                    "history_tokens": history_tokens,
-                },
-                validate=lambda p: check(p.get("context", {}))[1],
-                can_retry=True,
+            _answer(
+                messages,
+                call,
+                f"Error: the handoff to {target} was refused: {problem}. Required: {route.described}",
             )
-        )
-        if decision.action == "retry":
-            return "retry"
-        edited = decision.action == "edit" and decision.payload is not None
-        if edited:
-            assert decision.payload is not None
-            payload = check(decision.payload.get("context", {}))[0] or payload
-            rendered = _render_context(payload)
-        history = _history(messages, handoff.history)
+            return "invalid"
+        return route, target, payload, _render_context(payload), _history_tokens(messages)
+
+    def _deliver(
+        self,
+        name: str,
+        call: Any,
+        act: int,
+        cause: int,
+        messages: list[dict[str, Any]],
+        route: _Route,
+        target: str,
+        payload: dict[str, Any],
+        rendered: str,
+        history_tokens: int,
+        edited: bool = False,
+    ) -> _Handoff:
+        """Deliver a checked handoff: record it, answer the call, and return it."""
+        policy = route.spec.history
+        history = _history(messages, policy) if policy != "none" else []
         self._check_hops(name, target, payload, cause, rendered)
         self._step += 1
         delivered = self._emit(
@@ -1299,13 +1497,13 @@ class Runtime:
             target=target,
             payload=payload,
             payload_tokens=approx_tokens(rendered),
-            history=handoff.history,
+            history=policy,
             history_tokens=history_tokens,
-            payload_schema=schema.describe(),
+            payload_schema=route.described,
             edited=edited,
         )
-        answer(f"Handed off to {target}.")
-        return _Handoff(target, payload, history, delivered.seq)
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": f"Handed off to {target}."})
+        return _Handoff(target, payload, history, delivered.seq, rendered)
 
     def _check_hops(
         self, source: str, target: str, payload: dict[str, Any], cause: int, rendered: str | None = None
@@ -1351,27 +1549,40 @@ class _Watchdog:
     def __init__(self) -> None:
         self._deadline: float | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._when = 0.0
+        """When ``_timer`` fires."""
         self._fired = False
 
-    async def run(self, timeout_s: float, call: Coroutine[Any, Any, ModelResponse]) -> ModelResponse:
-        """Await ``call``; raises ``TimeoutError`` if it takes longer than ``timeout_s``."""
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + timeout_s
+    def bind(self) -> None:
+        """The run starts in the current task; every call it makes is awaited in that task."""
         self._task = asyncio.current_task()
+        self._loop = asyncio.get_running_loop()
+
+    def arm(self, timeout_s: float) -> None:
+        """A call starts: it may take ``timeout_s``."""
+        loop = self._loop
+        if loop is None:
+            self.bind()
+            loop = self._loop
+            assert loop is not None
+        self._deadline = deadline = loop.time() + timeout_s
         self._fired = False
-        if self._timer is None or self._timer.when() > self._deadline:
+        if self._timer is None or self._when > deadline:
             if self._timer is not None:
                 self._timer.cancel()
-            self._timer = loop.call_at(self._deadline, self._check)
-        try:
-            return await call
-        except asyncio.CancelledError:
-            if self._fired and self._task is not None and self._task.uncancel() == 0:
-                raise TimeoutError from None
-            raise
-        finally:
-            self._deadline = None
+            self._timer = loop.call_at(deadline, self._check)
+            self._when = deadline
+
+    def disarm(self) -> None:
+        """The call ended."""
+        self._deadline = None
+
+    def timed_out(self) -> bool:
+        """On a ``CancelledError`` during the call: whether the watchdog cancelled it (and
+        nothing else did), so the call timed out rather than the run being cancelled."""
+        return self._fired and self._task is not None and self._task.uncancel() == 0
 
     def _check(self) -> None:
         self._timer = None
@@ -1383,6 +1594,7 @@ class _Watchdog:
             self._task.cancel()
         else:
             self._timer = loop.call_at(self._deadline, self._check)
+            self._when = self._deadline
 
     def close(self) -> None:
         if self._timer is not None:
@@ -1392,6 +1604,36 @@ class _Watchdog:
 
 def _render_context(context: dict[str, Any]) -> str:
     return to_json(context, fallback=str).decode()
+
+
+def _answer(messages: list[dict[str, Any]], call: Any, content: str) -> None:
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+
+
+def _check_route(
+    route: _Route, target: str, payload: dict[str, Any]
+) -> tuple[dict[str, Any] | None, str | None, str]:
+    """The clean payload of a handoff, or None, the problem and what was wrong."""
+    try:
+        clean = route.schema.validate(payload)
+    except ValidationError as exc:
+        return None, format_validation_error(exc), "handoff_payload"
+    if route.target_input is not None:
+        try:
+            clean = route.target_input.validate(clean)
+        except ValidationError as exc:
+            return None, f"{target!r} rejects its input: {format_validation_error(exc)}", "input"
+    return clean, None, ""
+
+
+def _history_tokens(messages: list[dict[str, Any]]) -> int:
+    """What the conversation after the system prompt would cost a handoff's target, in tokens."""
+    tokens = 0
+    for message in messages[1:]:
+        text = str(message.get("content") or "")
+        if text:
+            tokens += (len(text) + 3) // 4  # approx_tokens, inlined: once per message
+    return tokens
 
 
 def _assistant_message(response: ModelResponse) -> dict[str, Any]:
@@ -1422,7 +1664,7 @@ def _history(messages: list[dict[str, Any]], policy: str) -> list[dict[str, Any]
 
 def _check_json(text: str, schema: Schema) -> str | None:
     try:
-        data = json.loads(text)
+        data = parse_json(text)
     except ValueError as exc:
         return f"not valid JSON ({exc})"
     try:
@@ -1430,9 +1672,3 @@ def _check_json(text: str, schema: Schema) -> str | None:
     except ValidationError as exc:
         return format_validation_error(exc)
     return None
-
-
-def _cost(agent: AgentSpec, response: ModelResponse) -> float:
-    if agent.price is not None:
-        return (response.input_tokens * agent.price.input + response.output_tokens * agent.price.output) / 1e6
-    return response.cost_usd or 0.0

@@ -17,7 +17,9 @@ import asyncio
 import json
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, NoReturn
 
 from pydantic_core import to_json
 
@@ -37,6 +39,7 @@ from playground.llm.base import (
     OnDelta,
     ToolCall,
     approx_tokens,
+    parse_json,
 )
 from playground.spec.load import HANDOFF_PREFIX
 from playground.spec.models import ScriptStep
@@ -74,57 +77,64 @@ class ScriptedLLM:
         self.latency_ms = latency_ms
         self.tokens_per_s = tokens_per_s
         self._patterns = [re.compile(s.match) if s.match else None for s in script]
+        self._answers = [_answer(s, agent) for s in script]
         self._failures: dict[tuple[str, int], int] = {}
 
     async def complete(self, request: ModelRequest, on_delta: OnDelta | None = None) -> ModelResponse:
         started = time.perf_counter()
         messages = request.messages
-        incoming = _content(messages[1]) if len(messages) > 1 else ""
-        offered = {t.name for t in request.tools}
-        if REVIEW_ACCEPT in offered:
-            step = self._review_step(incoming)
+        incoming = messages[1].get("content") if len(messages) > 1 else ""
+        if not isinstance(incoming, str):
+            incoming = ""
+        turns = _own_turns(messages)
+        for tool in request.tools:
+            if tool.name == REVIEW_ACCEPT:
+                index, step = self._review_step(incoming)
+                break
         else:
-            step = self._next_step(request, incoming, messages)
-        fields = _fields(incoming, messages)
+            index, step = self._next_step(request, incoming, messages, turns)
         calls: list[ToolCall] = []
         text = ""
-        call_id = f"{_OWN}{_own_turns(messages) + 1}"
+        call_id = f"{_OWN}{turns + 1}"
         if step is None:
             calls.append(ToolCall(call_id, REVIEW_ACCEPT, "{}"))
-        elif step.review is not None:
-            if step.review == "accept":
+        else:
+            answer = self._answers[index]
+            action = answer.action
+            render = answer.render
+            rendered = answer.template if render is None else render(_fields(incoming, messages))
+            if action == "reply":
+                text = rendered if isinstance(rendered, str) else _json(rendered)
+            elif action == "call":  # a tool, a delegate or a handoff
+                args = answer.raw_args if answer.raw_args is not None else _json(rendered)
+                calls.append(ToolCall(call_id, answer.tool, args))
+            elif action == "accept":
                 calls.append(ToolCall(call_id, REVIEW_ACCEPT, "{}"))
-            else:
-                feedback = _render(step.feedback or "rejected", fields, self.agent)
-                calls.append(ToolCall(call_id, REVIEW_REJECT, json.dumps({"feedback": feedback})))
-        elif step.reply is not None:
-            rendered = _render(step.reply, fields, self.agent)
-            text = rendered if isinstance(rendered, str) else _json(rendered)
-        elif step.tool is not None:
-            args = (
-                step.raw_args
-                if step.raw_args is not None
-                else _json(_render(step.args or {}, fields, self.agent))
-            )
-            calls.append(ToolCall(call_id, step.tool, args))
-        elif step.handoff is not None:
-            context = _render(step.context or {"question": "{input}"}, fields, self.agent)
-            calls.append(ToolCall(call_id, HANDOFF_PREFIX + step.handoff, _json(context)))
+            elif action == "reject":
+                calls.append(ToolCall(call_id, REVIEW_REJECT, json.dumps({"feedback": rendered})))
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
         first_token_ms = (time.perf_counter() - started) * 1000
-        out = text or "".join(c.arguments for c in calls)
-        if text and (on_delta is not None or self.tokens_per_s):
-            delay = 1 / self.tokens_per_s if self.tokens_per_s else 0.0
-            for token in _TOKEN.findall(text):
-                if delay:
-                    await asyncio.sleep(delay)
-                if on_delta is not None:
-                    on_delta(token)
+        if text:
+            out = text
+            if on_delta is not None or self.tokens_per_s:
+                delay = 1 / self.tokens_per_s if self.tokens_per_s else 0.0
+                for token in _TOKEN.findall(text):
+                    if delay:
+                        await asyncio.sleep(delay)
+                    if on_delta is not None:
+                        on_delta(token)
+        else:
+            out = calls[0].arguments if len(calls) == 1 else "".join(c.arguments for c in calls)
+        input_tokens = 0
+        for message in messages:
+            content = message.get("content")
+            if content and isinstance(content, str):
+                input_tokens += (len(content) + 3) // 4  # approx_tokens, inlined: once per message
         return ModelResponse(
             text=text,
             tool_calls=calls,
-            input_tokens=sum(approx_tokens(_content(m)) for m in messages),
+            input_tokens=input_tokens,
             output_tokens=approx_tokens(out),
             cost_usd=None,
             model=request.model,
@@ -135,8 +145,9 @@ class ScriptedLLM:
         pattern = self._patterns[index]
         return pattern is None or pattern.search(incoming) is not None
 
-    def _next_step(self, request: ModelRequest, incoming: str, messages: list[dict[str, Any]]) -> ScriptStep:
-        turns = _own_turns(messages)
+    def _next_step(
+        self, request: ModelRequest, incoming: str, messages: list[dict[str, Any]], turns: int
+    ) -> tuple[int, ScriptStep]:
         last = -1
         for _ in range(turns):
             last = self._find(last + 1, incoming, answers_only=True)
@@ -153,7 +164,7 @@ class ScriptedLLM:
                 )
             step = self.script[index]
             if step.fail is None:
-                return step
+                return index, step
             key = (request.activation, index)
             used = self._failures.get(key, 0)
             applies = step.model is None or step.model == request.model
@@ -166,19 +177,21 @@ class ScriptedLLM:
             index += 1
 
     def _find(self, start: int, incoming: str, *, answers_only: bool) -> int:
-        for index in range(start, len(self.script)):
-            step = self.script[index]
-            if step.review is not None or (answers_only and step.fail is not None):
+        answers, patterns = self._answers, self._patterns
+        for index in range(start, len(answers)):
+            answer = answers[index]
+            if answer.reviews or (answers_only and answer.fails):
                 continue
-            if self._matches(index, incoming):
+            pattern = patterns[index]
+            if pattern is None or pattern.search(incoming) is not None:
                 return index
         return -1
 
-    def _review_step(self, incoming: str) -> ScriptStep | None:
+    def _review_step(self, incoming: str) -> tuple[int, ScriptStep | None]:
         for index, step in enumerate(self.script):
-            if step.review is not None and self._matches(index, incoming):
-                return step
-        return None
+            if self._answers[index].reviews and self._matches(index, incoming):
+                return index, step
+        return -1, None
 
 
 _OWN = "sc_"
@@ -211,7 +224,7 @@ def _fields(incoming: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     if incoming.startswith("{"):
         try:
-            parsed = json.loads(incoming)
+            parsed = parse_json(incoming)
         except ValueError:
             parsed = None
         if isinstance(parsed, dict):
@@ -224,26 +237,88 @@ def _fields(incoming: str, messages: list[dict[str, Any]]) -> dict[str, Any]:
     return fields
 
 
-def _render(template: Any, fields: dict[str, Any], agent: str) -> Any:
+Render = Callable[[dict[str, Any]], Any]
+"""Fills a parsed template from the fields of one call."""
+
+
+@dataclass(slots=True)
+class _Answer:
+    """What a script step answers, worked out once from the step."""
+
+    action: str
+    """``reply``, ``call`` (a tool, delegate or handoff), ``accept``, ``reject`` or ``fail``."""
+    reviews: bool
+    fails: bool
+    tool: str = ""
+    """The tool called, handoffs with their prefix."""
+    raw_args: str | None = None
+    template: Any = None
+    """The reply, arguments, context or feedback, as written."""
+    render: Render | None = None
+    """Fills ``template`` in; None: it has no field and is used as is."""
+
+
+def _answer(step: ScriptStep, agent: str) -> _Answer:
+    reviews, fails = step.review is not None, step.fail is not None
+    if step.review == "accept":
+        return _Answer("accept", reviews, fails)
+    template: Any = None
+    if step.review == "reject":
+        action, tool, template = "reject", "", step.feedback or "rejected"
+    elif step.reply is not None:
+        action, tool, template = "reply", "", step.reply
+    elif step.tool is not None:
+        action, tool = "call", step.tool
+        if step.raw_args is None:  # sent as they are: their template is never rendered
+            template = step.args or {}
+    elif step.handoff is not None:
+        action, tool = "call", HANDOFF_PREFIX + step.handoff
+        template = step.context or {"question": "{input}"}
+    else:
+        action, tool = "fail", ""
+    return _Answer(action, reviews, fails, tool, step.raw_args, template, _compile(template, agent))
+
+
+def _compile(template: Any, agent: str) -> Render | None:
+    """Parse a template once: a string's ``{field}``s, a map's or a list's values, recursively.
+
+    Rendering gives what substituting into the template text would: a string that is one
+    whole ``{field}`` becomes that field's value, any other field is spliced in as text.
+    """
     if isinstance(template, dict):
-        return {k: _render(v, fields, agent) for k, v in template.items()}
+        items = [(key, value, _compile(value, agent)) for key, value in template.items()]
+        if all(render is None for _, _, render in items):
+            return None
+        return lambda fields: {k: v if r is None else r(fields) for k, v, r in items}
     if isinstance(template, list):
-        return [_render(v, fields, agent) for v in template]
+        elements = [(value, _compile(value, agent)) for value in template]
+        if all(render is None for _, render in elements):
+            return None
+        return lambda fields: [v if r is None else r(fields) for v, r in elements]
     if not isinstance(template, str) or "{" not in template:
-        return template
-
-    def value(name: str) -> Any:
-        if name not in fields:
-            known = ", ".join(sorted(fields))
-            raise ScriptError(
-                f"template field {{{name}}} of {agent!r} is not in its incoming context ({known})"
-            )
-        return fields[name]
-
+        return None
     whole = _FIELD.fullmatch(template)
     if whole:
-        return value(whole.group(1))
-    return _FIELD.sub(lambda m: _as_text(value(m.group(1))), template)
+        name = whole.group(1)
+        return lambda fields: fields[name] if name in fields else _missing(name, fields, agent)
+    pieces = _FIELD.split(template)  # literal, name, literal, name, ..., literal
+    if len(pieces) == 1:
+        return None
+    literals, names = pieces[0::2], pieces[1::2]
+
+    def splice(fields: dict[str, Any]) -> str:
+        out = [literals[0]]
+        for name, literal in zip(names, literals[1:], strict=True):
+            out.append(_as_text(fields[name] if name in fields else _missing(name, fields, agent)))
+            out.append(literal)
+        return "".join(out)
+
+    return splice
+
+
+def _missing(name: str, fields: dict[str, Any], agent: str) -> NoReturn:
+    known = ", ".join(sorted(fields))
+    raise ScriptError(f"template field {{{name}}} of {agent!r} is not in its incoming context ({known})")
 
 
 def _as_text(value: Any) -> str:
