@@ -55,7 +55,7 @@ def chain_yaml(n: int) -> str:
 async def timed(
     fn: Callable[[], Awaitable[object]], runs: int, settle: Callable[[], Awaitable[object]] | None = None
 ) -> float:
-    """Mean µs per run over ``runs`` back-to-back runs, best of three rounds.
+    """Mean µs per run over ``runs`` back-to-back runs, best of five rounds.
 
     Throughput, not single-run latency: the store writes behind the run, so the
     honest cost includes waiting for the writes at the end (``settle``)."""
@@ -64,7 +64,7 @@ async def timed(
     if settle is not None:
         await settle()
     rounds = []
-    for _ in range(3):
+    for _ in range(5):
         t0 = time.perf_counter()
         for _ in range(runs):
             await fn()
@@ -160,7 +160,7 @@ async def main() -> None:
     posts, _ = receiver.communicate()
     print(
         f"engine overhead per agent hop ({short}- vs {long}-agent chains, scripted model at zero latency,"
-        f" mean of {runs} runs, best of 3)"
+        f" mean of {runs} runs, best of 5)"
     )
     print(f"{'':40} {'µs/hop':>9} {'µs/session':>11}")
     for label, per_hop, fixed in rows:

@@ -7,7 +7,6 @@ started it.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from playground.engine.controller import Controller
@@ -149,10 +148,7 @@ async def run_session(
     )
     if store is not None:
         await store.finish_session(result)
-        # A run with instant models never waits, so the store's writer has not had a turn:
-        # give it one, so it writes this session while the caller goes on (in its own thread)
-        # rather than everything piling up in memory until a flush.
-        await asyncio.sleep(0)
+        await store.make_way()
     # Spans export in the background (batched); whoever owns the tracer flushes or shuts it
     # down when done. Flushing here would hold the event loop until the collector answers.
     return result

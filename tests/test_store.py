@@ -103,6 +103,20 @@ async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Pat
     assert kinds["events"] == "view" and kinds["event_chunks"] == "table"
 
 
+async def test_the_writer_keeps_up_while_instant_sessions_run_back_to_back(tmp_path: Path) -> None:
+    # Instant runs never wait, and a busy event loop starves the connection's thread of
+    # the GIL (measured: a single statement waited seconds): without Store.make_way
+    # nothing would reach the disk until the flush.
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(tmp_path / "s.db") as store:
+        for i in range(300):
+            await run_session(system, f"q{i}", store=store)
+        with sqlite3.connect(tmp_path / "s.db") as conn:
+            written = conn.execute("SELECT count(*) FROM sessions WHERE status = 'completed'").fetchone()[0]
+        assert written > 0, "nothing was written while the sessions ran"
+        assert len(await store.sessions(limit=1000)) == 300
+
+
 async def test_a_newer_store_is_refused(tmp_path: Path) -> None:
     db = tmp_path / "s.db"
     async with Store(db):
