@@ -83,17 +83,22 @@ async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Pat
     db = tmp_path / "s.db"
     system = system_from(tmp_path, FAST_ROUTER)
     async with Store(db) as store:
-        result = await run_session(system, "hello", store=store)
-        before = [e.model_dump() for e in await store.events(result.session_id)]
-    # Turn it back into a schema 3 store: an events table, one row per event.
+        results = [await run_session(system, f"q{i}", store=store) for i in range(3)]
+        before = [[e.model_dump() for e in await store.events(r.session_id)] for r in results]
+    # Turn it back into a schema 3 store: an events table, one row per event, written in
+    # an order that is not the sessions' (rows of concurrent runs interleave).
     with sqlite3.connect(db) as conn:
-        conn.execute("CREATE TABLE old AS SELECT session_id, seq, kind, agent, step, ts, data FROM events")
+        rows = conn.execute("SELECT session_id, seq, kind, agent, step, ts, data FROM events").fetchall()
         conn.execute("DROP VIEW events")
         conn.execute("DROP TABLE event_chunks")
-        conn.execute("ALTER TABLE old RENAME TO events")
+        conn.execute(
+            "CREATE TABLE events (session_id TEXT NOT NULL, seq INTEGER NOT NULL, kind TEXT NOT NULL,"
+            " agent TEXT, step INTEGER, ts REAL NOT NULL, data TEXT NOT NULL)"
+        )
+        conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?)", rows[::-1])
         conn.execute("PRAGMA user_version = 3")
     async with Store(db) as store:
-        after = [e.model_dump() for e in await store.events(result.session_id)]
+        after = [[e.model_dump() for e in await store.events(r.session_id)] for r in results]
         again = await run_session(system, "again", store=store)
         assert [e.kind for e in await store.events(again.session_id)][-1] == "run_finished"
     assert after == before
@@ -101,6 +106,63 @@ async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Pat
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         kinds = {row[0]: row[1] for row in conn.execute("SELECT name, type FROM sqlite_master")}
     assert kinds["events"] == "view" and kinds["event_chunks"] == "table"
+
+
+CONCURRENT = """
+name: concurrent
+pattern: router
+entry: a
+scripted: {latency_ms: 5}
+agents:
+  a:
+    handoffs: [{to: b}]
+    script: [{handoff: b}]
+  b:
+    script: [{reply: "b says {question}"}]
+"""
+
+
+async def test_sessions_running_at_once_read_back_each_in_order(tmp_path: Path) -> None:
+    system = system_from(tmp_path, CONCURRENT)
+    async with Store(tmp_path / "s.db") as store:
+        results = await asyncio.gather(*(run_session(system, f"q{i}", store=store) for i in range(6)))
+        for result in results:
+            stored = await store.events(result.session_id)
+            live = [e for e in result.events if e.kind != "token_delta"]
+            assert [e.model_dump() for e in stored] == [e.model_dump() for e in live]
+    with sqlite3.connect(tmp_path / "s.db") as conn:
+        # The sessions' events interleaved in the batches, so a session has several chunks.
+        assert conn.execute("SELECT count(*) FROM event_chunks").fetchone()[0] > len(results)
+
+
+async def test_an_event_with_a_lone_surrogate_is_kept_and_exported(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text('def t(x: str) -> str:\n    return "broken \\ud800 text"\n')
+    system = system_from(
+        tmp_path,
+        """
+        name: odd
+        pattern: router
+        entry: a
+        agents:
+          a:
+            tools: [t]
+            handoffs: [{to: b}]
+            script:
+              - tool: t
+                args: {x: "1"}
+              - handoff: b
+          b: {script: [{reply: done}]}
+        tools: {t: tools.py:t}
+        """,
+    )
+    async with Store(tmp_path / "a.db") as a, Store(tmp_path / "b.db") as b:
+        result = await run_session(system, "go", store=a)
+        lines = await a.export_session(result.session_id)
+        assert any("\\ud800" in line for line in lines)
+        await b.import_session(lines)
+        assert (await b.export_session(result.session_id))[1:] == lines[1:]
+        returned = [e for e in await b.events(result.session_id) if e.kind == "tool_returned"]
+        assert returned[0].result == "broken \ud800 text"
 
 
 async def test_the_writer_keeps_up_while_instant_sessions_run_back_to_back(tmp_path: Path) -> None:

@@ -867,6 +867,15 @@ async def test_export_failures_are_reported(clean_env: pytest.MonkeyPatch) -> No
     assert tracer.export_failures() == {f"http://127.0.0.1:{port}/v1/traces": 8}
 
 
+async def test_a_small_queue_from_the_environment_is_honoured(clean_env: pytest.MonkeyPatch) -> None:
+    # Our export batches (2,048 spans) must not exceed a smaller OTEL_BSP_MAX_QUEUE_SIZE:
+    # the SDK refuses a batch larger than the queue.
+    clean_env.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "100")
+    tracer = configure_tracing(otlp_endpoint="127.0.0.1:9")
+    assert tracer is not None
+    tracer.shutdown()
+
+
 async def test_otlp_endpoint_from_environment(
     clean_env: pytest.MonkeyPatch, receiver: tuple[str, list[tuple[str, str, bytes]]]
 ) -> None:

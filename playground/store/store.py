@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from pydantic_core import to_json
 
 from playground.engine.events import EVENT_ADAPTER, Event
@@ -190,11 +190,22 @@ FROM event_chunks AS c, json_each(c.data) AS e
 _EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
+def _json_text(value: Any) -> str:
+    try:
+        return to_json(value).decode()
+    except ValueError:  # e.g. a lone surrogate: escaped, as json does
+        return json.dumps(value, ensure_ascii=True, default=str)
+
+
 def _event_json(event: Any) -> str:
     try:
         return to_json(event.__dict__).decode()
     except ValueError:  # e.g. a lone surrogate from a tool: keep the event, escaped
+        pass
+    try:
         return json.dumps(event.model_dump(mode="json"), ensure_ascii=True, default=str)
+    except Exception:  # whatever a custom controller or tool put in it: keep what can be kept
+        return json.dumps(event.__dict__, ensure_ascii=True, default=str)
 
 
 _PACK_EVERY = 64
@@ -488,16 +499,36 @@ class Store:
             async with db.execute("SELECT type FROM sqlite_master WHERE name = 'events'") as cursor:
                 found = await cursor.fetchone()
             if found is not None and found[0] == "table":  # schema 1-3: one row per event
-                await db.execute(
-                    "INSERT INTO event_chunks (session_id, first_seq, last_seq, events, data)"
-                    " SELECT session_id, min(seq), max(seq), count(*), '[' || group_concat(data, ',') || ']'"
-                    " FROM (SELECT session_id, seq, data FROM events ORDER BY session_id, seq)"
-                    " GROUP BY session_id"
-                )
-                await db.execute("DROP TABLE events")
+                await self._move_events_to_chunks()
             await db.execute(_EVENTS_VIEW)
             await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             await db.commit()
+
+    async def _move_events_to_chunks(self) -> None:
+        """Schema 3 -> 4: each session's events (one row each) become one chunk, in ``seq`` order."""
+        db = self.db
+        rows: list[tuple[Any, ...]] = []
+        session: str | None = None
+        seqs: list[int] = []
+        parts: list[str] = []
+
+        def close_chunk() -> None:
+            if session is not None:
+                rows.append((session, seqs[0], seqs[-1], len(seqs), "[" + ",".join(parts) + "]"))
+
+        async with db.execute("SELECT session_id, seq, data FROM events ORDER BY session_id, seq") as cursor:
+            async for session_id, seq, data in cursor:
+                if session_id != session:
+                    close_chunk()
+                    session, seqs, parts = session_id, [], []
+                seqs.append(seq)
+                parts.append(data)
+                if len(rows) >= 256:
+                    await db.executemany(_INSERT_CHUNK, rows)
+                    rows = []
+        close_chunk()
+        await db.executemany(_INSERT_CHUNK, rows)
+        await db.execute("DROP TABLE events")
 
     async def _mark_interrupted(self) -> None:
         db = self.db
@@ -532,7 +563,10 @@ class Store:
             return
         events = self._events
         if events and (event.session_id != events[0].session_id or len(events) >= _PACK_EVERY):
-            self._pack()
+            try:
+                self._pack()
+            except Exception as exc:  # never into the run that emitted the event; flush() reports it
+                self._write_error = exc
             events = self._events
         events.append(event)
         if not self._woken:
@@ -569,10 +603,10 @@ class Store:
             await self._wake.wait()
             self._wake.clear()
             self._woken = False
-            self._pack()
-            batch, self._pending = self._pending, []
-            sessions, self._new_sessions = self._new_sessions, {}
             try:
+                self._pack()
+                batch, self._pending = self._pending, []
+                sessions, self._new_sessions = self._new_sessions, {}
                 if batch or sessions:
                     async with self._tx:
                         try:
@@ -583,7 +617,9 @@ class Store:
             except Exception as exc:  # keep the run going and the writer alive; flush() reports it
                 self._write_error = exc
             finally:
-                if not self._has_work():
+                if self._has_work():  # queued during the write, or left by a failed pack
+                    self._wake.set()
+                else:
                     self._idle.set()
             if self._closing and not self._has_work():
                 return
@@ -760,7 +796,10 @@ class Store:
             rows = await cursor.fetchall()
         events: list[Any] = []
         for row in rows:
-            events.extend(_EVENT_LIST.validate_json(row[0]))
+            try:
+                events.extend(_EVENT_LIST.validate_json(row[0]))
+            except ValidationError:  # pydantic's parser refuses a lone surrogate, json takes it
+                events.extend(_EVENT_LIST.validate_python(json.loads(row[0])))
         return events
 
     # -- agent versions ----------------------------------------------------------------------
@@ -1181,14 +1220,12 @@ class Store:
                 }
                 versions.append(json.dumps(record, ensure_ascii=False))
         async with self.db.execute(
-            "SELECT data FROM event_chunks WHERE session_id = ? ORDER BY first_seq", (found.session_id,)
+            "SELECT e.value FROM event_chunks AS c, json_each(c.data) AS e"
+            " WHERE c.session_id = ? ORDER BY c.first_seq, e.key",
+            (found.session_id,),
         ) as cursor:
-            # Written by to_json, so to_json of the parsed events gives the stored bytes again.
-            events = [
-                '{"type":"event","event":' + to_json(event).decode() + "}"
-                for row in await cursor.fetchall()
-                for event in json.loads(row[0])
-            ]
+            # The stored JSON of each event goes out byte for byte.
+            events = ['{"type":"event","event":' + r[0] + "}" for r in await cursor.fetchall()]
         header = {
             "format": EXPORT_FORMAT,
             "format_version": EXPORT_FORMAT_VERSION,
@@ -1309,7 +1346,7 @@ class Store:
                             event_rows[0][0],
                             event_rows[-1][0],
                             len(event_rows),
-                            to_json([data for _, data in event_rows]).decode(),
+                            _json_text([data for _, data in event_rows]),
                         ),
                     )
         except aiosqlite.IntegrityError as exc:

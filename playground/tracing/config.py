@@ -74,6 +74,13 @@ def _console_line(span: ReadableSpan) -> str:
     return str(span.to_json(indent=None)) + "\n"
 
 
+def _env_int(name: str, default: int) -> int:
+    try:
+        return int(os.environ.get(name, ""))
+    except ValueError:
+        return default
+
+
 def _batch(exporter: SpanExporter, *, large_batches: bool) -> SpanProcessor:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
@@ -84,7 +91,9 @@ def _batch(exporter: SpanExporter, *, large_batches: bool) -> SpanProcessor:
     if "OTEL_BSP_SCHEDULE_DELAY" not in os.environ:
         options["schedule_delay_millis"] = SCHEDULE_DELAY_MS
     if large_batches and "OTEL_BSP_MAX_EXPORT_BATCH_SIZE" not in os.environ:
-        options["max_export_batch_size"] = BATCH_SIZE
+        # Never above the queue size in effect (a smaller OTEL_BSP_MAX_QUEUE_SIZE wins).
+        queue = options.get("max_queue_size") or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", BATCH_SIZE)
+        options["max_export_batch_size"] = min(BATCH_SIZE, queue)
     return BatchSpanProcessor(exporter, **options)
 
 

@@ -416,10 +416,12 @@ try:  # what OTLPSpanExporter.export uses besides the encoder (1.45)
         RequestPayloadTooLargeError,
         _is_request_too_large,
     )
+    from opentelemetry.exporter.otlp.proto.http.version import __version__ as _EXPORTER_VERSION
 except ImportError:  # another version: FastOTLPSpanExporter exports as the stock one
     _DIRECT = False
 else:
-    _DIRECT = True
+    # export() below follows the 1.45 exporter's; another release may export otherwise.
+    _DIRECT = _EXPORTER_VERSION.startswith("1.45.")
 
 
 class FastOTLPSpanExporter(OTLPSpanExporter):
