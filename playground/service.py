@@ -7,6 +7,8 @@ started it.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from playground.engine.controller import Controller
@@ -148,7 +150,23 @@ async def run_session(
     )
     if store is not None:
         await store.finish_session(result)
-        await store.make_way()
     # Spans export in the background (batched); whoever owns the tracer flushes or shuts it
     # down when done. Flushing here would hold the event loop until the collector answers.
+    if store is not None or tracer is not None:
+        await make_way()
     return result
+
+
+async def make_way() -> None:
+    """Let the store's writer and the threads behind the store and the tracer make progress.
+
+    A run with instant models never waits, so the store's writer gets no turn on the
+    event loop, and the threads (the store's connection, the span exporter) get no turn
+    either: a thread waiting for the GIL asks for it only after 5 ms without a switch,
+    and a busy event loop releases and retakes it around every poll, so such a thread
+    can wait for seconds (measured: one SQLite statement waited 0.8 to 5 s while
+    sessions ran back to back). ``sleep(0)`` gives the writer a turn; ``time.sleep(0)``
+    releases the GIL with nothing to take it back, so a waiting thread gets it.
+    """
+    await asyncio.sleep(0)
+    time.sleep(0)

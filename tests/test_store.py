@@ -167,7 +167,7 @@ async def test_an_event_with_a_lone_surrogate_is_kept_and_exported(tmp_path: Pat
 
 async def test_the_writer_keeps_up_while_instant_sessions_run_back_to_back(tmp_path: Path) -> None:
     # Instant runs never wait, and a busy event loop starves the connection's thread of
-    # the GIL (measured: a single statement waited seconds): without Store.make_way
+    # the GIL (measured: a single statement waited seconds): without service.make_way
     # nothing would reach the disk until the flush.
     system = system_from(tmp_path, FAST_ROUTER)
     async with Store(tmp_path / "s.db") as store:

@@ -574,20 +574,6 @@ class Store:
         if not self._woken:
             self._wake_writer()
 
-    async def make_way(self) -> None:
-        """Let the writer make progress; for callers that run many sessions back to back.
-
-        A run with instant models never waits, so the writer gets no turn on the event
-        loop, and the connection's thread gets no turn either: a thread waiting for the
-        GIL asks for it only after 5 ms without a switch, and a busy event loop releases
-        and retakes it around every poll, so the thread can wait for seconds (measured).
-        This gives the writer a turn and, while it has a write in flight, lets the thread
-        take the GIL once (``time.sleep(0)`` releases it with nothing to take it back).
-        """
-        await asyncio.sleep(0)
-        if not self._idle.is_set():
-            time.sleep(0)
-
     async def flush(self) -> None:
         """Wait until every queued event is committed."""
         while self._has_work() or not self._idle.is_set():
