@@ -108,18 +108,8 @@ async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Pat
     assert kinds["events"] == "view" and kinds["event_chunks"] == "table"
 
 
-CONCURRENT = """
-name: concurrent
-pattern: router
-entry: a
-scripted: {latency_ms: 5}
-agents:
-  a:
-    handoffs: [{to: b}]
-    script: [{handoff: b}]
-  b:
-    script: [{reply: "b says {question}"}]
-"""
+CONCURRENT = FAST_ROUTER.replace("entry: a\n", "entry: a\nscripted: {latency_ms: 5}\n")
+"""The fast router with model latency, so sessions running at once interleave."""
 
 
 async def test_sessions_running_at_once_read_back_each_in_order(tmp_path: Path) -> None:
