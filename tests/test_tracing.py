@@ -37,7 +37,7 @@ from playground.engine.runtime import RunResult, Runtime
 from playground.spec import System, load_system
 from playground.spec.load import load_system_text
 from playground.tracing import EventTracer, configure_tracing, otlp_traces_url
-from playground.tracing.otlp import FastOTLPSpanExporter, SpanEncoder
+from playground.tracing.otlp import EncodingSpanProcessor, FastOTLPSpanExporter, SpanEncoder
 from playground.tracing.tracer import MOST_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -1085,6 +1085,39 @@ async def test_fast_exporter_posts_the_stock_request(
     exporter.shutdown()
     assert exporter.export(spans) is SpanExportResult.FAILURE
     assert len(requests) == 1
+
+
+async def test_otlp_spans_are_encoded_as_they_end_and_posted_in_batches(
+    clean_env: pytest.MonkeyPatch,
+    memory: InMemorySpanExporter,
+    collector: tuple[str, list[tuple[str, dict[str, str], bytes]]],
+) -> None:
+    url, requests = collector
+    clean_env.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "3")
+    tracer = configure_tracing(otlp_endpoint=url, exporter=memory)
+    assert tracer is not None
+    assert any(isinstance(p, EncodingSpanProcessor) for p in tracer._processors)
+    await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
+    spans = memory.get_finished_spans()
+    # A span the direct encoder leaves to the stock one (a mapping as a value) still goes out.
+    odd = ReadableSpan(
+        name="odd",
+        context=SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(TraceFlags.SAMPLED)),
+        attributes={"odd": {"a": 1}},  # type: ignore[dict-item]
+        resource=spans[0].resource,
+        instrumentation_scope=spans[0].instrumentation_scope,
+    )
+    [processor] = [p for p in tracer._processors if isinstance(p, EncodingSpanProcessor)]
+    processor.on_end(odd)
+    assert await tracer.flush_async(timeout_s=10)
+    posted = [ExportTraceServiceRequest.FromString(body) for _, _, body in requests]
+    batches = [list(r.resource_spans[0].scope_spans[0].spans) for r in posted]
+    assert sorted(len(batch) for batch in batches) == [1, 2, 3, 3]
+    sent = [span for batch in batches for span in batch if span.name != "odd"]
+    assert sent == list(encode_spans(spans).resource_spans[0].scope_spans[0].spans)
+    assert [span.name for batch in batches for span in batch].count("odd") == 1
+    assert tracer.export_failures() == {}
+    await tracer.shutdown_async()
 
 
 def test_import_does_not_load_the_sdk() -> None:

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from playground.tracing.tracer import EventTracer
+    from playground.tracing.tracer import EventTracer, ExportWatch
 
 TRACES_PATH = "/v1/traces"
 """The OTLP/HTTP traces path, appended to a base endpoint."""
@@ -37,6 +37,7 @@ content is about 300 bytes, so a request stays under 1 MB. With content capture 
 chat span carries the conversation so far and the SDK's default is kept, to stay
 well under collectors' request size limits (the OpenTelemetry Collector's default
 is 20 MiB)."""
+_SDK_BATCH_SIZE = 512
 
 
 def _flag(name: str) -> bool:
@@ -95,6 +96,26 @@ def _batch(exporter: SpanExporter, *, large_batches: bool) -> SpanProcessor:
         queue = options.get("max_queue_size") or _env_int("OTEL_BSP_MAX_QUEUE_SIZE", BATCH_SIZE)
         options["max_export_batch_size"] = min(BATCH_SIZE, queue)
     return BatchSpanProcessor(exporter, **options)
+
+
+def _otlp_processor(watch: ExportWatch, *, large_batches: bool) -> SpanProcessor:
+    """The OTLP exporter's processor: spans encoded as they end when the exporter can
+    take encoded requests (see :class:`~playground.tracing.otlp.EncodingSpanProcessor`),
+    else the SDK's batch processor. The ``OTEL_BSP_*`` variables size both."""
+    from playground.tracing.otlp import EncodingSpanProcessor, FastOTLPSpanExporter
+
+    exporter = watch.exporter
+    if not (isinstance(exporter, FastOTLPSpanExporter) and exporter.direct):
+        return _batch(watch, large_batches=large_batches)
+    max_queue = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", QUEUE_SIZE)
+    batch = BATCH_SIZE if large_batches else _SDK_BATCH_SIZE
+    return EncodingSpanProcessor(
+        exporter,
+        watch,
+        max_batch=_env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", batch),
+        max_queue=max_queue,
+        delay_s=_env_int("OTEL_BSP_SCHEDULE_DELAY", SCHEDULE_DELAY_MS) / 1000,
+    )
 
 
 def configure_tracing(
@@ -160,7 +181,7 @@ def configure_tracing(
         url = otlp_traces_url(otlp_endpoint) if otlp_endpoint else None
         watch = ExportWatch(FastOTLPSpanExporter(endpoint=url), url or _env_traces_url())
         watches.append(watch)
-        processors.append(_batch(watch, large_batches=not capture_content))
+        processors.append(_otlp_processor(watch, large_batches=not capture_content))
     return EventTracer(
         processors,
         capture_content=capture_content,

@@ -41,14 +41,16 @@ metrics and ``OTEL_EXPORTER_OTLP_*`` handling are inherited.
 from __future__ import annotations
 
 import logging
+import queue
 import struct
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExportResult
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
@@ -238,19 +240,28 @@ class SpanEncoder:
                 encoded = scopes[skey][1]
                 last_resource, last_scope = resource, scope
             encoded.append(encode_span(span))
-        out: list[bytes] = []
-        for resource, scopes in groups.values():
-            body = [self._header(resource, self._resource)]
-            for scope, spans_bytes in scopes.values():
-                scope_spans = [self._header(scope, self._scope), *spans_bytes]
-                schema_url = scope.schema_url if scope is not None else None
-                if schema_url:
-                    scope_spans.append(_delimited(b"\x1a", schema_url.encode()))
-                body.append(_delimited(b"\x12", b"".join(scope_spans)))
-            if resource.schema_url:
-                body.append(_delimited(b"\x1a", resource.schema_url.encode()))
-            out.append(_delimited(b"\x0a", b"".join(body)))
-        return b"".join(out)
+        return b"".join(
+            self._resource_spans(resource, list(scopes.values())) for resource, scopes in groups.values()
+        )
+
+    def request(self, resource: Resource, scope: InstrumentationScope | None, spans: list[bytes]) -> bytes:
+        """The request for spans of one resource and scope, already encoded by :meth:`_span`."""
+        return self._resource_spans(resource, [(scope, spans)])
+
+    def _resource_spans(
+        self, resource: Resource, scopes: list[tuple[InstrumentationScope | None, list[bytes]]]
+    ) -> bytes:
+        """``ExportTraceServiceRequest.resource_spans`` (field 1) entry, tag and length included."""
+        body = [self._header(resource, self._resource)]
+        for scope, spans_bytes in scopes:
+            scope_spans = [self._header(scope, self._scope), *spans_bytes]
+            schema_url = scope.schema_url if scope is not None else None
+            if schema_url:
+                scope_spans.append(_delimited(b"\x1a", schema_url.encode()))
+            body.append(_delimited(b"\x12", b"".join(scope_spans)))
+        if resource.schema_url:
+            body.append(_delimited(b"\x1a", resource.schema_url.encode()))
+        return _delimited(b"\x0a", b"".join(body))
 
     def _header(self, owner: Any, encode: Callable[[Any], bytes]) -> bytes:
         cached = self._headers.get(id(owner))
@@ -447,16 +458,21 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self.direct:
             return super().export(spans)
+        try:
+            serialized_data = self.encoder.encode(spans)
+        except Exception as error:
+            log.error("Failed to encode span batch: %s", error)
+            return SpanExportResult.FAILURE
+        return self.send(serialized_data, len(spans))
+
+    def send(self, serialized_data: bytes, count: int) -> SpanExportResult:
+        """Post one encoded request of ``count`` spans, as ``export`` does after encoding.
+
+        Only when :attr:`direct`."""
         if self._shutdown:
             log.warning("Exporter already shutdown, ignoring batch")
             return SpanExportResult.FAILURE
-        with self._metrics.export_operation(len(spans)) as result:
-            try:
-                serialized_data = self.encoder.encode(spans)
-            except Exception as error:
-                log.error("Failed to encode span batch: %s", error)
-                result.error = error
-                return SpanExportResult.FAILURE
+        with self._metrics.export_operation(count) as result:
             if _is_request_too_large(serialized_data, self._max_request_size):
                 log.warning(
                     "Dropping span batch: serialized size %d bytes exceeds max_request_size %d bytes.",
@@ -478,3 +494,127 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
                 )
                 return SpanExportResult.FAILURE
         return SpanExportResult.SUCCESS
+
+
+class EncodingSpanProcessor(SpanProcessor):
+    """Batches spans for a :class:`FastOTLPSpanExporter`, encoding each as it ends.
+
+    The SDK's ``BatchSpanProcessor`` keeps every ended span until its thread exports
+    a batch. With a run that never waits, that thread rarely gets the GIL, thousands
+    of spans pile up and the garbage collector walks them again and again (~12 µs per
+    agent hop in bench_engine). Here a span becomes its bytes in ``on_end``, the same
+    CPU the export would spend, and is gone; the thread only joins and posts
+    requests. A span the direct encoder does not handle goes to the exporter's
+    ``export`` (the stock encoder) as it is.
+
+    Args:
+        exporter: Where requests go (its HTTP client, retries and settings).
+        watch: Counts delivered and failed spans for :meth:`EventTracer.export_failures`.
+        max_batch: Spans per request.
+        max_queue: Spans held at most; beyond that new spans are dropped (and counted
+            as failed), as the SDK's processor does.
+        delay_s: A batch that is not full is sent after this long.
+    """
+
+    def __init__(
+        self,
+        exporter: FastOTLPSpanExporter,
+        watch: Any,
+        *,
+        max_batch: int,
+        max_queue: int,
+        delay_s: float,
+    ) -> None:
+        self.exporter = exporter
+        self.watch = watch
+        self.max_batch = max(1, min(max_batch, max_queue))
+        self.max_queue = max_queue
+        self.delay_s = delay_s
+        self._encoder = exporter.encoder
+        self._lock = threading.Lock()
+        self._batch: list[bytes] = []
+        self._key: tuple[Any, Any] | None = None
+        """The (resource, scope) of the spans in the batch."""
+        self._held = 0
+        """Spans encoded and not yet posted."""
+        self._idle = threading.Condition(self._lock)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._work, name="playground-otlp", daemon=True)
+        self._thread.start()
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        pass
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._stopped or not span.context.trace_flags.sampled:
+            return
+        key = (span._resource, span._instrumentation_scope)
+        try:
+            data = self._encoder._span(span)
+        except Exception:  # not for the direct encoder: the exporter's own path
+            self._queue.put(("spans", [span], key))
+            with self._lock:
+                self._held += 1
+            return
+        with self._lock:
+            if self._held >= self.max_queue:
+                self.watch.failed += 1
+                return
+            if key != self._key and self._batch:
+                self._take()
+            self._key = key
+            self._batch.append(data)
+            self._held += 1
+            if len(self._batch) >= self.max_batch:
+                self._take()
+
+    def _take(self) -> None:
+        """Queue the batch for the thread (the lock held)."""
+        self._queue.put(("bytes", self._batch, self._key))
+        self._batch = []
+
+    def _work(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.delay_s)
+            except queue.Empty:
+                with self._lock:
+                    if self._batch:
+                        self._take()
+                continue
+            if item is None:
+                return
+            kind, parts, (resource, scope) = item
+            count = len(parts)
+            try:
+                if kind == "spans":
+                    ok = self.exporter.export(parts) is SpanExportResult.SUCCESS
+                else:
+                    request = self._encoder.request(resource, scope, parts)
+                    ok = self.exporter.send(request, count) is SpanExportResult.SUCCESS
+            except Exception:
+                log.exception("exporting spans failed")
+                ok = False
+            with self._lock:
+                if ok:
+                    self.watch.exported += count
+                else:
+                    self.watch.failed += count
+                self._held -= count
+                self._idle.notify_all()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        with self._lock:
+            if self._batch:
+                self._take()
+            return self._idle.wait_for(lambda: self._held == 0, timeout_millis / 1000)
+
+    def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self.force_flush()
+        self._stopped = True
+        self._queue.put(None)
+        self._thread.join(timeout=5)
+        self.exporter.shutdown()  # type: ignore[no-untyped-call]
