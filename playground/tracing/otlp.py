@@ -553,9 +553,9 @@ class EncodingSpanProcessor(SpanProcessor):
         try:
             data = self._encoder._span(span)
         except Exception:  # not for the direct encoder: the exporter's own path
-            self._queue.put(("spans", [span], key))
             with self._lock:
-                self._held += 1
+                self._held += 1  # before the thread can post it and count it off
+            self._queue.put(("spans", [span], key))
             return
         with self._lock:
             if self._held >= self.max_queue:
