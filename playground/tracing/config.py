@@ -22,7 +22,7 @@ TRACES_PATH = "/v1/traces"
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """The GenAI instrumentations' switch for recording prompts and replies."""
 
-# BatchSpanProcessor sizing. The SDK default queue (2,048 spans) drops spans
+# Batch sizing (ours and the SDK's batch processor). The SDK default queue (2,048 spans) drops spans
 # without a word when export falls behind (shared/FACTS.md: 11.8k of 50k kept in a
 # burst); a run of thousands of scenario sessions makes tens of thousands of spans.
 QUEUE_SIZE = 65_536
