@@ -789,12 +789,13 @@ def test_console_writes_json_lines_to_stderr(
     assert {line["context"]["trace_id"] for line in lines} == {"0x" + result.correlation_id}
 
 
-class _Receiver(http.server.BaseHTTPRequestHandler):
-    posts: list[tuple[str, str, bytes]] = []
+class _Collector(http.server.BaseHTTPRequestHandler):
+    requests: list[tuple[str, dict[str, str], bytes]] = []
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        type(self).posts.append((self.path, self.headers.get("Content-Type", ""), body))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        type(self).requests.append((self.path, headers, body))
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", "0")
@@ -805,23 +806,25 @@ class _Receiver(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, list[tuple[str, str, bytes]]]]:
-    posts: list[tuple[str, str, bytes]] = []
-    handler = type("Receiver", (_Receiver,), {"posts": posts})
+def collector() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
+    """A receiver on 127.0.0.1 (its base URL) that keeps each request's path, headers
+    (lower-cased names) and body."""
+    requests: list[tuple[str, dict[str, str], bytes]] = []
+    handler = type("Collector", (_Collector,), {"requests": requests})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", posts
+        yield f"http://127.0.0.1:{server.server_address[1]}", requests
     finally:
         server.shutdown()
         server.server_close()
 
 
 async def test_otlp_http_export_reaches_a_collector(
-    clean_env: pytest.MonkeyPatch, receiver: tuple[str, list[tuple[str, str, bytes]]]
+    clean_env: pytest.MonkeyPatch, collector: tuple[str, list[tuple[str, dict[str, str], bytes]]]
 ) -> None:
-    endpoint, posts = receiver
+    endpoint, posts = collector
     memory = InMemorySpanExporter()  # the same spans, kept here to compare
     tracer = configure_tracing(otlp_endpoint=endpoint, exporter=memory)
     assert tracer is not None
@@ -830,7 +833,8 @@ async def test_otlp_http_export_reaches_a_collector(
     await tracer.shutdown_async()
     assert posts, "nothing reached the receiver"
     assert all(
-        path == "/v1/traces" and ctype == "application/x-protobuf" and body for path, ctype, body in posts
+        path == "/v1/traces" and headers["content-type"] == "application/x-protobuf" and body
+        for path, headers, body in posts
     )
     spans = []
     for _, _, body in posts:
@@ -877,9 +881,9 @@ async def test_a_small_queue_from_the_environment_is_honoured(clean_env: pytest.
 
 
 async def test_otlp_endpoint_from_environment(
-    clean_env: pytest.MonkeyPatch, receiver: tuple[str, list[tuple[str, str, bytes]]]
+    clean_env: pytest.MonkeyPatch, collector: tuple[str, list[tuple[str, dict[str, str], bytes]]]
 ) -> None:
-    endpoint, posts = receiver
+    endpoint, posts = collector
     clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     tracer = configure_tracing()
     assert tracer is not None
@@ -1030,44 +1034,13 @@ def test_fast_encoder_leaves_what_it_does_not_know_to_the_stock_one(odd: Any) ->
     assert encoder.fallbacks == 1
 
 
-class _Collector(http.server.BaseHTTPRequestHandler):
-    requests: list[tuple[str, dict[str, str], bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        headers = {name.lower(): value for name, value in self.headers.items()}
-        type(self).requests.append((self.path, headers, body))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
-
-
-@pytest.fixture
-def collector() -> Iterator[tuple[str, list[tuple[str, dict[str, str], bytes]]]]:
-    """A receiver on 127.0.0.1 that keeps each request's path, headers (lower-cased
-    names) and body."""
-    requests: list[tuple[str, dict[str, str], bytes]] = []
-    handler = type("Collector", (_Collector,), {"requests": requests})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/v1/traces", requests
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 async def test_fast_exporter_posts_the_stock_request(
     clean_env: pytest.MonkeyPatch,
     memory: InMemorySpanExporter,
     collector: tuple[str, list[tuple[str, dict[str, str], bytes]]],
 ) -> None:
-    url, requests = collector
+    base, requests = collector
+    url = base + "/v1/traces"
     await traced(router_example(), REQUEST, memory)
     spans = memory.get_finished_spans()
     # The base exporter's options still apply: headers, compression, size limit.
