@@ -192,21 +192,12 @@ _EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 
 
 def _json_text(value: Any) -> str:
+    """JSON of plain data; what the fast path refuses (a lone surrogate from a tool, an
+    object a custom controller put in an event) is kept, escaped or as its ``str``."""
     try:
         return to_json(value).decode()
-    except ValueError:  # e.g. a lone surrogate: escaped, as json does
-        return json.dumps(value, ensure_ascii=True, default=str)
-
-
-def _event_json(event: Any) -> str:
-    try:
-        return to_json(event.__dict__).decode()
-    except ValueError:  # e.g. a lone surrogate from a tool: keep the event, escaped
-        pass
-    try:
-        return json.dumps(event.model_dump(mode="json"), ensure_ascii=True, default=str)
-    except Exception:  # whatever a custom controller or tool put in it: keep what can be kept
-        return json.dumps(event.__dict__, ensure_ascii=True, default=str)
+    except ValueError:
+        return json.dumps(value, ensure_ascii=True, default=str, separators=(",", ":"))
 
 
 _PACK_EVERY = 64
@@ -231,7 +222,7 @@ class _Chunk:
         try:
             data = orjson.dumps([e.__dict__ for e in events]).decode()
         except TypeError:  # orjson.JSONEncodeError: e.g. a lone surrogate from a tool
-            data = "[" + ",".join(_event_json(e) for e in events) + "]"
+            data = _json_text([e.__dict__ for e in events])
         return cls(session_id, events[0].seq, events[-1].seq, len(events), data)
 
     @staticmethod
