@@ -151,9 +151,10 @@ def configure_tracing(
 
     Returns:
         The tracer to pass to ``Runtime(sinks=[...])``, or None when tracing is off.
-        Call its ``flush()`` (or ``await flush_async()``) after each run and
-        ``shutdown()`` before exit; ``export_failures()`` then says whether any
-        spans did not reach the collector.
+        Spans export in the background (at least every second); call its
+        ``flush()`` (or ``await flush_async()``) to wait for them, and ``shutdown()``
+        before exit; ``export_failures()`` then says whether any spans did not
+        reach the collector.
     """
     if _flag("OTEL_SDK_DISABLED"):
         return None
