@@ -12,7 +12,10 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, assert_never
+
+if TYPE_CHECKING:
+    from playground.engine.events import Event
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -201,7 +204,7 @@ async def _run(args: argparse.Namespace, system: Any) -> int:
     tracer = configure_tracing(
         otlp_endpoint=args.otlp, console=args.trace_console, capture_content=args.capture_content
     )
-    live: list[Callable[[Any], None]] = [] if (args.json or args.quiet) else [_StepPrinter()]
+    live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [_StepPrinter()]
     async with Store(_db_path(args)) as store:
         result = await run_session(system, args.input, store=store, tracer=tracer, live=live)
     if tracer is not None:
@@ -221,52 +224,68 @@ class _StepPrinter:
 
         self.console = Console(stderr=True, highlight=False)
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: Event) -> None:
         line = _describe(event)
         if line:
             self.console.print(line)
 
 
-def _describe(event: Any) -> str | None:
+def _describe(event: Event) -> str | None:
+    """One line for a step worth printing; None for the events that are not one."""
     from rich.markup import escape
 
-    kind = event.kind
+    from playground.engine import events as ev
+
     who = f"[bold]{escape(event.agent or '')}[/]"
-    if kind == "agent_started":
-        return f"{who} [dim]started ({event.reason})[/]"
-    if kind == "model_responded":
-        what = ", ".join(c["name"] for c in event.tool_calls) or "reply"
-        return (
-            f"  {who} {escape(event.model)} -> {escape(what)} "
-            f"[dim]{event.latency_ms:.0f} ms, {event.input_tokens}+{event.output_tokens} tok, "
-            f"${event.cost_usd:.6f}[/]"
-        )
-    if kind == "model_failed":
-        return f"  {who} [red]{escape(event.error_type)}[/]: {escape(event.message)}"
-    if kind == "retry_scheduled":
-        return f"  {who} [yellow]retry {event.attempt} in {event.delay_s:.2f} s[/]"
-    if kind == "fallback_used":
-        return f"  {who} [yellow]fallback {escape(event.from_model)} -> {escape(event.to_model)}[/]"
-    if kind == "tool_returned":
-        result = escape((event.error or event.result)[:80])
-        colour = "red" if event.error else "dim"
-        return f"  {who} tool {escape(event.tool)} [{colour}]-> {result}[/]"
-    if kind == "handoff_delivered":
-        return (
-            f"  {who} [cyan]handoff -> {escape(event.target)}[/] "
-            f"{escape(json.dumps(event.payload, ensure_ascii=False)[:100])} "
-            f"[dim]{event.payload_tokens} tok[/]"
-        )
-    if kind == "permission_denied":
-        allowed = escape(", ".join(event.allowed))
-        return f"  {who} [red]permission denied[/]: {escape(event.tool)} (allowed: {allowed})"
-    if kind == "validation_failed":
-        return f"  {who} [red]invalid {escape(event.what)}[/]: {escape(event.errors)}"
-    if kind == "loop_detected":
-        return f"  [red]loop detected[/]: {escape(event.reason)} -> {escape(event.policy)}"
-    if kind == "checkpoint_reviewed":
-        return f"  {who} reviewed {escape(event.worker)}: {event.verdict} {escape(event.feedback)}"
-    return None
+    match event:
+        case ev.AgentStarted():
+            return f"{who} [dim]started ({event.reason})[/]"
+        case ev.ModelResponded():
+            what = ", ".join(c["name"] for c in event.tool_calls) or "reply"
+            return (
+                f"  {who} {escape(event.model)} -> {escape(what)} "
+                f"[dim]{event.latency_ms:.0f} ms, {event.input_tokens}+{event.output_tokens} tok, "
+                f"${event.cost_usd:.6f}[/]"
+            )
+        case ev.ModelFailed():
+            return f"  {who} [red]{escape(event.error_type)}[/]: {escape(event.message)}"
+        case ev.RetryScheduled():
+            return f"  {who} [yellow]retry {event.attempt} in {event.delay_s:.2f} s[/]"
+        case ev.FallbackUsed():
+            return f"  {who} [yellow]fallback {escape(event.from_model)} -> {escape(event.to_model)}[/]"
+        case ev.ToolReturned():
+            result = escape((event.error or event.result)[:80])
+            colour = "red" if event.error else "dim"
+            return f"  {who} tool {escape(event.tool)} [{colour}]-> {result}[/]"
+        case ev.HandoffDelivered():
+            return (
+                f"  {who} [cyan]handoff -> {escape(event.target)}[/] "
+                f"{escape(json.dumps(event.payload, ensure_ascii=False)[:100])} "
+                f"[dim]{event.payload_tokens} tok[/]"
+            )
+        case ev.PermissionDenied():
+            allowed = escape(", ".join(event.allowed))
+            return f"  {who} [red]permission denied[/]: {escape(event.tool)} (allowed: {allowed})"
+        case ev.ValidationFailed():
+            return f"  {who} [red]invalid {escape(event.what)}[/]: {escape(event.errors)}"
+        case ev.LoopDetected():
+            return f"  [red]loop detected[/]: {escape(event.reason)} -> {escape(event.policy)}"
+        case ev.CheckpointReviewed():
+            return f"  {who} reviewed {escape(event.worker)}: {event.verdict} {escape(event.feedback)}"
+        case (
+            ev.RunStarted()
+            | ev.ModelRequested()
+            | ev.TokenDelta()
+            | ev.ToolCalled()
+            | ev.Escalated()
+            | ev.AgentFinished()
+            | ev.OperatorActed()
+            | ev.RunFinished()
+            | ev.RunFailed()
+        ):
+            return None  # the summary after the run says how it ended
+        case _:
+            assert_never(event)
 
 
 def _print_summary(result: Any) -> None:
@@ -466,7 +485,7 @@ def _cmd_fork(args: argparse.Namespace) -> int:
             return EXIT_USAGE
     variant = _variant(args)
 
-    async def go(store: Any, live: list[Any]) -> Any:
+    async def go(store: Any, live: list[Callable[[Event], None]]) -> Any:
         from playground.replay import fork_session
 
         return await fork_session(store, args.session_id, args.at, variant=variant, edit=edit, live=live)
@@ -477,7 +496,7 @@ def _cmd_fork(args: argparse.Namespace) -> int:
 def _cmd_replay(args: argparse.Namespace) -> int:
     variant = _variant(args)
 
-    async def go(store: Any, live: list[Any]) -> Any:
+    async def go(store: Any, live: list[Callable[[Event], None]]) -> Any:
         from playground.replay import replay_session
 
         return await replay_session(
@@ -492,7 +511,7 @@ async def _replayed(args: argparse.Namespace, go: Any) -> int:
 
     from playground.store import Store
 
-    live: list[Callable[[Any], None]] = [] if (args.json or args.quiet) else [_StepPrinter()]
+    live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [_StepPrinter()]
     async with Store(_db_path(args)) as store:
         outcome = await go(store, live)
     data = outcome.as_json()

@@ -14,6 +14,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Any
 
+from playground.engine import events as ev
 from playground.engine.runtime import RunResult
 from playground.errors import PlaygroundError, StoreError
 from playground.spec.identity import canonical_spec, version_id
@@ -21,8 +22,8 @@ from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
 
-WATCHED = ("validation_failed", "loop_detected", "fallback_used", "permission_denied", "model_failed")
-"""Event kinds whose new appearance in B is called out."""
+WATCHED = (ev.ValidationFailed, ev.LoopDetected, ev.FallbackUsed, ev.PermissionDenied, ev.ModelFailed)
+"""Events whose new appearance in B is called out (counted by ``kind``)."""
 
 
 @dataclass(frozen=True)
@@ -112,8 +113,9 @@ def _deltas(a: RunResult, b: RunResult) -> dict[str, dict[str, float]]:
 
 def _counts(result: RunResult) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for event in result.events:
-        if event.kind in WATCHED:
+    events: list[ev.Event] = result.events
+    for event in events:
+        if isinstance(event, WATCHED):
             counts[event.kind] = counts.get(event.kind, 0) + 1
     return counts
 

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from playground.engine.events import Event
     from playground.engine.runtime import RunResult
     from playground.scenarios import Scenario, Suite
 
@@ -58,7 +59,7 @@ class PlaygroundResult:
         return self.run.output
 
     @property
-    def events(self) -> list[Any]:
+    def events(self) -> list[Event]:
         return self.run.events
 
     @property
@@ -72,16 +73,20 @@ class PlaygroundResult:
     @property
     def outputs(self) -> dict[str, str]:
         """Each agent's last output."""
+        from playground.engine.events import AgentFinished
+
         out: dict[str, str] = {}
-        for event in self.run.events:
-            if event.kind == "agent_finished" and event.outcome == "reply":
+        for event in self.events:
+            if isinstance(event, AgentFinished) and event.outcome == "reply" and event.agent is not None:
                 out[event.agent] = event.output
         return out
 
     @property
     def handoffs(self) -> list[tuple[str, str, dict[str, Any]]]:
         """Every handoff as ``(source, target, payload)``."""
-        return [(e.source, e.target, e.payload) for e in self.run.events if e.kind == "handoff_delivered"]
+        from playground.engine.events import HandoffDelivered
+
+        return [(e.source, e.target, e.payload) for e in self.events if isinstance(e, HandoffDelivered)]
 
     def handoff_to(self, target: str) -> dict[str, Any]:
         """The payload of the last handoff to ``target``; fails the test if there was none."""
@@ -90,8 +95,8 @@ class PlaygroundResult:
             pytest.fail(f"nothing was handed off to {target!r}; path was {' → '.join(self.path)}")
         return payloads[-1]
 
-    def events_of(self, kind: str) -> list[Any]:
-        return [e for e in self.run.events if e.kind == kind]
+    def events_of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
 
     def assert_path(self, *agents: str) -> None:
         assert self.path == list(agents), f"path was {' → '.join(self.path)}, expected {' → '.join(agents)}"
@@ -103,7 +108,7 @@ class PlaygroundResult:
         assert re.search(pattern, self.output), f"output {self.output!r} does not match /{pattern}/"
 
     def assert_no_events(self, *kinds: str) -> None:
-        found = [e for e in self.run.events if e.kind in kinds]
+        found = [e for e in self.events if e.kind in kinds]
         assert not found, f"unexpected events: {[(e.kind, e.agent) for e in found]}"
 
 

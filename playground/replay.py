@@ -23,12 +23,14 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, assert_never
 
 from pydantic_core import to_json
 
+from playground.engine import events as ev
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate
-from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
+from playground.engine.events import Event
+from playground.engine.runtime import EventSink, LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError, StoreError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.service import run_session
@@ -42,6 +44,40 @@ def request_key(agent: str, version: str, model: str, messages: list[dict[str, A
     """What a recorded model call is matched on."""
     digest = hashlib.sha256(to_json([agent, version, model, messages])).hexdigest()
     return digest[:24]
+
+
+StepKind = Literal["model_call", "tool_call", "handoff"]
+"""The steps a fork can start at."""
+
+
+def step_kind(event: Event) -> StepKind | None:
+    """The kind of step ``event`` belongs to, when a fork can start at that step; else None."""
+    match event:
+        case ev.ModelRequested() | ev.ModelResponded() | ev.ModelFailed():
+            return "model_call"
+        case ev.ToolCalled() | ev.ToolReturned():
+            return "tool_call"
+        case ev.HandoffDelivered():
+            return "handoff"
+        case (
+            ev.RunStarted()
+            | ev.AgentStarted()
+            | ev.TokenDelta()
+            | ev.RetryScheduled()
+            | ev.FallbackUsed()
+            | ev.PermissionDenied()
+            | ev.ValidationFailed()
+            | ev.CheckpointReviewed()
+            | ev.LoopDetected()
+            | ev.Escalated()
+            | ev.AgentFinished()
+            | ev.OperatorActed()
+            | ev.RunFinished()
+            | ev.RunFailed()
+        ):
+            return None
+        case _:
+            assert_never(event)
 
 
 @dataclass
@@ -79,60 +115,92 @@ class Recording:
     """A stored session, ready to be replayed."""
 
     session: SessionRow
-    events: list[Any]
+    events: list[Event]
     calls: list[RecordedCall]
     tools: list[RecordedTool]
 
     @classmethod
-    def from_events(cls, session: SessionRow, events: list[Any]) -> Recording:
-        requests: dict[int, Any] = {}
+    def from_events(cls, session: SessionRow, events: list[Event]) -> Recording:
+        requests: dict[int, ev.ModelRequested] = {}
         calls: list[RecordedCall] = []
         tools: list[RecordedTool] = []
-        pending_tools: dict[str, Any] = {}
+        pending_tools: dict[str, ev.ToolCalled] = {}
         agents = set(session.versions)
         for event in events:
-            kind = event.kind
-            if kind == "model_requested":
-                requests[event.step] = event
-            elif kind == "model_responded" and event.step in requests:
-                req = requests[event.step]
-                response = ModelResponse(
-                    text=event.text,
-                    tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for c in event.tool_calls],
-                    input_tokens=event.input_tokens,
-                    output_tokens=event.output_tokens,
-                    cost_usd=event.cost_usd,
-                    model=event.model,
-                    first_token_ms=event.first_token_ms,
-                    replayed=True,
-                )
-                calls.append(
-                    RecordedCall(
-                        event.step, event.agent, event.version or "", req.model, req.messages, response
+            match event:
+                case ev.ModelRequested() if event.step is not None:
+                    requests[event.step] = event
+                case ev.ModelResponded() if event.step is not None and event.step in requests:
+                    req = requests[event.step]
+                    response = ModelResponse(
+                        text=event.text,
+                        tool_calls=[ToolCall(c["id"], c["name"], c["arguments"]) for c in event.tool_calls],
+                        input_tokens=event.input_tokens,
+                        output_tokens=event.output_tokens,
+                        cost_usd=event.cost_usd,
+                        model=event.model,
+                        first_token_ms=event.first_token_ms,
+                        replayed=True,
                     )
-                )
-            elif kind == "tool_called" and event.tool not in agents:  # delegations are not tools
-                pending_tools[event.call_id + str(event.activation)] = event
-            elif kind == "tool_returned":
-                called = pending_tools.pop(event.call_id + str(event.activation), None)
-                if called is not None:
-                    tools.append(
-                        RecordedTool(
-                            event.step, event.agent, event.tool, called.args, event.result, event.error
+                    calls.append(
+                        RecordedCall(
+                            event.step,
+                            event.agent or "",
+                            event.version or "",
+                            req.model,
+                            req.messages,
+                            response,
                         )
                     )
+                case ev.ToolCalled() if event.tool not in agents:  # delegations are not tools
+                    pending_tools[event.call_id + str(event.activation)] = event
+                case ev.ToolReturned() if event.step is not None:
+                    called = pending_tools.pop(event.call_id + str(event.activation), None)
+                    if called is not None:
+                        tools.append(
+                            RecordedTool(
+                                event.step,
+                                event.agent or "",
+                                event.tool,
+                                called.args,
+                                event.result,
+                                event.error,
+                            )
+                        )
+                case (
+                    ev.ModelRequested()  # without a step: nothing can ask for it
+                    | ev.ModelResponded()  # to a request not recorded
+                    | ev.ToolCalled()  # a delegation
+                    | ev.ToolReturned()  # without a step
+                    | ev.RunStarted()
+                    | ev.AgentStarted()
+                    | ev.TokenDelta()
+                    | ev.ModelFailed()
+                    | ev.RetryScheduled()
+                    | ev.FallbackUsed()
+                    | ev.PermissionDenied()
+                    | ev.HandoffDelivered()
+                    | ev.ValidationFailed()
+                    | ev.CheckpointReviewed()
+                    | ev.LoopDetected()
+                    | ev.Escalated()
+                    | ev.AgentFinished()
+                    | ev.OperatorActed()
+                    | ev.RunFinished()
+                    | ev.RunFailed()
+                ):
+                    pass  # nothing a replay answers from
+                case _:
+                    assert_never(event)
         return cls(session, events, calls, tools)
 
-    def step_kind(self, step: int) -> str | None:
+    def step_kind(self, step: int) -> StepKind | None:
         """What happened at a recorded step: ``model_call``, ``tool_call`` or ``handoff``."""
         for event in self.events:
             if event.step == step:
-                if event.kind in ("model_requested", "model_responded", "model_failed"):
-                    return "model_call"
-                if event.kind in ("tool_called", "tool_returned"):
-                    return "tool_call"
-                if event.kind == "handoff_delivered":
-                    return "handoff"
+                kind = step_kind(event)
+                if kind is not None:
+                    return kind
         return None
 
     @property
@@ -390,13 +458,11 @@ class ReplayOutcome:
 
     def as_json(self) -> dict[str, Any]:
         """``playground run --json``'s object plus the replay's own fields."""
-        live_calls = [e for e in self.result.events if e.kind == "model_responded" and not e.replayed]
+        events: list[Event] = self.result.events
+        live_calls = [e for e in events if isinstance(e, ev.ModelResponded) and not e.replayed]
         divergence = self.first_divergence
         if divergence is not None:
-            live = next(
-                (e for e in self.result.events if e.kind == "model_responded" and not e.replayed),
-                None,
-            )
+            live = live_calls[0] if live_calls else None
             divergence = {**divergence, "step": live.step if live is not None else None}
         return {
             **self.result.as_json(),
@@ -420,8 +486,8 @@ async def fork_session(
     *,
     variant: Variant | None = None,
     edit: dict[str, Any] | None = None,
-    tracer: Any = None,
-    live: list[Any] | None = None,
+    tracer: EventSink | None = None,
+    live: list[EventSink] | None = None,
     controller: Controller | None = None,
     base: LLMFactory = default_llm_factory,
 ) -> ReplayOutcome:
@@ -478,8 +544,8 @@ async def replay_session(
     variant: Variant | None = None,
     current: bool = False,
     force: bool = False,
-    tracer: Any = None,
-    live: list[Any] | None = None,
+    tracer: EventSink | None = None,
+    live: list[EventSink] | None = None,
     controller: Controller | None = None,
     base: LLMFactory = default_llm_factory,
 ) -> ReplayOutcome:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from playground.engine.events import EVENT_TYPES
+from playground.engine.events import EVENT_TYPES, Event, HandoffDelivered, ToolCalled
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
@@ -207,7 +207,7 @@ def faulty_factory(faults: list[Fault], base: LLMFactory = default_llm_factory) 
 def check(expect: Expect, result: RunResult) -> list[str]:
     """Why ``result`` does not meet ``expect``: one readable line per failed expectation."""
     failures: list[str] = []
-    events = result.events
+    events: list[Event] = result.events
     if expect.status is not None and result.status != expect.status:
         why = f" ({result.error['type']}: {result.error['message']})" if result.error else ""
         failures.append(f"status: expected {expect.status}, got {result.status}{why}")
@@ -221,7 +221,7 @@ def check(expect: Expect, result: RunResult) -> list[str]:
                 f"got {' → '.join(result.path) or '-'}"
             )
     for target, fields in (expect.handoff or {}).items():
-        delivered = [e.payload for e in events if e.kind == "handoff_delivered" and e.target == target]
+        delivered = [e.payload for e in events if isinstance(e, HandoffDelivered) and e.target == target]
         if not delivered:
             failures.append(f"handoff: nothing was handed to {target!r}")
             continue
@@ -242,8 +242,8 @@ def check(expect: Expect, result: RunResult) -> list[str]:
             failures.append(f"output does not contain {text!r}: {output[:120]!r}")
     if expect.output_matches is not None and not re.search(expect.output_matches, output):
         failures.append(f"output does not match /{expect.output_matches}/: {output[:120]!r}")
-    hops = sum(1 for e in events if e.kind == "handoff_delivered") + sum(
-        1 for e in events if e.kind == "tool_called" and e.tool in result.per_agent
+    hops = sum(1 for e in events if isinstance(e, HandoffDelivered)) + sum(
+        1 for e in events if isinstance(e, ToolCalled) and e.tool in result.per_agent
     )
     if expect.max_hops is not None and hops > expect.max_hops:
         failures.append(f"hops: {hops} > max_hops {expect.max_hops}")

@@ -85,7 +85,7 @@ async def run_session(
     request: str,
     *,
     store: Store | None = None,
-    tracer: Any = None,
+    tracer: EventSink | None = None,
     controller: Controller | None = None,
     live: list[EventSink] | None = None,
     llm_factory: LLMFactory = default_llm_factory,

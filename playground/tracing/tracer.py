@@ -62,7 +62,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias, assert_never
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
@@ -80,6 +80,18 @@ from playground.tracing import _content
 from playground.tracing import attributes as attr
 
 log = logging.getLogger("playground.tracing")
+
+_SpanEvent: TypeAlias = (
+    ev.RetryScheduled
+    | ev.FallbackUsed
+    | ev.ValidationFailed
+    | ev.PermissionDenied
+    | ev.LoopDetected
+    | ev.Escalated
+    | ev.CheckpointReviewed
+    | ev.OperatorActed
+)
+"""The events recorded as span events of their activation's span, not as spans."""
 
 DEFAULT_SERVICE_NAME = "agent-playground"
 """``service.name`` unless ``OTEL_SERVICE_NAME`` or ``OTEL_RESOURCE_ATTRIBUTES`` names one."""
@@ -416,37 +428,55 @@ class EventTracer:
         # Ours rather than an SDK provider's exit hook: it also ends the open sessions' spans.
         atexit.register(self.shutdown)
         self._sessions: dict[str, _Session] = {}
-        self._handlers: dict[type[Any], Callable[[Any], None]] = {
-            ev.RunStarted: self._run_started,
-            ev.AgentStarted: self._agent_started,
-            ev.ModelRequested: self._model_requested,
-            ev.ModelResponded: self._model_responded,
-            ev.ModelFailed: self._model_failed,
-            ev.ToolCalled: self._tool_called,
-            ev.ToolReturned: self._tool_returned,
-            ev.HandoffDelivered: self._handoff_delivered,
-            ev.AgentFinished: self._agent_finished,
-            ev.RunFinished: self._run_finished,
-            ev.RunFailed: self._run_failed,
-            ev.RetryScheduled: self._span_event,
-            ev.FallbackUsed: self._span_event,
-            ev.ValidationFailed: self._span_event,
-            ev.PermissionDenied: self._span_event,
-            ev.LoopDetected: self._span_event,
-            ev.Escalated: self._span_event,
-            ev.CheckpointReviewed: self._span_event,
-            ev.OperatorActed: self._span_event,
-        }
+        self._closed = False
 
     # -- the sink -------------------------------------------------------------------------
 
-    def __call__(self, event: Any) -> None:
-        """Record one event. Token deltas and unknown kinds are ignored."""
-        handler = self._handlers.get(type(event))
-        if handler is None:
+    def __call__(self, event: ev.Event) -> None:
+        """Record one event. Token deltas are ignored."""
+        if self._closed:
             return
         try:
-            handler(event)
+            # Most frequent kinds first: each kind tested before the event's own costs
+            # an isinstance check (~35 ns); a match with no case for a kind fails mypy.
+            match event:
+                case ev.AgentStarted():
+                    self._agent_started(event)
+                case ev.ModelRequested():
+                    self._model_requested(event)
+                case ev.ModelResponded():
+                    self._model_responded(event)
+                case ev.AgentFinished():
+                    self._agent_finished(event)
+                case ev.HandoffDelivered():
+                    self._handoff_delivered(event)
+                case ev.ToolCalled():
+                    self._tool_called(event)
+                case ev.ToolReturned():
+                    self._tool_returned(event)
+                case ev.TokenDelta():
+                    pass
+                case ev.RunStarted():
+                    self._run_started(event)
+                case ev.RunFinished():
+                    self._run_finished(event)
+                case ev.RunFailed():
+                    self._run_failed(event)
+                case ev.ModelFailed():
+                    self._model_failed(event)
+                case (
+                    ev.RetryScheduled()
+                    | ev.FallbackUsed()
+                    | ev.ValidationFailed()
+                    | ev.PermissionDenied()
+                    | ev.LoopDetected()
+                    | ev.Escalated()
+                    | ev.CheckpointReviewed()
+                    | ev.OperatorActed()
+                ):
+                    self._span_event(event)
+                case _:
+                    assert_never(event)
         except Exception:  # tracing must never break a run
             log.exception(
                 "tracing failed on event %s (%s) of session %s",
@@ -489,9 +519,9 @@ class EventTracer:
 
         The tracer records nothing afterwards.
         """
-        if not self._handlers:
+        if self._closed:
             return
-        self._handlers = {}  # ignore whatever comes later
+        self._closed = True  # ignore whatever comes later
         atexit.unregister(self.shutdown)
         now = time.time()
         for session in list(self._sessions.values()):
@@ -560,7 +590,7 @@ class EventTracer:
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _step_attributes(self, event: Any, operation: str | None) -> dict[str, Any]:
+    def _step_attributes(self, event: ev.Event, operation: str | None) -> dict[str, Any]:
         # Every attribute costs to record and to encode for OTLP, so a step span
         # carries what identifies it and leaves the rest (session, version) to its
         # activation and root.
@@ -582,7 +612,7 @@ class EventTracer:
             attributes[attr.STEP] = event.step
         return attributes
 
-    def _owner(self, session: _Session, event: Any) -> _Activation:
+    def _owner(self, session: _Session, event: ev.Event) -> _Activation:
         """The activation an event belongs to, even when the event does not name it."""
         act = event.activation
         if act is None and event.cause is not None:
@@ -923,7 +953,7 @@ class EventTracer:
 
     # -- span events ----------------------------------------------------------------------
 
-    def _span_event(self, event: Any) -> None:
+    def _span_event(self, event: _SpanEvent) -> None:
         session = self._sessions.get(event.session_id)
         if session is None:
             return
@@ -940,7 +970,7 @@ class EventTracer:
         attributes.update(self._event_attributes(event))
         owner.span.add_event(f"playground.{event.kind}", attributes, _ns(event.ts))
 
-    def _event_attributes(self, event: Any) -> dict[str, Any]:
+    def _event_attributes(self, event: _SpanEvent) -> dict[str, Any]:
         content = self.capture_content
         match event:
             case ev.RetryScheduled():
@@ -1003,4 +1033,5 @@ class EventTracer:
                 if content and event.detail:
                     found["playground.operator.detail"] = _content.dumps(event.detail)
                 return found
-        return {}
+            case _:
+                assert_never(event)

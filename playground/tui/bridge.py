@@ -13,14 +13,13 @@ stops at a gate or ends.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from textual.message import Message
 from textual.message_pump import MessagePump
 
 from playground.engine import events as ev
 from playground.engine.controller import Gate
-from playground.tui.state import TextChunk
+from playground.tui.state import RunItem, TextChunk
 
 FLUSH_INTERVAL_S = 0.04
 """How long token deltas and events may wait before the screen sees them."""
@@ -37,7 +36,7 @@ class Bridge:
     class Batch(Message):
         """Events of the run since the last batch, in order; token deltas coalesced."""
 
-        def __init__(self, items: list[Any], bridge: Bridge) -> None:
+        def __init__(self, items: list[RunItem], bridge: Bridge) -> None:
             super().__init__()
             self.items = items
             self.bridge = bridge
@@ -54,10 +53,10 @@ class Bridge:
     def __init__(self, target: MessagePump, interval: float = FLUSH_INTERVAL_S) -> None:
         self.target = target
         self.interval = interval
-        self._items: list[Any] = []
+        self._items: list[RunItem] = []
         self._timer: asyncio.TimerHandle | None = None
 
-    def __call__(self, event: Any) -> None:
+    def __call__(self, event: ev.Event) -> None:
         """The engine's live sink: buffer one event or token delta."""
         items = self._items
         if isinstance(event, ev.TokenDelta):

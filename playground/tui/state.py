@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias, assert_never
 
 from playground.engine import events as ev
 from playground.engine.controller import Gate
@@ -55,6 +56,10 @@ class TextChunk:
     activation: int | None
     step: int | None
     text: str
+
+
+RunItem: TypeAlias = ev.Event | TextChunk
+"""What :meth:`RunView.apply` folds: an engine event, or coalesced token deltas."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,11 +327,11 @@ class RunView:
 
     # -- events ------------------------------------------------------------------------------
 
-    def apply_all(self, items: list[Any]) -> None:
+    def apply_all(self, items: Iterable[RunItem]) -> None:
         for item in items:
             self.apply(item)
 
-    def apply(self, item: Any) -> None:
+    def apply(self, item: RunItem) -> None:
         """Fold one event (or a :class:`TextChunk`) into the view."""
         if isinstance(item, TextChunk):
             agent = self.agents.get(item.agent)
@@ -336,9 +341,49 @@ class RunView:
                 agent.state = "thinking"
             return
         self.last_ts = item.ts
-        handler = getattr(self, "_on_" + item.kind, None)
-        if handler is not None:
-            handler(item)
+        match item:
+            case ev.AgentStarted():
+                self._on_agent_started(item)
+            case ev.ModelRequested():
+                self._on_model_requested(item)
+            case ev.ModelResponded():
+                self._on_model_responded(item)
+            case ev.AgentFinished():
+                self._on_agent_finished(item)
+            case ev.HandoffDelivered():
+                self._on_handoff_delivered(item)
+            case ev.ToolCalled():
+                self._on_tool_called(item)
+            case ev.ToolReturned():
+                self._on_tool_returned(item)
+            case ev.RunStarted():
+                self._on_run_started(item)
+            case ev.RunFinished():
+                self._on_run_finished(item)
+            case ev.RunFailed():
+                self._on_run_failed(item)
+            case ev.ModelFailed():
+                self._on_model_failed(item)
+            case ev.RetryScheduled():
+                self._on_retry_scheduled(item)
+            case ev.FallbackUsed():
+                self._on_fallback_used(item)
+            case ev.ValidationFailed():
+                self._on_validation_failed(item)
+            case ev.PermissionDenied():
+                self._on_permission_denied(item)
+            case ev.LoopDetected():
+                self._on_loop_detected(item)
+            case ev.Escalated():
+                self._on_escalated(item)
+            case ev.CheckpointReviewed():
+                self._on_checkpoint_reviewed(item)
+            case ev.OperatorActed():
+                self._on_operator_acted(item)
+            case ev.TokenDelta():
+                pass  # the bridge turns deltas into TextChunks; a stored session has none
+            case _:
+                assert_never(item)
 
     def _agent(self, name: str | None) -> AgentView | None:
         return self.agents.get(name) if name else None
@@ -351,7 +396,9 @@ class RunView:
         """
         return max(0.0, ts - (self.started or ts) - self._paused_s)
 
-    def _step(self, event: Any, kind: StepKind, label: str, *, depth: int | None = None, **kw: Any) -> Step:
+    def _step(
+        self, event: ev.Event, kind: StepKind, label: str, *, depth: int | None = None, **kw: Any
+    ) -> Step:
         if depth is None:
             activation = event.activation
             if activation is None and self._active:
@@ -361,7 +408,7 @@ class RunView:
         self.steps.append(step)
         return step
 
-    def _instant(self, event: Any, kind: StepKind, label: str, status: str = "info", **kw: Any) -> Step:
+    def _instant(self, event: ev.Event, kind: StepKind, label: str, status: str = "info", **kw: Any) -> Step:
         step = self._step(event, kind, label, **kw)
         step.end = step.start
         step.status = status  # type: ignore[assignment]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,21 +20,11 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from playground.engine import events as ev
 from playground.engine.controller import Controller
-from playground.engine.runtime import LLMFactory
-from playground.replay import ReplayOutcome, Variant, fork_session, replay_session
+from playground.engine.runtime import EventSink, LLMFactory
+from playground.replay import ReplayOutcome, Variant, fork_session, replay_session, step_kind
 from playground.store.store import Store
 
 BranchMode = Literal["fork", "replay"]
-
-STEP_KINDS: dict[type[Any], str] = {
-    ev.ModelRequested: "model call",
-    ev.ModelResponded: "model call",
-    ev.ModelFailed: "model call",
-    ev.ToolCalled: "tool call",
-    ev.ToolReturned: "tool call",
-    ev.HandoffDelivered: "handoff",
-}
-"""The events a fork can start at (what :meth:`playground.replay.Recording.step_kind` knows)."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +39,7 @@ class ForkPoint:
         return f"step {self.step}, {self.agent}'s {self.kind}"
 
 
-def fork_point(events: list[Any], seq: int) -> ForkPoint | None:
+def fork_point(events: list[ev.Event], seq: int) -> ForkPoint | None:
     """The step a fork from the timeline row of event ``seq`` starts at.
 
     That event's own step when it has one (a model call, tool call or handoff),
@@ -59,9 +49,9 @@ def fork_point(events: list[Any], seq: int) -> ForkPoint | None:
     for event in events:
         if event.seq < seq or event.step is None:
             continue
-        kind = STEP_KINDS.get(type(event))
+        kind = step_kind(event)
         if kind is not None:
-            return ForkPoint(event.step, kind, event.agent or "?")
+            return ForkPoint(event.step, kind.replace("_", " "), event.agent or "?")
     return None
 
 
@@ -92,7 +82,7 @@ class Branch:
         return what
 
     def start(
-        self, store: Store, live: list[Any], base: LLMFactory, controller: Controller | None = None
+        self, store: Store, live: list[EventSink], base: LLMFactory, controller: Controller | None = None
     ) -> Awaitable[ReplayOutcome]:
         """Run the branch under ``controller``; its events go to ``live`` as they happen."""
         if self.mode == "fork":

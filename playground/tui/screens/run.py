@@ -268,7 +268,7 @@ class RunScreen(Screen[None]):
         if all(isinstance(item, TextChunk) for item in message.items):
             # Only streamed text (the common case while agents talk): it changes nothing but
             # the streaming panes; the timeline and totals follow on the screen's tick.
-            self._show_panes({item.agent for item in message.items})
+            self._show_panes({item.agent for item in message.items if isinstance(item, TextChunk)})
         else:
             self._redraw()
 
