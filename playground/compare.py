@@ -211,7 +211,7 @@ async def compare(
             return (await replay_session(store, session_id, variant=variant)).result
 
         ra, rb = await asyncio.gather(replayed(side_a), replayed(side_b))
-        inputs.append(input_report(f"session {session_id}", ra.events[0].input, ra, rb))
+        inputs.append(input_report(f"session {session_id}", _request(ra), ra, rb))
     else:
         base, versions = await active_agents(store, system)
         runner = Runner(store=store, realtime=realtime)
@@ -281,3 +281,10 @@ def build_report(
         "inputs": inputs,
         "summary": summarise(inputs),
     }
+
+
+def _request(result: RunResult) -> str:
+    """The request a run answered (its first event says)."""
+    first = result.events[0]
+    assert isinstance(first, ev.RunStarted)
+    return first.input

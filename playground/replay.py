@@ -28,6 +28,7 @@ from typing import Any, Literal, assert_never
 from pydantic_core import to_json
 
 from playground.engine import events as ev
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate
 from playground.engine.events import Event
 from playground.engine.runtime import EventSink, LLMFactory, RunResult, default_llm_factory
@@ -490,6 +491,7 @@ async def fork_session(
     live: list[EventSink] | None = None,
     controller: Controller | None = None,
     base: LLMFactory = default_llm_factory,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ReplayOutcome:
     """Fork a recorded session at ``at_step``: replay what came before, run live from there.
 
@@ -525,6 +527,7 @@ async def fork_session(
         versions=versions,
         tool_replay=source.tool,
         parent_session_id=recording.session.session_id,
+        clock=clock,
         forked_from_step=at_step,
     )
     if isinstance(controller, _EditAtFork) and controller.error is not None:
@@ -548,6 +551,7 @@ async def replay_session(
     live: list[EventSink] | None = None,
     controller: Controller | None = None,
     base: LLMFactory = default_llm_factory,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ReplayOutcome:
     """Re-run a recorded session, answering from the recording until the first divergence.
 
@@ -589,6 +593,7 @@ async def replay_session(
         versions=versions,
         tool_replay=source.tool,
         parent_session_id=recording.session.session_id,
+        clock=clock,
     )
     return ReplayOutcome(
         result,

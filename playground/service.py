@@ -11,6 +11,7 @@ import asyncio
 import time
 from typing import Any
 
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import Controller
 from playground.engine.runtime import (
     EventSink,
@@ -97,6 +98,7 @@ async def run_session(
     agent: str | None = None,
     context: dict[str, Any] | None = None,
     session_id: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RunResult:
     """Run ``request`` through ``system``: record it in ``store`` and trace it with ``tracer``.
 
@@ -107,6 +109,7 @@ async def run_session(
         forked_from_step: The parent's step where this session starts running live.
         agent: Run only this agent, in isolation, on ``context`` (scenario tests).
         session_id: The new session's id (default: random).
+        clock: The time and id sources of the run (tests pass a fixed one).
     """
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
@@ -129,6 +132,7 @@ async def run_session(
         live=live,
         tool_replay=tool_replay,
         session_id=session_id,
+        clock=clock,
     )
     if store is not None:
         await store.begin_session(

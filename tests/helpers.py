@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
+from playground.engine.clock import Clock
 from playground.spec import System, load_system
 
 
@@ -54,3 +56,20 @@ def example_copy(
     path = tmp_path / (name or f"{example}.yaml")
     path.write_text(text + extra, encoding="utf-8")
     return path
+
+
+def fixed_clock(*, tick_s: float = 0.0, ids: Callable[[int], str] | None = None) -> Clock:
+    """A clock for snapshots: the wall clock moves ``tick_s`` each time an event reads it,
+    latencies read the same instant, and ids are ``ids(n)`` (default: ``5e55`` repeated).
+
+    It is passed in (``Runtime(clock=...)``, ``run_session(clock=...)``,
+    ``PlaygroundApp(clock=...)``), not patched into modules.
+    """
+    now = [1_700_000_000.0]
+
+    def wall() -> float:
+        now[0] += tick_s
+        return now[0]
+
+    still = lambda: now[0]  # noqa: E731
+    return Clock(wall=wall, perf=still, token_hex=ids or (lambda n: "5e55" * (n // 2)), now=still)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,10 +17,10 @@ from textual.pilot import Pilot
 from textual.widgets import Input, OptionList, TextArea
 
 from playground.engine import runtime
+from playground.engine.clock import Clock
 from playground.engine.controller import Gate
 from playground.spec import System, load_system
 from playground.store import Store
-from playground.tui import state
 from playground.tui.app import PlaygroundApp
 from playground.tui.bridge import Bridge
 from playground.tui.screens.edit_payload import EditPayloadScreen
@@ -31,7 +30,7 @@ from playground.tui.screens.run import RunScreen
 from playground.tui.state import RunView, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.timeline import Timeline
-from tests.helpers import example_copy
+from tests.helpers import example_copy, fixed_clock
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTS = ROOT / "agents"
@@ -605,17 +604,9 @@ def test_panes_keep_bounded_history(system: System) -> None:
 
 
 @pytest.fixture
-def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+def clock() -> Clock:
     """Same session id, and a clock where each engine event takes exactly 10 ms."""
-    monkeypatch.setattr(runtime.secrets, "token_hex", lambda n: "5e55" * (n // 2))
-    now = [1_700_000_000.0]
-
-    def tick() -> float:
-        now[0] += 0.01
-        return now[0]
-
-    monkeypatch.setattr(runtime, "time", SimpleNamespace(time=tick, perf_counter=lambda: now[0]))
-    monkeypatch.setattr(state, "time", SimpleNamespace(time=lambda: now[0]))
+    return fixed_clock(tick_s=0.01)
 
 
 def test_snapshot_home(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -625,8 +616,8 @@ def test_snapshot_home(snap_compare: Any, tmp_path: Path, monkeypatch: pytest.Mo
     assert snap_compare(app, terminal_size=SIZE)
 
 
-def test_snapshot_paused_at_handoff(snap_compare: Any, tmp_path: Path, fixed_ids: None) -> None:
-    app = make_app(load_system(snapshot_workspace(tmp_path) / "router.yaml"), tmp_path)
+def test_snapshot_paused_at_handoff(snap_compare: Any, tmp_path: Path, clock: Clock) -> None:
+    app = make_app(load_system(snapshot_workspace(tmp_path) / "router.yaml"), tmp_path, clock=clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await run_screen(pilot)
@@ -637,8 +628,8 @@ def test_snapshot_paused_at_handoff(snap_compare: Any, tmp_path: Path, fixed_ids
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_snapshot_failure(snap_compare: Any, tmp_path: Path, fixed_ids: None) -> None:
-    app = make_app(failing_system(tmp_path), tmp_path)
+def test_snapshot_failure(snap_compare: Any, tmp_path: Path, clock: Clock) -> None:
+    app = make_app(failing_system(tmp_path), tmp_path, clock=clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await run_screen(pilot)
@@ -654,11 +645,9 @@ def supervisor_copy(tmp_path: Path) -> Path:
     return example_copy(tmp_path, "research_supervisor")
 
 
-def test_snapshot_inspector_shows_the_selected_step(
-    snap_compare: Any, tmp_path: Path, fixed_ids: None
-) -> None:
+def test_snapshot_inspector_shows_the_selected_step(snap_compare: Any, tmp_path: Path, clock: Clock) -> None:
     """A finished supervisor run; research's web_search call selected in the timeline."""
-    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path)
+    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path, clock=clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await run_screen(pilot)
@@ -677,9 +666,9 @@ def test_snapshot_inspector_shows_the_selected_step(
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 
 
-def test_snapshot_timeline_of_a_supervisor_run(snap_compare: Any, tmp_path: Path, fixed_ids: None) -> None:
+def test_snapshot_timeline_of_a_supervisor_run(snap_compare: Any, tmp_path: Path, clock: Clock) -> None:
     """Nested delegations and the supervisor's reviews, the run finished."""
-    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path)
+    app = make_app(load_system(supervisor_copy(tmp_path)), tmp_path, clock=clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await run_screen(pilot)

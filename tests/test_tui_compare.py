@@ -9,22 +9,21 @@ from __future__ import annotations
 import itertools
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Select
 
-from playground.engine import runtime
+from playground.engine.clock import Clock
 from playground.spec import System, load_system
 from playground.spec.identity import canonical_spec, version_id
 from playground.spec.models import AgentSpec
-from playground.tui import state
 from playground.tui.app import PlaygroundApp
 from playground.tui.screens.compare import CompareScreen
 from playground.tui.screens.compare_setup import CompareSetupScreen
 from playground.tui.widgets.agent_pane import AgentPane
+from tests.helpers import fixed_clock
 from tests.test_tui import AGENTS, REQUEST, SIZE, make_app, router_copy, run_screen, screen_text
 
 
@@ -227,23 +226,18 @@ async def test_escape_goes_back_to_the_run_screen(system: System, tmp_path: Path
 
 
 @pytest.fixture
-def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+def clock() -> Clock:
     """Session ids from a counter, and a clock that stands still.
 
     Both runs interleave with the store's writer thread, so a ticking clock would give
     latencies that vary from run to run.
     """
     counter = itertools.count(1)
-    monkeypatch.setattr("playground.engine.runtime.secrets.token_hex", lambda n: f"{next(counter):0{2 * n}x}")
-    now = 1_700_000_000.0
-    monkeypatch.setattr(runtime, "time", SimpleNamespace(time=lambda: now, perf_counter=lambda: now))
-    monkeypatch.setattr(state, "time", SimpleNamespace(time=lambda: now))
+    return fixed_clock(ids=lambda n: f"{next(counter):0{2 * n}x}")
 
 
-def test_snapshot_compare_finished(
-    snap_compare: Any, system: System, tmp_path: Path, fixed_ids: None
-) -> None:
-    app = make_app(system, tmp_path)
+def test_snapshot_compare_finished(snap_compare: Any, system: System, tmp_path: Path, clock: Clock) -> None:
+    app = make_app(system, tmp_path, clock=clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         setup = await open_setup(pilot, "router")

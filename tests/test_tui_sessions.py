@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Select
 
-from playground.engine import runtime
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.service import run_session
 from playground.spec import System, load_system
 from playground.store import Store
-from playground.tui import state
 from playground.tui.app import PlaygroundApp
 from playground.tui.screens.fork import BranchScreen, fork_point
 from playground.tui.screens.home import HomeScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.sessions import SessionChosen, SessionsScreen
 from playground.tui.widgets.timeline import Timeline
+from tests.helpers import fixed_clock
 from tests.test_tui import FAILING, REQUEST, SIZE, pane_text, router_copy, screen_text
 from tests.test_tui import make_app as make_run_app
 
@@ -35,16 +34,16 @@ def router_system(tmp_path: Path) -> System:
     return load_system(router_copy(tmp_path))
 
 
-async def record(tmp_path: Path, system: System, request: str = REQUEST) -> str:
+async def record(tmp_path: Path, system: System, request: str = REQUEST, clock: Clock = SYSTEM_CLOCK) -> str:
     """Run ``request`` headless into the test's store; the session's id."""
     async with Store(tmp_path / "store.db") as store:
-        result = await run_session(system, request, store=store)
+        result = await run_session(system, request, store=store, clock=clock)
     return result.session_id
 
 
-def make_app(tmp_path: Path) -> PlaygroundApp:
+def make_app(tmp_path: Path, clock: Clock = SYSTEM_CLOCK) -> PlaygroundApp:
     """The app on its home screen, listing the systems in ``tmp_path``."""
-    return make_run_app(None, tmp_path, agents_dir=tmp_path)
+    return make_run_app(None, tmp_path, agents_dir=tmp_path, clock=clock)
 
 
 async def settle(pilot: Pilot[Any]) -> None:
@@ -287,22 +286,14 @@ async def test_replay_a_read_only_session(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+def clock() -> Clock:
     """Same session id, and a clock where each engine event takes exactly 10 ms."""
-    monkeypatch.setattr(runtime.secrets, "token_hex", lambda n: "5e55" * (n // 2))
-    now = [1_700_000_000.0]
-
-    def tick() -> float:
-        now[0] += 0.01
-        return now[0]
-
-    monkeypatch.setattr(runtime, "time", SimpleNamespace(time=tick, perf_counter=lambda: now[0]))
-    monkeypatch.setattr(state, "time", SimpleNamespace(time=lambda: now[0]))
+    return fixed_clock(tick_s=0.01)
 
 
-def test_snapshot_read_only_session(snap_compare: Any, tmp_path: Path, fixed_ids: None) -> None:
-    session_id = asyncio.run(record(tmp_path, router_system(tmp_path)))
-    app = make_app(tmp_path)
+def test_snapshot_read_only_session(snap_compare: Any, tmp_path: Path, clock: Clock) -> None:
+    session_id = asyncio.run(record(tmp_path, router_system(tmp_path), clock=clock))
+    app = make_app(tmp_path, clock)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         screen = await open_read_only(pilot, session_id)

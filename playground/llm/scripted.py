@@ -108,6 +108,9 @@ class ScriptedLLM:
             elif action == "call":  # a tool, a delegate or a handoff
                 args = answer.raw_args if answer.raw_args is not None else _json(rendered)
                 calls.append(ToolCall(call_id, answer.tool, args))
+            elif action == "calls":  # several in one response: rendered is one args map per call
+                for j, (called, args_of_call) in enumerate(zip(answer.tools, rendered, strict=True)):
+                    calls.append(ToolCall(f"{call_id}_{j + 1}", called, _json(args_of_call)))
             elif action == "accept":
                 calls.append(ToolCall(call_id, REVIEW_ACCEPT, "{}"))
             elif action == "reject":
@@ -256,6 +259,8 @@ class _Answer:
     """The reply, arguments, context or feedback, as written."""
     render: Render | None = None
     """Fills ``template`` in; None: it has no field and is used as is."""
+    tools: tuple[str, ...] = ()
+    """With ``calls``: the tool or delegate of each call, in order."""
 
 
 def _answer(step: ScriptStep, agent: str) -> _Answer:
@@ -271,6 +276,10 @@ def _answer(step: ScriptStep, agent: str) -> _Answer:
         action, tool = "call", step.tool
         if step.raw_args is None:  # sent as they are: their template is never rendered
             template = step.args or {}
+    elif step.calls is not None:
+        template = [call.args for call in step.calls]
+        tools = tuple(call.tool for call in step.calls)
+        return _Answer("calls", reviews, fails, "", None, template, _compile(template, agent), tools)
     elif step.handoff is not None:
         action, tool = "call", HANDOFF_PREFIX + step.handoff
         template = step.context or {"question": "{input}"}

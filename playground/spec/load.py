@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.util
 import inspect
@@ -140,6 +141,8 @@ class Tool:
         description: From the docstring, shown to the model.
         parameters: JSON Schema of its arguments, derived from its signature.
         validate: Turns raw arguments into keyword arguments or raises ``ValidationError``.
+        is_async: Whether ``func`` is a coroutine function (a sync one runs in a thread).
+        timeout_s: Its own limit of one call, if declared (else ``limits.tool_timeout_s``).
     """
 
     name: str
@@ -148,6 +151,7 @@ class Tool:
     parameters: dict[str, Any]
     validate: Callable[[dict[str, Any]], dict[str, Any]]
     is_async: bool
+    timeout_s: float | None = None
 
 
 def load_tool(name: str, ref: str, base: Path) -> Tool:
@@ -263,13 +267,16 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
     except ValidationError as exc:
         raise explain(exc, shown, lines) from None
     tools: dict[str, Tool] = {}
-    for tool_name, ref in spec.tools.items():
+    for tool_name, decl in spec.tools.items():
+        ref = decl if isinstance(decl, str) else decl.function
         try:
-            tools[tool_name] = load_tool(tool_name, ref, base)
+            tool = load_tool(tool_name, ref, base)
         except ValueError as exc:
-            raise SpecError(
-                shown, _line(lines, ("tools", tool_name)), f"tools.{tool_name}", str(exc)
-            ) from None
+            loc = ("tools", tool_name) if isinstance(decl, str) else ("tools", tool_name, "function")
+            raise SpecError(shown, _line(lines, loc), _dotted(loc), str(exc)) from None
+        if not isinstance(decl, str) and decl.timeout_s is not None:
+            tool = dataclasses.replace(tool, timeout_s=decl.timeout_s)
+        tools[tool_name] = tool
     _check(spec, shown, lines)
     return System(spec, tools, lines)
 
@@ -348,12 +355,21 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
         if not spec.pipeline:
             fail(("pipeline",), "a pipeline lists its stages in order: pipeline: [first, second, ...]")
         assert spec.pipeline is not None
+        seen: set[str] = set()
         for i, stage in enumerate(spec.pipeline):
-            known_agent(stage, ("pipeline", i), "stage")
-        if spec.entry is not None and spec.entry != spec.pipeline[0]:
-            fail(("entry",), f"a pipeline's entry is its first stage {spec.pipeline[0]!r}")
-        if len(set(spec.pipeline)) != len(spec.pipeline):
-            fail(("pipeline",), "a stage appears twice")
+            group = [stage] if isinstance(stage, str) else stage
+            if not isinstance(stage, str) and len(stage) < 2:
+                fail(("pipeline", i), "a parallel group lists at least two agents: [a, b]")
+            if i == 0 and not isinstance(stage, str):
+                fail(("pipeline", i), "a pipeline's first stage is one agent (it receives the request)")
+            for j, name in enumerate(group):
+                loc: Loc = ("pipeline", i) if isinstance(stage, str) else ("pipeline", i, j)
+                known_agent(name, loc, "stage")
+                if name in seen:
+                    fail(loc, f"{name!r} appears twice in the pipeline")
+                seen.add(name)
+        if spec.entry is not None and spec.entry != spec.entry_agent:
+            fail(("entry",), f"a pipeline's entry is its first stage {spec.entry_agent!r}")
 
 
 def _check_script(spec: SystemSpec, agent: AgentSpec, base: Loc, fail: Callable[[Loc, str], None]) -> None:
@@ -377,22 +393,30 @@ def _check_script(spec: SystemSpec, agent: AgentSpec, base: Loc, fail: Callable[
                 " To script a call to an unknown target on purpose, use"
                 f" tool: {HANDOFF_PREFIX}{step.handoff}",
             )
-        if (
-            step.tool is not None
-            and step.tool not in callable_names
-            and step.tool not in spec.tools
-            and not step.tool.startswith(HANDOFF_PREFIX)
-        ):
-            pool = sorted(callable_names | set(spec.tools))
-            close = difflib.get_close_matches(step.tool, pool, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            fail((*loc, "tool"), f"{step.tool!r} is neither a tool, a delegate nor a system tool{hint}")
+        called: list[tuple[str, Loc, dict[str, Any]]] = []
+        if step.tool is not None:
+            called.append((step.tool, (*loc, "tool"), step.args or {}))
+        for j, call in enumerate(step.calls or []):
+            called.append((call.tool, (*loc, "calls", j, "tool"), call.args))
+        for tool_name, tool_loc, _args in called:
+            if (
+                tool_name not in callable_names
+                and tool_name not in spec.tools
+                and not tool_name.startswith(HANDOFF_PREFIX)
+            ):
+                pool = sorted(callable_names | set(spec.tools))
+                close = difflib.get_close_matches(tool_name, pool, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                fail(tool_loc, f"{tool_name!r} is neither a tool, a delegate nor a system tool{hint}")
         if agent.input is not None:
             for key in ("reply", "feedback"):
                 _check_template(getattr(step, key), known_fields, (*loc, key), fail)
             for key in ("args", "context"):
                 for arg, value in (getattr(step, key) or {}).items():
                     _check_template(value, known_fields, (*loc, key, arg), fail)
+            for j, call in enumerate(step.calls or []):
+                for arg, value in call.args.items():
+                    _check_template(value, known_fields, (*loc, "calls", j, "args", arg), fail)
 
 
 def _check_template(value: Any, known: set[str], loc: Loc, fail: Callable[[Loc, str], None]) -> None:

@@ -107,6 +107,9 @@ class Limits(_Spec):
     """First retry delay; doubles on each further retry."""
     max_validation_retries: int = Field(2, ge=0)
     """How often a malformed tool call or invalid payload is fed back before the run fails."""
+    tool_timeout_s: float = Field(60, gt=0)
+    """Limit of one tool call (a tool's own ``timeout_s`` overrides it). A tool past it is
+    reported to the model as an error; a synchronous tool's thread is abandoned, not waited for."""
 
 
 class Price(_Spec):
@@ -116,10 +119,22 @@ class Price(_Spec):
     output: float = Field(0, ge=0)
 
 
+_ACTIONS = ("reply", "tool", "calls", "handoff", "fail", "review")
+
+
+class ScriptCall(_Spec):
+    """One call of a script step that makes several calls in one response."""
+
+    tool: str
+    """The tool or delegate called."""
+    args: dict[str, Any] = {}
+    """Its arguments; string values are templates."""
+
+
 class ScriptStep(_Spec):
     """One step of a scripted model's script.
 
-    Exactly one of ``reply``, ``tool``, ``handoff``, ``fail`` or ``review`` is set.
+    Exactly one of ``reply``, ``tool``, ``calls``, ``handoff``, ``fail`` or ``review`` is set.
     """
 
     match: str | None = None
@@ -132,6 +147,8 @@ class ScriptStep(_Spec):
     """Tool arguments; string values are templates."""
     raw_args: str | None = None
     """Send these literal argument bytes instead of ``args`` (to inject a malformed tool call)."""
+    calls: list[ScriptCall] | None = Field(None, min_length=1)
+    """Several tool or delegate calls in one response; the engine runs them concurrently."""
     handoff: str | None = None
     """Hand off to this agent with ``context``."""
     context: dict[str, Any] | None = None
@@ -159,11 +176,12 @@ class ScriptStep(_Spec):
 
     @model_validator(mode="after")
     def _one_action(self) -> ScriptStep:
-        actions = [k for k in ("reply", "tool", "handoff", "fail", "review") if getattr(self, k)]
+        actions = [k for k in _ACTIONS if getattr(self, k)]
         if len(actions) != 1:
             found = ", ".join(actions) if actions else "none"
             raise ValueError(
-                f"a script step needs exactly one of reply, tool, handoff, fail, review (found {found})"
+                "a script step needs exactly one of reply, tool, calls, handoff, fail, review"
+                f" (found {found})"
             )
         if self.args is not None and self.tool is None:
             raise ValueError("'args' goes with 'tool'")
@@ -175,7 +193,7 @@ class ScriptStep(_Spec):
 
     @property
     def action(self) -> str:
-        for key in ("reply", "tool", "handoff", "fail", "review"):
+        for key in _ACTIONS:
             if getattr(self, key):
                 return key
         raise AssertionError("unreachable: validated to have one action")
@@ -274,6 +292,19 @@ class AgentSpec(_Spec):
         return {k: v for k, v in self.model_settings.items() if k not in _PROVIDER_KEYS}
 
 
+class ToolDecl(_Spec):
+    """A tool declared as a mapping: where its function is, and how it may run."""
+
+    function: str
+    """``file.py:function``, the path relative to the system file."""
+    timeout_s: float | None = Field(None, gt=0)
+    """Limit of one call of this tool (default: ``limits.tool_timeout_s``)."""
+
+    @property
+    def ref(self) -> str:
+        return self.function
+
+
 class ScriptedDefaults(_Spec):
     """Defaults of the scripted model for every agent of the system."""
 
@@ -295,11 +326,14 @@ class SystemSpec(_Spec):
     limits: Limits = Limits()
     on_loop: str = "stop"
     """An agent to escalate a detected loop to, or ``stop``."""
-    tools: dict[str, str] = {}
-    """Tool name to ``file.py:function``, the path relative to the system file."""
+    tools: dict[str, str | ToolDecl] = {}
+    """Tool name to ``file.py:function`` (the path relative to the system file), or to a
+    mapping with ``function`` and the tool's settings."""
     agents: dict[str, AgentSpec]
-    pipeline: list[str] | None = None
-    """Stages in order (pipeline pattern)."""
+    pipeline: list[str | list[str]] | None = None
+    """Stages in order (pipeline pattern). A stage that is a list is a parallel group: its
+    agents all receive the previous stage's output, and the next stage receives one object
+    with a field per agent of the group."""
     scripted: ScriptedDefaults = ScriptedDefaults()
     path: str = ""
     """Where the file was loaded from (set by the loader)."""
@@ -329,5 +363,11 @@ class SystemSpec(_Spec):
         if self.entry:
             return self.entry
         if self.pipeline:
-            return self.pipeline[0]
+            first = self.pipeline[0]
+            return first if isinstance(first, str) else first[0]
         raise AssertionError("unreachable: the loader checks entry")
+
+    @property
+    def stages(self) -> list[list[str]]:
+        """The pipeline's stages, each as the list of its agents (one, or a parallel group)."""
+        return [[stage] if isinstance(stage, str) else list(stage) for stage in self.pipeline or []]

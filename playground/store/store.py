@@ -1336,9 +1336,11 @@ class Store:
 
     # -- comparisons ---------------------------------------------------------------------------
 
-    async def save_comparison(self, system: str, agent: str, report: dict[str, Any]) -> str:
-        """Store a comparison report; returns its id."""
-        comparison_id = "c" + secrets.token_hex(5)
+    async def save_comparison(
+        self, system: str, agent: str, report: dict[str, Any], *, comparison_id: str | None = None
+    ) -> str:
+        """Store a comparison report; returns its id (a new random one unless given)."""
+        comparison_id = comparison_id or "c" + secrets.token_hex(5)
         self._queue(
             "INSERT INTO comparisons (comparison_id, system, agent, created_at, report)"
             " VALUES (?, ?, ?, ?, ?)",

@@ -17,6 +17,7 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker
 
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.runtime import LLMFactory, default_llm_factory
 from playground.errors import PlaygroundError
 from playground.spec.load import System
@@ -52,10 +53,13 @@ class PlaygroundApp(App[int]):
         db_path: str | Path | None = None,
         agents_dir: str | Path = "agents",
         llm_factory: LLMFactory = default_llm_factory,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__()
         self.llm_factory = llm_factory
         """Builds the model for each agent (tests pass fakes)."""
+        self.clock = clock
+        """The time and id sources of every run (tests pass a fixed one)."""
         self.system = system
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
         self.agents_dir = Path(agents_dir)
@@ -69,7 +73,9 @@ class PlaygroundApp(App[int]):
             self.exit(1, message=f"error: {exc}")
             return
         if self.system is not None:
-            await self.push_screen(RunScreen(self.system, self.store, llm_factory=self.llm_factory))
+            await self.push_screen(
+                RunScreen(self.system, self.store, llm_factory=self.llm_factory, clock=self.clock)
+            )
         else:
             await self.push_screen(HomeScreen(self.store, self.agents_dir))
 
@@ -77,7 +83,9 @@ class PlaygroundApp(App[int]):
         await self.store.close()
 
     async def on_home_screen_system_chosen(self, message: HomeScreen.SystemChosen) -> None:
-        await self.push_screen(RunScreen(message.system, self.store, llm_factory=self.llm_factory))
+        await self.push_screen(
+            RunScreen(message.system, self.store, llm_factory=self.llm_factory, clock=self.clock)
+        )
 
     async def on_session_chosen(self, message: SessionChosen) -> None:
         """Open a stored session read-only in the run screen's layout."""
@@ -86,7 +94,9 @@ class PlaygroundApp(App[int]):
         except PlaygroundError as exc:
             self.notify(str(exc), title="cannot open the session", severity="error", timeout=10)
             return
-        screen = RunScreen(recorded.system, self.store, llm_factory=self.llm_factory, recorded=recorded)
+        screen = RunScreen(
+            recorded.system, self.store, llm_factory=self.llm_factory, clock=self.clock, recorded=recorded
+        )
         await self.push_screen(screen)
 
     async def action_quit(self) -> None:

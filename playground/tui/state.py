@@ -9,13 +9,13 @@ session from ``store.events(...)`` and is tested without a terminal.
 from __future__ import annotations
 
 import json
-import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, assert_never
 
 from playground.engine import events as ev
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import Gate
 from playground.llm.base import approx_tokens
 from playground.spec.load import System
@@ -185,6 +185,7 @@ class RunView:
         system: The loaded system.
         agents: The specs that run (the store's active versions).
         versions: Agent name to active version id.
+        clock: Where the elapsed time comes from.
     """
 
     def __init__(
@@ -192,8 +193,10 @@ class RunView:
         system: System,
         agents: dict[str, AgentSpec] | None = None,
         versions: dict[str, str] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.system = system
+        self._wall = clock.now
         specs = agents or system.spec.agents
         versions = versions or {}
         self.agents: dict[str, AgentView] = {
@@ -247,7 +250,7 @@ class RunView:
         elif self._paused_at is not None:
             end = self._paused_at
         else:
-            end = now if now is not None else time.time()
+            end = now if now is not None else self._wall()
         return max(0.0, end - self.started - self._paused_s)
 
     def totals(self) -> tuple[int, int, float]:
@@ -265,7 +268,7 @@ class RunView:
         """The run stopped at ``gate``: show what is about to happen."""
         self.gate = gate
         self.status = "paused"
-        self._paused_at = time.time()
+        self._paused_at = self._wall()
         agent = self.agents.get(gate.agent)
         payload = gate.payload
         if gate.kind == "model_call":
@@ -290,7 +293,7 @@ class RunView:
         gate, self.gate = self.gate, None
         self.pending_handoff = None
         if self._paused_at is not None:
-            self._paused_s += time.time() - self._paused_at
+            self._paused_s += self._wall() - self._paused_at
             self._paused_at = None
         if self.status == "paused":
             self.status = "running"

@@ -22,6 +22,7 @@ from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
 from playground.compare import Side, agents_for, build_report, input_report, resolve_side, word_diff
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import StepController
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError
@@ -105,15 +106,17 @@ class CompareScreen(Screen[None]):
         choice: CompareChoice,
         *,
         llm_factory: LLMFactory = default_llm_factory,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__()
         self.system = system
         self.store = store
         self.choice = choice
         self.llm_factory = llm_factory
+        self.clock = clock
         self.sides = (
-            SideRun("A", choice.a, RunView(system)),
-            SideRun("B", choice.b, RunView(system)),
+            SideRun("A", choice.a, RunView(system, clock=clock)),
+            SideRun("B", choice.b, RunView(system, clock=clock)),
         )
         self.reports: list[dict[str, Any]] = []
         """One :func:`~playground.compare.input_report` per input compared so far."""
@@ -252,7 +255,7 @@ class CompareScreen(Screen[None]):
         for run in self.sides:
             run.side = await resolve_side(self.store, self.system, choice.agent, run.label)
             agents, vids = await agents_for(self.store, self.system, choice.agent, run.side, base, versions)
-            run.view = RunView(self.system, agents, vids)
+            run.view = RunView(self.system, agents, vids, clock=self.clock)
             variants.append((agents, vids))
         return variants
 
@@ -315,6 +318,7 @@ class CompareScreen(Screen[None]):
                             live=[run.bridge],
                             controller=run.controller,
                             base=self.llm_factory,
+                            clock=self.clock,
                         )
                         return outcome.result
                     return await run_session(
@@ -326,6 +330,7 @@ class CompareScreen(Screen[None]):
                         controller=run.controller,
                         live=[run.bridge],
                         llm_factory=factory,
+                        clock=self.clock,
                         agent=scenario.agent if scenario is not None else None,
                         context=scenario.context if scenario is not None else None,
                     )
@@ -360,7 +365,9 @@ class CompareScreen(Screen[None]):
                 source,
                 self.reports,
             )
-            comparison_id = await self.store.save_comparison(self.system.name, self.choice.agent, report)
+            comparison_id = await self.store.save_comparison(
+                self.system.name, self.choice.agent, report, comparison_id="c" + self.clock.token_hex(5)
+            )
             self.notify(f"Comparison {comparison_id} stored: playground comparisons show {comparison_id}")
         return self.reports
 

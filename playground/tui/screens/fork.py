@@ -19,6 +19,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from playground.engine import events as ev
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import Controller
 from playground.engine.runtime import EventSink, LLMFactory
 from playground.replay import ReplayOutcome, Variant, fork_session, replay_session, step_kind
@@ -82,7 +83,12 @@ class Branch:
         return what
 
     def start(
-        self, store: Store, live: list[EventSink], base: LLMFactory, controller: Controller | None = None
+        self,
+        store: Store,
+        live: list[EventSink],
+        base: LLMFactory,
+        controller: Controller | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> Awaitable[ReplayOutcome]:
         """Run the branch under ``controller``; its events go to ``live`` as they happen."""
         if self.mode == "fork":
@@ -95,6 +101,7 @@ class Branch:
                 live=live,
                 base=base,
                 controller=controller,
+                clock=clock,
             )
         return replay_session(
             store,
@@ -104,6 +111,7 @@ class Branch:
             base=base,
             force=True,
             controller=controller,
+            clock=clock,
         )
 
     def summary(self, outcome: ReplayOutcome) -> str:

@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState
 
+from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import StepController
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError
@@ -133,6 +134,7 @@ class RunScreen(Screen[None]):
         llm_factory: LLMFactory = default_llm_factory,
         recorded: RecordedSession | None = None,
         branch: Branch | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__()
         self.recorded = recorded
@@ -144,7 +146,8 @@ class RunScreen(Screen[None]):
         self.system = system
         self.store = store
         self.llm_factory = llm_factory
-        self.view = RunView(system)
+        self.clock = clock
+        self.view = RunView(system, clock=clock)
         self.breakpoints: set[str] = set()
         """Breakpoints (``agent:NAME``, ``handoff:*``, ``tool:*``), shared with the running controller."""
         self.controller: StepController | None = None
@@ -330,6 +333,7 @@ class RunScreen(Screen[None]):
                 controller=controller,
                 live=[bridge],
                 llm_factory=self.llm_factory,
+                clock=self.clock,
             )
         finally:
             bridge.close()
@@ -596,7 +600,9 @@ class RunScreen(Screen[None]):
             if variant is None:
                 return
             branch = Branch(mode, session.session_id, session.input, at, variant or None)
-            screen = RunScreen(self.system, self.store, llm_factory=self.llm_factory, branch=branch)
+            screen = RunScreen(
+                self.system, self.store, llm_factory=self.llm_factory, branch=branch, clock=self.clock
+            )
             self.app.push_screen(screen)
 
         dialog = BranchScreen(mode, session.session_id, at, list(self.system.spec.agents), models)
@@ -620,7 +626,7 @@ class RunScreen(Screen[None]):
     async def run_branch(self, branch: Branch, bridge: Bridge, controller: StepController) -> RunResult:
         """Run a fork or replay live; its events come back through ``bridge``."""
         try:
-            outcome = await branch.start(self.store, [bridge], self.llm_factory, controller)
+            outcome = await branch.start(self.store, [bridge], self.llm_factory, controller, self.clock)
         finally:
             bridge.close()
             self.controller = None
@@ -651,7 +657,9 @@ class RunScreen(Screen[None]):
 
         def open_compare(choice: CompareChoice | None) -> None:
             if choice is not None:
-                screen = CompareScreen(self.system, self.store, choice, llm_factory=self.llm_factory)
+                screen = CompareScreen(
+                    self.system, self.store, choice, llm_factory=self.llm_factory, clock=self.clock
+                )
                 self.app.push_screen(screen)
 
         self.app.push_screen(CompareSetupScreen(self.system, self.store, agent, request), open_compare)

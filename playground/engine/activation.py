@@ -1,0 +1,291 @@
+"""One agent activation: the turn loop of model calls and the calls they make.
+
+An activation starts when an agent receives the request, a handoff, a delegation
+or a stage's input, and ends in a :class:`~playground.engine.outcomes.Reply` or a
+:class:`~playground.engine.outcomes.Handoff`. Each turn calls the model; a reply is
+checked against the output schemas, the calls of a response run (several at
+once when there are several), and their results go back to the model in the
+order the model made them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from playground.engine import events as ev
+from playground.engine.handoffs import check_handoff, deliver, gated_handoff
+from playground.engine.messages import assistant_message, before_last_assistant, check_json, tool_message
+from playground.engine.model_calls import call_model
+from playground.engine.outcomes import (
+    Aborted,
+    ActivationOutcome,
+    Answered,
+    CallOutcome,
+    Escalate,
+    Failure,
+    Handoff,
+    Invalid,
+    Reply,
+    RetryStep,
+)
+from playground.engine.plans import system_prompt
+from playground.engine.tools import run_call, run_concurrently
+from playground.llm.base import ToolCall
+from playground.spec.load import HANDOFF_PREFIX
+from playground.spec.models import AgentSpec
+from playground.spec.schema import Schema
+
+if TYPE_CHECKING:
+    from playground.engine.branch import Branch
+    from playground.engine.plans import Plan
+    from playground.engine.runtime import Runtime
+
+
+async def activate(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    incoming: str,
+    context: dict[str, Any] | None,
+    reason: str,
+    cause: int,
+    *,
+    history: list[dict[str, Any]] | None = None,
+    parent: int | None = None,
+    expect: Schema | None = None,
+    expect_for: str | None = None,
+) -> ActivationOutcome:
+    """Run one activation of ``name``; every activation ends with an ``agent_finished``."""
+    agent = run.agents[name]
+    path = run.path
+    if not path or path[-1] != name:  # a re-run worker is one entry of the path
+        path.append(name)
+    started = run.emit(
+        ev.AgentStarted,
+        agent=name,
+        cause=cause,
+        reason=reason,
+        incoming=incoming,
+        context=context,
+        model=agent.model,
+        parent_activation=parent,
+    )
+    act = started.seq
+    try:
+        return await _turns(run, branch, name, agent, act, incoming, cause, history, expect, expect_for)
+    except Escalate as escalation:
+        finish(
+            run, name, act, "handoff", handoff_to=escalation.handoff.target, cause=escalation.handoff.cause
+        )
+        raise
+    except Aborted:
+        if run.failed_in is None:
+            run.failed_in = name
+        finish(run, name, act, "aborted")
+        raise
+    except BaseException as exc:  # failures, timeouts, cancellation, bugs: close the activation
+        if run.failed_in is None:
+            run.failed_in = name
+        if act not in run.finished:
+            finish(run, name, act, "failed", cause=exc.cause if isinstance(exc, Failure) else None)
+        raise
+
+
+async def _turns(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    act: int,
+    incoming: str,
+    cause: int,
+    history: list[dict[str, Any]] | None,
+    expect: Schema | None,
+    expect_for: str | None,
+) -> ActivationOutcome:
+    plan = run.plan(name)
+    # A reply must satisfy the agent's own output schema and the next stage's input, if any.
+    checks: list[tuple[Schema, str | None]] = []
+    if agent.output is not None:
+        checks.append((agent.output, None))
+    if expect is not None:
+        checks.append((expect, expect_for))
+    prompt = plan.prompt if agent.output is not None or expect is None else system_prompt(agent, expect)
+    if history:
+        prompt += "\n\nConversation before this handoff:\n" + "\n".join(
+            f"[{m.get('role')}] {m.get('content') or ''}" for m in history
+        )
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": prompt},
+        {"role": "user", "content": incoming},
+    ]
+    tools = plan.tools
+    controller = run.controller
+    max_invalid = run.spec.limits.max_validation_retries
+    invalid = 0
+    last_response: int | None = None
+    retry_of: int | None = None
+    turn = 0
+    while turn < run.spec.limits.max_turns:
+        turn += 1
+        step = run.next_step()
+        if controller is not None:
+            decision = await run.gate(
+                "model_call",
+                name,
+                step,
+                {"model": agent.model, "messages": messages},
+                can_retry=last_response is not None,
+            )
+            if decision.action == "retry":
+                messages, retry_of = before_last_assistant(messages), last_response
+        # The first call answers what started the activation; a later one, what came back last.
+        response, responded = await call_model(
+            run, branch, name, agent, messages, tools, act, cause, step, plan, retry_of=retry_of
+        )
+        retry_of = None
+        last_response = cause = responded.seq
+        messages.append(assistant_message(response))
+        calls = response.tool_calls
+        if not calls:
+            text = response.text
+            for schema, whom_for in checks:
+                problem = check_json(text, schema)
+                if problem is None:
+                    continue
+                invalid += 1
+                failed = run.emit(
+                    ev.ValidationFailed,
+                    agent=name,
+                    cause=responded.seq,
+                    activation=act,
+                    what="output",
+                    errors=problem,
+                    attempt=invalid,
+                    target=whom_for,
+                )
+                cause = failed.seq
+                if invalid > max_invalid:
+                    finish(run, name, act, "failed", text, cause=failed.seq)
+                    whom = f"{whom_for!r}'s input" if whom_for else "its output schema"
+                    raise Failure(
+                        "invalid_output",
+                        f"{name!r} returned output that does not match {whom}: {problem}",
+                        name,
+                        whom_for or name,
+                        failed.seq,
+                    )
+                messages.append(
+                    {
+                        "role": "user",
+                        "content": f"Your reply was rejected: {problem}. "
+                        f"Reply with only a JSON object of this shape: {schema.describe()}",
+                    }
+                )
+                break
+            else:
+                return Reply(text, finish(run, name, act, "reply", text, cause=responded.seq))
+            continue
+        # Several tool calls or delegations in one response run at once (a handoff ends the
+        # activation, so handoffs are taken one by one, in order, after them).
+        ran: dict[int, CallOutcome] = {}
+        if len(calls) > 1:
+            others = [(i, c) for i, c in enumerate(calls) if not c.name.startswith(HANDOFF_PREFIX)]
+            if len(others) > 1:
+                ran = await run_concurrently(run, branch, name, agent, others, act, responded.seq)
+        for index, call in enumerate(calls):
+            outcome = ran.get(index)
+            if outcome is None:
+                outcome = await _one_call(run, branch, name, agent, plan, call, act, responded.seq, messages)
+            if isinstance(outcome, Handoff):
+                finish(run, name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
+                return outcome
+            if isinstance(outcome, RetryStep):
+                messages, retry_of = before_last_assistant(messages), last_response
+                break
+            messages.append(tool_message(call.id, outcome.content))
+            if isinstance(outcome, Answered):
+                cause = outcome.seq
+                continue
+            invalid += 1
+            cause = outcome.problem.seq
+            if invalid > max_invalid:
+                finish(run, name, act, "failed")
+                raise _invalid_failure(run, name, outcome)
+    finish(run, name, act, "failed")
+    raise Failure(
+        "max_turns",
+        f"{name!r} made {run.spec.limits.max_turns} model calls without finishing (limits.max_turns)",
+        name,
+        name,
+        cause,
+    )
+
+
+async def _one_call(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    plan: Plan,
+    call: ToolCall,
+    act: int,
+    cause: int,
+    messages: list[dict[str, Any]],
+) -> CallOutcome:
+    if not call.name.startswith(HANDOFF_PREFIX):
+        return await run_call(run, branch, name, agent, call, act, cause)
+    if run.controller is not None:
+        return await gated_handoff(run, name, agent, plan, call, act, cause, messages)
+    checked = check_handoff(run, name, agent, plan, call, act, cause, messages)
+    if isinstance(checked, Invalid):
+        return checked
+    return deliver(run, name, act, cause, messages, checked)
+
+
+def _invalid_failure(run: Runtime, name: str, outcome: Invalid) -> Failure:
+    """The failure of an agent that kept making calls that were refused."""
+    problem = outcome.problem
+    if isinstance(problem, ev.PermissionDenied):
+        return Failure(
+            "permission_denied",
+            f"{name!r} kept calling {problem.tool!r}, which it is not permitted to call",
+            name,
+            name,
+            problem.seq,
+        )
+    manifested = (
+        problem.target
+        if problem.what in ("input", "handoff_payload") and problem.target in run.agents
+        else name
+    )
+    return Failure(
+        f"invalid_{problem.what}",
+        f"{name!r} kept producing invalid calls: {problem.errors}",
+        name,
+        manifested,
+        problem.seq,
+    )
+
+
+def finish(
+    run: Runtime,
+    name: str,
+    act: int,
+    outcome: str,
+    output: str = "",
+    *,
+    handoff_to: str | None = None,
+    cause: int | None = None,
+) -> int:
+    """Close an activation; returns the ``seq`` of its ``agent_finished``."""
+    run.finished.add(act)
+    return run.emit(
+        ev.AgentFinished,
+        agent=name,
+        activation=act,
+        cause=cause or act,
+        outcome=outcome,
+        output=output,
+        handoff_to=handoff_to,
+    ).seq

@@ -1,0 +1,210 @@
+"""The pipeline pattern (stages, and stages that are parallel groups), and running one
+agent in isolation."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from playground.engine import events as ev
+from playground.engine.activation import activate
+from playground.engine.branch import Branch
+from playground.engine.messages import render_context
+from playground.engine.outcomes import ActivationOutcome, Escalate, Failure, Handoff, Reply
+from playground.llm.base import parse_json
+from playground.spec.schema import format_validation_error
+
+if TYPE_CHECKING:
+    from playground.engine.runtime import Runtime
+
+
+async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
+    """Run each stage on the previous stage's output; the last stage's output is the run's.
+
+    A stage of one agent must reply what the next stage (when it is one agent) accepts,
+    and is asked again if it does not. A parallel group's agents all receive the previous
+    stage's output and run at once; the stage after it receives one object with a field
+    per agent of the group: that agent's JSON when it declares ``output``, else its text.
+    """
+    stages = run.spec.stages
+    incoming: str = request
+    value: Any = None
+    """What the previous stage produced: its reply's text, or a group's object."""
+    cause = 1
+    output = ""
+    for i, group in enumerate(stages):
+        following = stages[i + 1] if i + 1 < len(stages) else None
+        expect_for = following[0] if following is not None and len(following) == 1 else None
+        expect = run.agents[expect_for].input if expect_for is not None else None
+        reason = "entry" if i == 0 else "stage"
+        if len(group) == 1:
+            name = group[0]
+            context = _received(run, name, value, stages[i - 1] if i else None, cause) if i else None
+            try:
+                result = await activate(
+                    run, branch, name, incoming, context, reason, cause, expect=expect, expect_for=expect_for
+                )
+            except Escalate as escalation:
+                return await _escalated(run, branch, escalation)
+            reply = _stage_reply(name, result)
+            output, cause = reply.text, reply.seq
+            value = output
+        else:
+            try:
+                replies = await _group(run, group, incoming, value, stages[i - 1], reason, cause)
+            except Escalate as escalation:
+                return await _escalated(run, branch, escalation)
+            value = {
+                name: _parsed(reply.text) if run.agents[name].output is not None else reply.text
+                for name, reply in replies.items()
+            }
+            output = render_context(value)
+            cause = max(reply.seq for reply in replies.values())
+        if following is not None:
+            run.hops += 1
+            incoming = output
+    return output
+
+
+async def _group(
+    run: Runtime,
+    group: list[str],
+    incoming: str,
+    value: Any,
+    previous: list[str],
+    reason: str,
+    cause: int,
+) -> dict[str, Reply]:
+    """Run the agents of a parallel group at once, each in a branch of its own. One that
+    fails does not stop the others; the first failure (in the group's order) is raised once
+    all have finished. An abort or the run's timeout cancels them all."""
+    replies: dict[str, Reply] = {}
+    failures: dict[int, Failure | Escalate] = {}
+
+    async def one(index: int, name: str) -> None:
+        own = Branch()
+        try:
+            context = _received(run, name, value, previous, cause)
+            result = await activate(run, own, name, incoming, context, reason, cause)
+            replies[name] = _stage_reply(name, result)
+        except (Failure, Escalate) as exc:
+            failures[index] = exc
+        finally:
+            own.close()
+
+    try:
+        async with asyncio.TaskGroup() as tasks:
+            for index, name in enumerate(group):
+                tasks.create_task(one(index, name))
+    except BaseExceptionGroup as errors:
+        from playground.engine.tools import _first
+
+        raise _first(errors) from None
+    if failures:
+        raise failures[min(failures)]
+    return {name: replies[name] for name in group}
+
+
+def _received(
+    run: Runtime, name: str, value: Any, previous: list[str] | None, cause: int
+) -> dict[str, Any] | None:
+    """The context stage ``name`` receives: the previous stage's reply (as JSON) or group
+    object, checked against its ``input``. A value that does not fit fails the run where it
+    came from."""
+    schema = run.agents[name].input
+    grouped = previous is not None and len(previous) > 1
+    if schema is None:
+        return value if grouped else None
+    try:
+        return schema.validate(value if grouped else _parsed(value))
+    except ValidationError as exc:
+        problem = format_validation_error(exc)
+        origin = (previous or [name])[0]
+        if grouped:
+            assert previous is not None
+            # A group's object: the field that does not fit names the agent that produced it.
+            located = [str(e["loc"][0]) for e in exc.errors() if e["loc"] and str(e["loc"][0]) in previous]
+            origin = located[0] if located else origin
+        failed = run.emit(
+            ev.ValidationFailed,
+            agent=name,
+            cause=cause,
+            what="input",
+            errors=problem,
+            target=name,
+        )
+        raise Failure(
+            "invalid_output",
+            f"{origin!r} produced output that does not match {name!r}'s input: {problem}",
+            origin,
+            name,
+            failed.seq,
+        ) from None
+
+
+def _stage_reply(name: str, result: ActivationOutcome) -> Reply:
+    if isinstance(result, Handoff):
+        raise Failure(
+            "handoff_in_pipeline",
+            f"stage {name!r} tried to hand off; a pipeline's stages pass their output on",
+            name,
+            name,
+            result.cause,
+        )
+    return result
+
+
+def _parsed(text: str) -> Any:
+    try:
+        return parse_json(text)
+    except ValueError:
+        return text
+
+
+async def _escalated(run: Runtime, branch: Branch, escalation: Escalate) -> str:
+    """A loop inside a stage (a delegation) escalates: the on_loop agent answers instead."""
+    handoff = escalation.handoff
+    result = await activate(
+        run,
+        branch,
+        handoff.target,
+        render_context(handoff.payload),
+        handoff.payload,
+        "escalation",
+        handoff.cause,
+    )
+    return _stage_reply(handoff.target, result).text
+
+
+async def drive_isolated(
+    run: Runtime, branch: Branch, name: str, request: str, context: dict[str, Any] | None
+) -> str:
+    """Run only agent ``name``: it receives ``context`` (validated against its ``input``) or
+    ``request``, and a handoff it makes ends the run."""
+    if name not in run.agents:
+        raise Failure("unknown_agent", f"{name!r} is not an agent of {run.spec.name!r}", None, None)
+    schema = run.agents[name].input
+    if context is not None and schema is not None:
+        try:
+            context = schema.validate(context)
+        except ValidationError as exc:
+            raise Failure(
+                "invalid_input",
+                f"the context given to {name!r} does not match its input: {format_validation_error(exc)}",
+                None,
+                name,
+            ) from None
+    incoming = render_context(context) if context is not None else request
+    expect, expect_for = None, None
+    stages = run.spec.stages
+    for i, group in enumerate(stages[:-1]):
+        if name in group and len(group) == 1 and len(stages[i + 1]) == 1:
+            expect_for = stages[i + 1][0]
+            expect = run.agents[expect_for].input
+    try:
+        result = await activate(run, branch, name, incoming, context, "entry", 1, expect=expect)
+    except Escalate as escalation:
+        result = escalation.handoff
+    return result.text if isinstance(result, Reply) else ""

@@ -1,0 +1,492 @@
+"""Tool calls and delegations of a model response.
+
+A call is first *prepared* (its arguments parsed, its permission checked, its
+arguments validated: no waiting, so the calls of one response are numbered in
+the order the model made them), then *executed*: held at the gate, then the
+tool runs (a synchronous tool in a thread of its own, never on the event loop)
+or the delegated worker's activation runs. Several calls of one response
+execute at once (:func:`run_concurrently`), each in a branch of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from playground.engine import events as ev
+from playground.engine.branch import Branch
+from playground.engine.handoffs import check_hops
+from playground.engine.messages import render_context
+from playground.engine.model_calls import call_model
+from playground.engine.outcomes import (
+    Aborted,
+    Answered,
+    CallOutcome,
+    Escalate,
+    Failure,
+    Handoff,
+    Invalid,
+    RetryStep,
+)
+from playground.engine.plans import TASK_SCHEMA
+from playground.llm.base import REVIEW_ACCEPT, REVIEW_REJECT, ToolCall, ToolDef, parse_json
+from playground.spec.load import HANDOFF_PREFIX, Tool
+from playground.spec.models import AgentSpec
+from playground.spec.schema import format_validation_error
+
+if TYPE_CHECKING:
+    from playground.engine.runtime import Runtime
+
+ArgsCheck = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A call that passed its checks and may run."""
+
+    call: ToolCall
+    args: dict[str, Any]
+    check: ArgsCheck
+    """Validates edited arguments (raises ``ValidationError``)."""
+    tool: Tool | None
+    """The tool to run, or None for a delegation to the worker named by the call."""
+
+
+def prepare_call(
+    run: Runtime, name: str, agent: AgentSpec, call: ToolCall, act: int, cause: int
+) -> Prepared | Invalid:
+    """Parse, permit and validate one tool or delegate call; refusals are recorded and
+    returned with the message the model gets."""
+    try:
+        raw = parse_json(call.arguments or "{}")
+        if not isinstance(raw, dict):
+            raise ValueError("arguments must be a JSON object")
+    except ValueError as exc:
+        problem: ev.ValidationFailed | ev.PermissionDenied = run.emit(
+            ev.ValidationFailed,
+            agent=name,
+            activation=act,
+            cause=cause,
+            what="tool_args",
+            errors=f"arguments of {call.name!r} are not valid JSON: {exc}",
+            target=call.name,
+        )
+        return Invalid(
+            f"Error: the arguments of {call.name} were not valid JSON ({exc}). Call it again.", problem
+        )
+    tool: Tool | None = None
+    check: ArgsCheck
+    if call.name in agent.delegates:
+        check = (run.agents[call.name].input or TASK_SCHEMA).validate
+        what = "input"
+    elif call.name in agent.tools:
+        tool = run.system.tools[call.name]
+        check, what = tool.validate, "tool_args"
+    else:
+        allowed = [*agent.tools, *agent.delegates, *(HANDOFF_PREFIX + h.to for h in agent.handoffs)]
+        problem = run.emit(
+            ev.PermissionDenied,
+            agent=name,
+            activation=act,
+            cause=cause,
+            tool=call.name,
+            call_id=call.id,
+            allowed=allowed,
+            args=call.arguments,
+        )
+        return Invalid(
+            f"Error: {name} is not permitted to call {call.name!r}."
+            f" Permitted: {', '.join(allowed) or 'none'}.",
+            problem,
+        )
+    try:
+        args = check(raw)
+    except ValidationError as exc:
+        error = format_validation_error(exc)
+        problem = run.emit(
+            ev.ValidationFailed,
+            agent=name,
+            activation=act,
+            cause=cause,
+            what=what,
+            errors=error,
+            target=call.name,
+        )
+        return Invalid(f"Error: invalid arguments for {call.name}: {error}", problem)
+    return Prepared(call, args, check, tool)
+
+
+async def execute_call(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    prepared: Prepared,
+    act: int,
+    cause: int,
+    step: int,
+) -> Answered | RetryStep:
+    """Hold a prepared call at the gate as ``step``, then run it."""
+    args = prepared.args
+    if run.controller is not None:
+        check = prepared.check
+
+        def validate(payload: dict[str, Any]) -> str | None:
+            try:
+                check(payload.get("args", {}))
+            except ValidationError as exc:
+                return format_validation_error(exc)
+            return None
+
+        decision = await run.gate(
+            "tool_call",
+            name,
+            step,
+            {"tool": prepared.call.name, "args": args},
+            validate=validate,
+            can_retry=True,
+        )
+        if decision.action == "retry":
+            run.give_back_step(step)
+            return RetryStep()
+        if decision.action == "edit" and decision.payload is not None:
+            args = check(decision.payload.get("args", {}))
+    if prepared.tool is None:
+        return await delegate(run, branch, name, agent, prepared.call, args, act, cause, step)
+    return await run_tool(run, name, prepared.tool, prepared.call, args, act, cause, step)
+
+
+async def run_call(
+    run: Runtime, branch: Branch, name: str, agent: AgentSpec, call: ToolCall, act: int, cause: int
+) -> Answered | Invalid | RetryStep:
+    """Prepare and execute one call."""
+    prepared = prepare_call(run, name, agent, call, act, cause)
+    if isinstance(prepared, Invalid):
+        return prepared
+    return await execute_call(run, branch, name, agent, prepared, act, cause, run.next_step())
+
+
+async def run_concurrently(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    calls: list[tuple[int, ToolCall]],
+    act: int,
+    cause: int,
+) -> dict[int, CallOutcome]:
+    """Run the calls of one response at once, each in a branch of its own.
+
+    Every call is prepared (and numbered) in the order the model made it before any
+    runs. A call whose worker fails does not stop its siblings: they finish and are
+    recorded, then the first failure (in call order) fails the activation. An abort or
+    the run's timeout cancels them all.
+    """
+    outcomes: dict[int, CallOutcome] = {}
+    ready: list[tuple[int, Prepared, int]] = []
+    for index, call in calls:
+        prepared = prepare_call(run, name, agent, call, act, cause)
+        if isinstance(prepared, Invalid):
+            outcomes[index] = prepared
+        else:
+            ready.append((index, prepared, run.next_step()))
+    if len(ready) == 1:
+        index, prepared, step = ready[0]
+        outcomes[index] = await execute_call(run, branch, name, agent, prepared, act, cause, step)
+        return outcomes
+    failures: dict[int, Failure | Escalate] = {}
+
+    async def one(index: int, prepared: Prepared, step: int) -> None:
+        own = Branch()
+        try:
+            outcomes[index] = await execute_call(run, own, name, agent, prepared, act, cause, step)
+        except (Failure, Escalate) as exc:
+            failures[index] = exc
+        finally:
+            own.close()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, prepared, step in ready:
+                group.create_task(one(index, prepared, step))
+    except BaseExceptionGroup as errors:
+        raise _first(errors) from None
+    if failures:
+        raise failures[min(failures)]
+    return outcomes
+
+
+def _first(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to raise for a task group: an abort before anything else."""
+    leaves: list[BaseException] = []
+
+    def walk(group: BaseExceptionGroup[BaseException]) -> None:
+        for error in group.exceptions:
+            if isinstance(error, BaseExceptionGroup):
+                walk(error)
+            else:
+                leaves.append(error)
+
+    walk(errors)
+    for error in leaves:
+        if isinstance(error, Aborted):
+            return error
+    return leaves[0]
+
+
+async def run_tool(
+    run: Runtime, name: str, tool: Tool, call: ToolCall, args: dict[str, Any], act: int, cause: int, step: int
+) -> Answered:
+    """Run a tool (or answer it from a recording) and record what it returned."""
+    called = run.emit(
+        ev.ToolCalled,
+        agent=name,
+        step=step,
+        activation=act,
+        cause=cause,
+        tool=call.name,
+        call_id=call.id,
+        args=args,
+    )
+    perf = run.clock.perf
+    t0 = perf()
+    error = None
+    recorded = run.tool_replay(name, call.name, args) if run.tool_replay is not None else None
+    if recorded is not None:
+        result, error = recorded
+    else:
+        timeout_s = tool.timeout_s or run.spec.limits.tool_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                if tool.is_async:
+                    value = await tool.func(**args)
+                    result = value if isinstance(value, str) else json.dumps(value, default=str)
+                else:
+                    result = await call_in_thread(tool.func, args, call.name)
+        except TimeoutError:
+            where = "its own timeout_s" if tool.timeout_s else "limits.tool_timeout_s"
+            error, result = f"TimeoutError: {call.name} did not return within {where} = {timeout_s} s", ""
+        except Exception as exc:
+            error, result = f"{type(exc).__name__}: {exc}", ""
+    latency = (perf() - t0) * 1000
+    run.totals_of(name).latency_ms += latency
+    returned = run.emit(
+        ev.ToolReturned,
+        agent=name,
+        step=step,
+        activation=act,
+        cause=called.seq,
+        tool=call.name,
+        call_id=call.id,
+        result=result,
+        error=error,
+        latency_ms=latency,
+        replayed=recorded is not None,
+    )
+    return Answered(f"Error: {error}" if error else result, returned.seq)
+
+
+async def call_in_thread(func: Callable[..., Any], args: dict[str, Any], name: str) -> str:
+    """Run a synchronous tool in a thread of its own and await its result as text.
+
+    A daemon thread, not an executor's: a tool that outlives its timeout (or the run) is
+    abandoned, and nothing waits for it, the interpreter's exit included. Its result is
+    turned into text in the thread too, so a large result costs the event loop nothing.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[str] = loop.create_future()
+    context = contextvars.copy_context()
+
+    def settle(result: str | None, error: BaseException | None) -> None:
+        if future.done():  # timed out or cancelled: nobody waits for it any more
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+
+    def work() -> None:
+        result: str | None = None
+        error: BaseException | None = None
+        try:
+            value = context.run(func, **args)
+            result = value if isinstance(value, str) else json.dumps(value, default=str)
+        except Exception as exc:
+            error = exc
+        except BaseException as exc:  # SystemExit and the like: a tool error, not ours
+            error = RuntimeError(f"{type(exc).__name__}: {exc}")
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: the run is long over
+            pass
+
+    threading.Thread(target=work, name=f"playground-tool-{name}", daemon=True).start()
+    return await future
+
+
+async def delegate(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    call: ToolCall,
+    args: dict[str, Any],
+    act: int,
+    cause: int,
+    step: int,
+) -> Answered:
+    """Run a delegated worker (reviewing its output, if the supervisor reviews) as a tool call."""
+    from playground.engine.activation import activate
+
+    check_hops(run, name, call.name, args, cause)
+    called = run.emit(
+        ev.ToolCalled,
+        agent=name,
+        step=step,
+        activation=act,
+        cause=cause,
+        tool=call.name,
+        call_id=call.id,
+        args=args,
+    )
+    perf = run.clock.perf
+    t0 = perf()
+    feedback = ""
+    output = ""
+    last = called.seq
+    for round_ in range(1, agent.max_reviews + 2):
+        context = {**args, "feedback": feedback} if feedback else args
+        try:
+            result = await activate(
+                run, branch, call.name, render_context(context), context, "delegation", called.seq, parent=act
+            )
+        except Failure as failure:
+            run.emit(
+                ev.ToolReturned,
+                agent=name,
+                step=step,
+                activation=act,
+                cause=failure.cause or called.seq,
+                tool=call.name,
+                call_id=call.id,
+                error=f"worker {call.name!r} failed: {failure.message}",
+                latency_ms=(perf() - t0) * 1000,
+            )
+            raise Failure(
+                failure.error_type,
+                f"worker {call.name!r} failed: {failure.message}",
+                failure.origin,
+                name,
+                failure.cause,
+            ) from None
+        if isinstance(result, Handoff):
+            raise Failure(
+                "handoff_in_delegation",
+                f"worker {call.name!r} tried to hand off to {result.target!r};"
+                " a delegated worker returns its result",
+                call.name,
+                name,
+                result.cause,
+            )
+        output, last = result.text, result.seq
+        if not agent.review:
+            break
+        if round_ > agent.max_reviews:
+            last = run.emit(
+                ev.CheckpointReviewed,
+                agent=name,
+                activation=act,
+                cause=last,
+                worker=call.name,
+                verdict="limit",
+                round=round_,
+                feedback=f"rejected {agent.max_reviews} times; using the last output",
+            ).seq
+            break
+        verdict, feedback, reviewed = await review(
+            run, branch, name, agent, call.name, args, output, act, last
+        )
+        last = run.emit(
+            ev.CheckpointReviewed,
+            agent=name,
+            activation=act,
+            cause=reviewed,
+            worker=call.name,
+            verdict=verdict,
+            feedback=feedback,
+            round=round_,
+        ).seq
+        if verdict == "accept":
+            break
+    returned = run.emit(
+        ev.ToolReturned,
+        agent=name,
+        step=step,
+        activation=act,
+        cause=called.seq,
+        tool=call.name,
+        call_id=call.id,
+        result=output,
+        latency_ms=(perf() - t0) * 1000,
+    )
+    return Answered(output, returned.seq)
+
+
+_REVIEW_TOOLS = [
+    ToolDef(REVIEW_ACCEPT, "Accept the worker's output.", {"type": "object", "properties": {}}),
+    ToolDef(
+        REVIEW_REJECT,
+        "Reject the output and say what to fix.",
+        {"type": "object", "properties": {"feedback": {"type": "string"}}, "required": ["feedback"]},
+    ),
+]
+
+
+async def review(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    worker: str,
+    args: dict[str, Any],
+    output: str,
+    act: int,
+    cause: int,
+) -> tuple[str, str, int]:
+    """A supervisor's checkpoint over a worker's output: the verdict, the feedback, and the
+    ``seq`` of the model response that gave them."""
+    prompt = (
+        f"Review the output of worker {worker!r}.\nTask: {render_context(args)}\n"
+        f"Output:\n{output}\n\nCall {REVIEW_ACCEPT} to use it, or {REVIEW_REJECT} with feedback "
+        "saying what to fix."
+    )
+    messages: list[dict[str, Any]] = [
+        {"role": "system", "content": agent.instructions + "\n\nYou are checking a worker's output."},
+        {"role": "user", "content": prompt},
+    ]
+    step = run.next_step()
+    if run.controller is not None:  # a review is a model call too: the debugger can hold it
+        await run.gate("model_call", name, step, {"model": agent.model, "messages": messages})
+    response, responded = await call_model(
+        run, branch, name, agent, messages, _REVIEW_TOOLS, act, cause, step, run.plan(name), own_tools=False
+    )
+    for call in response.tool_calls:
+        if call.name == REVIEW_ACCEPT:
+            return "accept", "", responded.seq
+        if call.name == REVIEW_REJECT:
+            try:
+                feedback = str(json.loads(call.arguments or "{}").get("feedback", ""))
+            except (ValueError, AttributeError):
+                feedback = call.arguments
+            return "reject", feedback or "rejected without feedback", responded.seq
+    text = response.text.strip()
+    verdict = ("accept", "") if text.lower().startswith("accept") else ("reject", text or "no verdict")
+    return verdict[0], verdict[1], responded.seq
