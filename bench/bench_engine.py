@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import subprocess
 import sys
 import tempfile
@@ -147,8 +148,8 @@ async def main() -> None:
         ("engine, recording + OTLP/HTTP export", exported, settle_tracer),
     ]
     for label, fn, settle in configs:
-        t_short = await timed(lambda fn=fn: fn(short), runs, settle)
-        t_long = await timed(lambda fn=fn: fn(long), runs, settle)
+        t_short = await timed(functools.partial(fn, short), runs, settle)
+        t_long = await timed(functools.partial(fn, long), runs, settle)
         hops_short, hops_long = short - 1, long - 1
         per_hop = (t_long - t_short) / (hops_long - hops_short)
         fixed = t_short - per_hop * hops_short

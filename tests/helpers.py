@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from playground.engine.clock import Clock
+from playground.engine.events import Event, RunStarted
 from playground.spec import System, load_system
+
+E = TypeVar("E", bound=Event)
 
 
 def write_system(tmp_path: Path, text: str, name: str = "system.yaml") -> Path:
@@ -20,12 +24,20 @@ def system_from(tmp_path: Path, text: str, name: str = "system.yaml") -> System:
     return load_system(write_system(tmp_path, text, name))
 
 
-def kinds(events: list[object]) -> list[str]:
-    return [e.kind for e in events]  # type: ignore[attr-defined]
+def kinds(events: Sequence[Event]) -> list[str]:
+    return [e.kind for e in events]
 
 
-def of_kind(events: list[object], kind: str) -> list[object]:
-    return [e for e in events if e.kind == kind]  # type: ignore[attr-defined]
+def of_kind(events: Sequence[Event], kind: type[E]) -> list[E]:
+    """The events of one class, typed as such."""
+    return [e for e in events if isinstance(e, kind)]
+
+
+def run_started(events: Sequence[Event]) -> RunStarted:
+    """A session's first event, its :class:`RunStarted`."""
+    first = events[0]
+    assert isinstance(first, RunStarted)
+    return first
 
 
 ROOT = Path(__file__).resolve().parent.parent

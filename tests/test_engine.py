@@ -5,18 +5,21 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from playground.engine import Runtime, StepController
-from playground.spec import load_system
-from tests.helpers import kinds, of_kind, system_from
+from playground.engine import RunResult, Runtime, StepController
+from playground.engine import events as ev
+from playground.spec import System, load_system
+from playground.spec.models import AgentSpec
+from tests.helpers import kinds, of_kind, run_started, system_from
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTER = ROOT / "agents" / "support_router.yaml"
 
 
-def instant(system):  # type: ignore[no-untyped-def]
+def instant(system: System) -> dict[str, AgentSpec]:
     """The same system with the scripted model at zero latency."""
     agents = {
         n: a.model_copy(update={"latency_ms": 0, "tokens_per_s": 0}) for n, a in system.spec.agents.items()
@@ -24,7 +27,7 @@ def instant(system):  # type: ignore[no-untyped-def]
     return agents
 
 
-async def run(system, text, **kw):  # type: ignore[no-untyped-def]
+async def run(system: System, text: str, **kw: Any) -> RunResult:
     return await Runtime(system, agents=instant(system), **kw).run(text)
 
 
@@ -34,11 +37,11 @@ async def test_router_sends_billing_questions_to_billing() -> None:
     assert result.status == "completed"
     assert result.path == ["router", "billing"]
     assert "INV-1042" in result.output
-    handoff = of_kind(result.events, "handoff_delivered")[0]
+    handoff = of_kind(result.events, ev.HandoffDelivered)[0]
     assert handoff.payload == {"customer_id": "C-1", "question": "I was charged twice on my last invoice"}
     assert handoff.payload_tokens > 0
     assert handoff.payload_schema == "{customer_id: str, question: str}"
-    billing_start = of_kind(result.events, "agent_started")[1]
+    billing_start = of_kind(result.events, ev.AgentStarted)[1]
     assert billing_start.agent == "billing"
     # The target receives exactly the declared context, not the conversation.
     assert json.loads(billing_start.incoming) == handoff.payload
@@ -89,7 +92,7 @@ async def test_every_event_names_its_cause_and_version() -> None:
         assert event.cause < event.seq
     for event in result.events:
         if event.agent:
-            assert event.version == result.events[0].versions[event.agent]
+            assert event.version == run_started(result.events).versions[event.agent]
 
 
 TOOL_LOG = '''
@@ -110,7 +113,7 @@ def delete_account(customer_id: str) -> str:
 '''
 
 
-def single_agent(tmp_path: Path, script: str, extra: str = "") -> object:
+def single_agent(tmp_path: Path, script: str, extra: str = "") -> System:
     (tmp_path / "tools.py").write_text(TOOL_LOG)
     return system_from(
         tmp_path,
@@ -149,15 +152,15 @@ async def test_forbidden_tool_is_refused_and_never_run(tmp_path: Path) -> None:
     )
     result = await run(system, "hello")
     assert result.status == "completed"
-    denied = of_kind(result.events, "permission_denied")
+    denied = of_kind(result.events, ev.PermissionDenied)
     assert len(denied) == 1
     assert denied[0].tool == "delete_account" and denied[0].allowed == ["lookup", "transfer_to_back"]
     log = (tmp_path / "calls.log").read_text()
     assert "delete" not in log and "lookup C-1" in log
     # The refusal was answered to the model as an error.
-    second_request = of_kind(result.events, "model_requested")[1]
+    second_request = of_kind(result.events, ev.ModelRequested)[1]
     assert "not permitted" in second_request.messages[-1]["content"]
-    assert [e.tool for e in of_kind(result.events, "tool_called")] == ["lookup"]
+    assert [e.tool for e in of_kind(result.events, ev.ToolCalled)] == ["lookup"]
 
 
 async def test_repeated_forbidden_tool_fails_the_run_with_origin(tmp_path: Path) -> None:
@@ -172,6 +175,7 @@ async def test_repeated_forbidden_tool_fails_the_run_with_origin(tmp_path: Path)
     )
     result = await run(system, "hello")
     assert result.status == "failed"
+    assert result.error is not None
     assert result.error["type"] == "permission_denied"
     assert result.error["origin"] == "front"
     assert not (tmp_path / "calls.log").exists()
@@ -190,7 +194,7 @@ async def test_unknown_handoff_target_is_fed_back_then_corrected(tmp_path: Path)
     result = await run(system, "where to?")
     assert result.status == "completed"
     assert result.path == ["front", "back"]
-    failed = of_kind(result.events, "validation_failed")[0]
+    failed = of_kind(result.events, ev.ValidationFailed)[0]
     assert failed.what == "handoff_target" and failed.target == "ghost"
     assert "'ghost' is not a handoff target" in failed.errors
 
@@ -207,13 +211,14 @@ async def test_malformed_tool_arguments_fail_after_bounded_retries(tmp_path: Pat
     )
     result = await run(system, "hi")
     assert result.status == "failed"
-    failures = of_kind(result.events, "validation_failed")
+    failures = of_kind(result.events, ev.ValidationFailed)
     assert [f.what for f in failures] == ["tool_args", "tool_args"]
     assert "not valid JSON" in failures[0].errors
     assert "customer_id: required field missing" in failures[1].errors
+    assert result.error is not None
     assert result.error["type"] == "invalid_tool_args"
     assert result.error["origin"] == "front"
-    assert of_kind(result.events, "run_failed")[0].cause == failures[1].seq
+    assert of_kind(result.events, ev.RunFailed)[0].cause == failures[1].seq
 
 
 async def test_invalid_handoff_payload_names_origin_and_manifestation(tmp_path: Path) -> None:
@@ -237,6 +242,7 @@ async def test_invalid_handoff_payload_names_origin_and_manifestation(tmp_path: 
     )
     result = await run(system, "go")
     assert result.status == "failed"
+    assert result.error is not None
     assert result.error["origin"] == "a"
     assert result.error["manifested"] == "b"
     assert "n: Input should be a valid integer" in result.error["message"]
@@ -265,9 +271,9 @@ async def test_history_policy_controls_what_the_target_sees(tmp_path: Path) -> N
     for policy in ("none", "full"):
         system = system_from(tmp_path, text.replace("POLICY", policy))
         result = await run(system, "question one")
-        b_request = next(e for e in of_kind(result.events, "model_requested") if e.agent == "b")
+        b_request = next(e for e in of_kind(result.events, ev.ModelRequested) if e.agent == "b")
         seen[policy] = b_request.messages[0]["content"]
-        handoff = of_kind(result.events, "handoff_delivered")[0]
+        handoff = of_kind(result.events, ev.HandoffDelivered)[0]
         assert handoff.history == policy
         assert handoff.history_tokens > handoff.payload_tokens
     assert "secret-internal-note" not in seen["none"]
@@ -304,9 +310,9 @@ async def test_provider_error_retries_then_falls_back(tmp_path: Path) -> None:
     a_events = [e.kind for e in result.events if e.agent == "a"]
     assert a_events.count("model_failed") == 3  # first try + 2 retries
     assert a_events.count("retry_scheduled") == 2
-    fallback = of_kind(result.events, "fallback_used")[0]
+    fallback = of_kind(result.events, ev.FallbackUsed)[0]
     assert (fallback.from_model, fallback.to_model) == ("scripted", "scripted/backup")
-    b_failed = [e for e in of_kind(result.events, "model_failed") if e.agent == "b"]
+    b_failed = [e for e in of_kind(result.events, ev.ModelFailed) if e.agent == "b"]
     assert [e.error_type for e in b_failed] == ["rate_limited"]
 
 
@@ -326,7 +332,7 @@ async def test_every_model_failing_fails_the_run(tmp_path: Path) -> None:
         """,
     )
     result = await run(system, "hello")
-    assert result.status == "failed"
+    assert result.status == "failed" and result.error is not None
     assert result.error["type"] == "timeout"
     assert result.error["origin"] == result.error["manifested"] == "a"
     assert "every model failed" in result.error["message"]
@@ -348,6 +354,7 @@ async def test_script_running_out_is_an_error_of_the_script(tmp_path: Path) -> N
     )
     result = await run(system, "hello")
     assert result.status == "failed"
+    assert result.error is not None
     assert result.error["type"] == "script_error"
     assert "no step left" in result.error["message"]
 
@@ -374,8 +381,9 @@ agents:
 async def test_repeated_handoff_is_a_loop_and_stops(tmp_path: Path) -> None:
     result = await run(system_from(tmp_path, LOOP.replace("POLICY", "stop")), "go")
     assert result.status == "failed"
+    assert result.error is not None
     assert result.error["type"] == "loop"
-    loop = of_kind(result.events, "loop_detected")[0]
+    loop = of_kind(result.events, ev.LoopDetected)[0]
     assert loop.edge == ["a", "b"] and "repeated" in loop.reason
     assert result.path == ["a", "b", "a"]
 
@@ -385,17 +393,18 @@ async def test_loop_escalates_to_on_loop_agent(tmp_path: Path) -> None:
     assert result.status == "completed"
     assert result.path == ["a", "b", "a", "help"]
     assert result.output.startswith("escalated because a -> b repeated")
-    escalated = of_kind(result.events, "escalated")[0]
+    escalated = of_kind(result.events, ev.Escalated)[0]
     assert escalated.target == "help"
-    assert of_kind(result.events, "agent_started")[-1].reason == "escalation"
+    assert of_kind(result.events, ev.AgentStarted)[-1].reason == "escalation"
 
 
 async def test_hop_limit_is_a_loop(tmp_path: Path) -> None:
     text = LOOP.replace("POLICY", "stop").replace("max_hops: 10", "max_hops: 2")
     text = text.replace('context: {question: "same"}', 'context: {question: "{input}!"}')
     result = await run(system_from(tmp_path, text), "go")
+    assert result.error is not None
     assert result.error["type"] == "loop"
-    assert "max_hops" in of_kind(result.events, "loop_detected")[0].reason
+    assert "max_hops" in of_kind(result.events, ev.LoopDetected)[0].reason
 
 
 async def test_run_timeout_fails_cleanly(tmp_path: Path) -> None:
@@ -415,7 +424,7 @@ async def test_run_timeout_fails_cleanly(tmp_path: Path) -> None:
         """,
     )
     result = await Runtime(system).run("hello")
-    assert result.status == "failed"
+    assert result.status == "failed" and result.error is not None
     assert result.error["type"] == "timeout"
     assert kinds(result.events)[-1] == "run_failed"
 
@@ -450,11 +459,11 @@ async def test_supervisor_delegates_and_reviews(tmp_path: Path) -> None:
     assert result.status == "completed", result.error
     assert result.output == "final: draft two, detailed"
     assert result.path == ["boss", "writer"]
-    reviews = of_kind(result.events, "checkpoint_reviewed")
+    reviews = of_kind(result.events, ev.CheckpointReviewed)
     assert [(r.verdict, r.feedback) for r in reviews] == [("reject", "needs more detail"), ("accept", "")]
-    workers = [e for e in of_kind(result.events, "agent_started") if e.agent == "writer"]
+    workers = [e for e in of_kind(result.events, ev.AgentStarted) if e.agent == "writer"]
     assert len(workers) == 2
-    boss_activation = of_kind(result.events, "agent_started")[0].seq
+    boss_activation = of_kind(result.events, ev.AgentStarted)[0].seq
     assert all(w.parent_activation == boss_activation and w.reason == "delegation" for w in workers)
     assert json.loads(workers[1].incoming)["feedback"] == "needs more detail"
     assert "writer" in result.as_json()["per_agent"]
@@ -464,7 +473,7 @@ async def test_supervisor_review_is_bounded(tmp_path: Path) -> None:
     text = SUPERVISOR.replace('match: "draft one"', 'match: "draft"')
     result = await run(system_from(tmp_path, text), "agents")
     assert result.status == "completed"
-    verdicts = [r.verdict for r in of_kind(result.events, "checkpoint_reviewed")]
+    verdicts = [r.verdict for r in of_kind(result.events, ev.CheckpointReviewed)]
     assert verdicts == ["reject", "reject", "limit"]
 
 
@@ -493,15 +502,16 @@ async def test_pipeline_validates_each_stage_output(tmp_path: Path) -> None:
     assert result.status == "completed", result.error
     assert result.path == ["extract", "shout"]
     assert result.output == "hello!"
-    shout = of_kind(result.events, "agent_started")[1]
+    shout = of_kind(result.events, ev.AgentStarted)[1]
     assert shout.context == {"word": "hello", "count": 3}
 
 
 async def test_pipeline_bad_stage_output_fails_with_origin(tmp_path: Path) -> None:
     result = await run(system_from(tmp_path, PIPELINE), "broken")
     assert result.status == "failed"
+    assert result.error is not None
     assert result.error["origin"] == "extract" and result.error["manifested"] == "shout"
-    failures = of_kind(result.events, "validation_failed")
+    failures = of_kind(result.events, ev.ValidationFailed)
     assert len(failures) == 2 and all(f.what == "output" for f in failures)
 
 
@@ -512,7 +522,7 @@ async def test_step_mode_pauses_at_every_gate_and_resumes() -> None:
     system = load_system(ROUTER)
     controller = StepController(stepping=True)
     task = asyncio.create_task(run(system, "I was charged twice", controller=controller))
-    seen = []
+    seen: list[tuple[str, str]] = []
     while len(seen) < 4:
         gate = await controller.wait_paused()
         seen.append((gate.kind, gate.agent))
@@ -530,7 +540,7 @@ async def test_step_mode_pauses_at_every_gate_and_resumes() -> None:
         ("tool_call", "billing"),
         ("model_call", "billing"),
     ]
-    actions = [e.action for e in of_kind(result.events, "operator_acted")]
+    actions = [e.action for e in of_kind(result.events, ev.OperatorActed)]
     assert actions == ["step"] * 4 + ["continue"]
 
 
@@ -545,12 +555,12 @@ async def test_edit_a_pending_handoff_before_delivery() -> None:
     assert not task.done()
     assert controller.edit({"context": {"customer_id": "C-9", "question": "edited"}}) is None
     result = await task
-    handoff = of_kind(result.events, "handoff_delivered")[0]
+    handoff = of_kind(result.events, ev.HandoffDelivered)[0]
     assert handoff.payload == {"customer_id": "C-9", "question": "edited"} and handoff.edited
-    billing = of_kind(result.events, "agent_started")[1]
+    billing = of_kind(result.events, ev.AgentStarted)[1]
     assert billing.context == {"customer_id": "C-9", "question": "edited"}
     assert "INV-0977" in result.output  # C-9's invoice: the edit was really delivered
-    edit = next(e for e in of_kind(result.events, "operator_acted") if e.action == "edit")
+    edit = next(e for e in of_kind(result.events, ev.OperatorActed) if e.action == "edit")
     assert edit.detail["payload"]["context"]["customer_id"] == "C-9"
 
 
@@ -562,7 +572,7 @@ async def test_edit_tool_arguments() -> None:
     assert gate.payload == {"tool": "lookup_invoice", "args": {"customer_id": "C-1"}}
     assert controller.edit({"args": {"customer_id": "C-9"}}) is None
     result = await task
-    assert of_kind(result.events, "tool_called")[0].args == {"customer_id": "C-9"}
+    assert of_kind(result.events, ev.ToolCalled)[0].args == {"customer_id": "C-9"}
 
 
 async def test_retry_reruns_the_model_call_and_keeps_both() -> None:
@@ -581,10 +591,10 @@ async def test_retry_reruns_the_model_call_and_keeps_both() -> None:
     controller.resume()
     result = await task
     assert result.status == "completed"
-    responses = [e for e in of_kind(result.events, "model_responded") if e.agent == "billing"]
+    responses = [e for e in of_kind(result.events, ev.ModelResponded) if e.agent == "billing"]
     assert len(responses) == 3
     assert responses[1].retry_of == responses[0].seq
-    assert [e.tool for e in of_kind(result.events, "tool_called")] == ["lookup_invoice"]
+    assert [e.tool for e in of_kind(result.events, ev.ToolCalled)] == ["lookup_invoice"]
 
 
 async def test_abort_at_a_gate() -> None:
@@ -742,7 +752,7 @@ async def test_scripted_templates_render_as_substitution_would(tmp_path: Path) -
     )
     result = await run(system, "go")
     assert result.status == "completed", result.error
-    to_c = of_kind(result.events, "handoff_delivered")[1]
+    to_c = of_kind(result.events, ev.HandoffDelivered)[1]
     assert to_c.payload == {
         "whole": ["x", "y"],
         "spliced": 'tags x, y, meta {"k": "v"}, n 2, {not a field}',
@@ -787,7 +797,7 @@ async def test_raw_args_are_sent_as_they_are_without_rendering_args(tmp_path: Pa
     )
     result = await run(system, "hello")
     assert result.status == "completed", result.error
-    assert of_kind(result.events, "tool_called")[0].args == {"customer_id": "C-7"}
+    assert of_kind(result.events, ev.ToolCalled)[0].args == {"customer_id": "C-7"}
     assert result.output == "done: found C-7"
 
 
@@ -808,7 +818,9 @@ async def test_per_agent_json_is_the_totals_of_the_last_event() -> None:
     per_agent = result.as_json()["per_agent"]
     assert per_agent == {name: totals.as_json() for name, totals in result.per_agent.items()}
     assert list(per_agent) == ["router", "billing"]
-    assert result.events[-1].totals == {n: t for n, t in per_agent.items() if t["calls"]}
+    last = result.events[-1]
+    assert isinstance(last, ev.RunFinished | ev.RunFailed)
+    assert last.totals == {n: t for n, t in per_agent.items() if t["calls"]}
 
 
 async def test_runs_with_other_specs_of_an_agent_use_their_own_tools_and_settings() -> None:
@@ -865,6 +877,6 @@ async def test_a_slow_model_call_times_out_and_the_next_one_runs(tmp_path: Path)
     )
     result = await Runtime(system, llm_factory=lambda agent, model: SlowOnce()).run("hi")
     assert result.status == "completed" and result.output == "answered"
-    failed = of_kind(result.events, "model_failed")
+    failed = of_kind(result.events, ev.ModelFailed)
     assert [(e.error_type, e.attempt) for e in failed] == [("timeout", 1)]
     assert kinds(result.events).count("model_requested") == 2

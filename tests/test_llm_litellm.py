@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from playground.engine import Runtime
+from playground.engine import events as ev
 from playground.errors import (
     ModelError,
     ModelRequestError,
@@ -509,7 +510,7 @@ HANDOFF = FakeToolCall("transfer_to_billing", {"customer_id": "C-7", "question":
 
 
 def failures(result: Any) -> list[tuple[str, str, int]]:
-    return [(e.model, e.error_type, e.attempt) for e in of_kind(result.events, "model_failed")]
+    return [(e.model, e.error_type, e.attempt) for e in of_kind(result.events, ev.ModelFailed)]
 
 
 def no_key_in(result: Any) -> None:
@@ -532,12 +533,12 @@ async def test_a_streamed_handoff_arrives_at_its_target(tmp_path: Path, fake_ope
     streamed = [(e.agent, e.text) for e in live if e.kind == "token_delta"]
     assert streamed == [("billing", w) for w in ["Refund ", "issued ", "for ", "C-7."]]
     assert result.cost_usd == 0  # models the cost map does not know, and no price: override
-    handoff = of_kind(result.events, "handoff_delivered")[0]
+    handoff = of_kind(result.events, ev.HandoffDelivered)[0]
     assert handoff.payload == {"customer_id": "C-7", "question": "Why twice?"}
     assert [t["function"]["name"] for t in fake_openai.requests[0]["tools"]] == ["transfer_to_billing"]
     billing_in = fake_openai.requests[1]["messages"][1]["content"]
     assert json.loads(billing_in) == {"customer_id": "C-7", "question": "Why twice?"}
-    responded = of_kind(result.events, "model_responded")
+    responded = of_kind(result.events, ev.ModelResponded)
     assert [(e.input_tokens, e.output_tokens) for e in responded] == [(40, 12), (30, 6)]
     assert result.tokens == {"input": 70, "output": 18}
     assert "model_failed" not in kinds(result.events)
@@ -558,7 +559,7 @@ async def test_429_and_500_are_retried(tmp_path: Path, fake_openai: FakeOpenAI) 
     assert result.output == "Done."
     assert fake_openai.count == 4
     assert failures(result) == [("openai/x", "rate_limited", 1), ("openai/b", "provider_error", 1)]
-    retries = of_kind(result.events, "retry_scheduled")
+    retries = of_kind(result.events, ev.RetryScheduled)
     assert [(e.model, e.attempt) for e in retries] == [("openai/x", 2), ("openai/b", 2)]
     sequence = [
         k
@@ -590,10 +591,10 @@ async def test_a_stall_past_call_timeout_is_a_timeout_that_is_retried(
     assert result.output == "Done."
     assert time.perf_counter() - started < 3
     assert failures(result) == [("openai/x", "timeout", 1)]
-    failed = of_kind(result.events, "model_failed")[0]
+    failed = of_kind(result.events, ev.ModelFailed)[0]
     assert failed.retryable
     assert failed.latency_ms >= 900
-    assert [e.attempt for e in of_kind(result.events, "retry_scheduled")] == [2]
+    assert [e.attempt for e in of_kind(result.events, ev.RetryScheduled)] == [2]
     assert fake_openai.count_for("x") == 2
 
 
@@ -612,9 +613,9 @@ async def test_fallback_model_takes_over_after_retries(tmp_path: Path, fake_open
     assert result.output == "Done by billing."
     assert (fake_openai.count_for("x"), fake_openai.count_for("y")) == (2, 1)
     assert failures(result) == [("openai/x", "provider_error", 1), ("openai/x", "rate_limited", 2)]
-    fallback = of_kind(result.events, "fallback_used")
+    fallback = of_kind(result.events, ev.FallbackUsed)
     assert [(e.from_model, e.to_model) for e in fallback] == [("openai/x", "openai/y")]
-    router_response = of_kind(result.events, "model_responded")[0]
+    router_response = of_kind(result.events, ev.ModelResponded)[0]
     assert router_response.model == "openai/y"
     no_key_in(result)
 
@@ -634,10 +635,10 @@ async def test_scripted_fallback_takes_over_when_the_provider_is_down(
     assert result.status == "completed", result.error
     assert result.path == ["router", "billing"]
     assert result.output == "Billing here."
-    assert [(e.from_model, e.to_model) for e in of_kind(result.events, "fallback_used")] == [
+    assert [(e.from_model, e.to_model) for e in of_kind(result.events, ev.FallbackUsed)] == [
         ("openai/x", "scripted")
     ]
-    assert of_kind(result.events, "handoff_delivered")[0].payload == {
+    assert of_kind(result.events, ev.HandoffDelivered)[0].payload == {
         "customer_id": "C-0",
         "question": "charged twice",
     }

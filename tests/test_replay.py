@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from playground.engine import events as ev
 from playground.engine.runtime import default_llm_factory
 from playground.errors import PlaygroundError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta
@@ -17,7 +18,7 @@ from playground.replay import Variant, fork_session, replay_session
 from playground.service import run_session
 from playground.spec import AgentSpec, load_system
 from playground.store import Store
-from tests.helpers import example_copy, of_kind
+from tests.helpers import example_copy, of_kind, run_started
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -109,11 +110,11 @@ async def test_fork_replays_everything_before_its_step(workspace: Path) -> None:
     assert tool_log(workspace) == []  # the tool at step 4 was not run again
     assert outcome.replayed_calls == 2 and outcome.replayed_tools == 1
     events = outcome.result.events
-    assert [e.replayed for e in of_kind(events, "model_responded")] == [True, True, False]
-    assert of_kind(events, "tool_returned")[0].replayed
+    assert [e.replayed for e in of_kind(events, ev.ModelResponded)] == [True, True, False]
+    assert of_kind(events, ev.ToolReturned)[0].replayed
     assert outcome.result.output == parent_row.output
     assert child_row.parent_session_id == parent and child_row.forked_from_step == 5
-    assert events[0].parent_session_id == parent
+    assert run_started(events).parent_session_id == parent
 
 
 async def test_fork_with_an_edited_handoff(workspace: Path) -> None:
@@ -123,7 +124,7 @@ async def test_fork_with_an_edited_handoff(workspace: Path) -> None:
         outcome = await fork_session(
             store, parent, 2, edit={"customer_id": "C-9", "question": "edited"}, base=counting
         )
-    handoff = of_kind(outcome.result.events, "handoff_delivered")[0]
+    handoff = of_kind(outcome.result.events, ev.HandoffDelivered)[0]
     assert handoff.payload == {"customer_id": "C-9", "question": "edited"} and handoff.edited
     assert counting.calls == ["billing", "billing"]  # the router's call came from the recording
     assert tool_log(workspace) == ["C-9"]  # after the fork, tools run live
@@ -141,7 +142,7 @@ async def test_fork_with_another_model_does_not_move_active_versions(workspace: 
         after = await store.active_versions("replayed-router")
     assert before == after
     assert counting.calls == ["billing", "billing"]
-    requested = [e for e in of_kind(outcome.result.events, "model_requested") if e.agent == "billing"]
+    requested = [e for e in of_kind(outcome.result.events, ev.ModelRequested) if e.agent == "billing"]
     assert {e.model for e in requested} == {"scripted/b"}
 
 

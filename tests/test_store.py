@@ -17,7 +17,7 @@ from playground.errors import StoreError
 from playground.service import run_session
 from playground.spec import load_system
 from playground.store import SCHEMA_VERSION, Store
-from tests.helpers import system_from, write_system
+from tests.helpers import run_started, system_from, write_system
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTER = ROOT / "agents" / "support_router.yaml"
@@ -205,15 +205,15 @@ async def test_api_keys_never_reach_the_store(tmp_path: Path, monkeypatch: pytes
 async def test_versions_are_recorded_once_and_rollback_survives_rerun(tmp_path: Path) -> None:
     path = write_system(tmp_path, FAST_ROUTER)
     async with Store(tmp_path / "s.db") as store:
-        v1 = (await run_session(load_system(path), "x", store=store)).events[0].versions
+        v1 = run_started((await run_session(load_system(path), "x", store=store)).events).versions
         write_system(tmp_path, FAST_ROUTER.replace("b says", "b now says"))
-        v2 = (await run_session(load_system(path), "x", store=store)).events[0].versions
+        v2 = run_started((await run_session(load_system(path), "x", store=store)).events).versions
         assert v1["a"] == v2["a"] and v1["b"] != v2["b"]
         # Point b back at its first version, as a rollback does, and run the edited file again.
         await store.db.execute("UPDATE active_versions SET version_id = ? WHERE agent = 'b'", (v1["b"],))
         await store.db.commit()
         result = await run_session(load_system(path), "x", store=store)
-    assert result.events[0].versions["b"] == v1["b"]
+    assert run_started(result.events).versions["b"] == v1["b"]
     assert result.output == "b says x"
 
 

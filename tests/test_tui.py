@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, OptionList, TextArea
+from textual.widgets import Input, OptionList, Static, TextArea
 
 from playground.engine import runtime
 from playground.engine.clock import Clock
@@ -132,7 +132,8 @@ def pane_text(screen: RunScreen, agent: str) -> str:
     """Everything in an agent's pane (its lines scroll; the screen shows the last few)."""
     pane = screen.query_one(f"#pane-{agent}", AgentPane)
     return "\n".join(
-        str(s.content) for s in pane.query(".pane-header, .pane-lines, .pane-stream, .pane-pending")
+        str(s.content)
+        for s in pane.query(".pane-header, .pane-lines, .pane-stream, .pane-pending").results(Static)
     )
 
 
@@ -260,12 +261,12 @@ async def test_edit_the_held_handoff_payload(system: System, tmp_path: Path) -> 
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen is modal, "an invalid edit keeps the dialog open"
-        assert "customer_id" in str(modal.query_one("#edit-error").content)
+        assert "customer_id" in str(modal.query_one("#edit-error", Static).content)
 
         area.text = json.dumps({"customer_id": "C-9", "question": "Refund the second charge"})
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert app.screen is screen
+        assert app.screen is screen  # type: ignore[comparison-overlap]  # mypy keeps the narrowing across the await
         await pilot.press("c")
         await finish(pilot)
 
@@ -337,7 +338,7 @@ async def test_pause_then_continue(system: System, tmp_path: Path) -> None:
         gate = await screen.controller.wait_paused()
         await pilot.pause()
         assert (gate.kind, gate.agent) == ("handoff", "router")
-        assert screen.view.status == "paused"
+        assert screen.view.status == "paused"  # type: ignore[comparison-overlap]  # mypy keeps the narrowing across the await
         assert "PAUSED" in screen_text(app)
         await pilot.press("c")
         await finish(pilot)
@@ -398,7 +399,8 @@ async def test_swap_the_focused_agents_model(system: System, tmp_path: Path) -> 
             "SELECT source FROM agent_versions WHERE system = ? AND version_id = ?",
             (system.name, after["billing"]),
         ) as cursor:
-            assert (await cursor.fetchone())[0] == "operator"
+            row = await cursor.fetchone()
+            assert row is not None and row[0] == "operator"
         assert "scripted/fast" in pane_text(screen, "billing")
         assert after["billing"][:8] in screen_text(app)
 

@@ -77,8 +77,7 @@ async def run_branch(pilot: Pilot[Any], key: str) -> RunScreen:
         await settle(pilot)
         screen = pilot.app.screen
         ran = isinstance(screen, RunScreen) and screen.branch is not None
-        if ran and screen.view.status not in ("ready", "running"):
-            assert isinstance(screen, RunScreen)
+        if isinstance(screen, RunScreen) and ran and screen.view.status not in ("ready", "running"):
             return screen
     raise AssertionError("the branch did not run")
 
@@ -191,7 +190,9 @@ def test_fork_point_is_the_selected_step_or_the_next_one() -> None:
     def event(seq: int, kind: str, step: int | None) -> Any:
         from playground.engine import events as ev
 
-        return ev.EVENT_TYPES[kind].model_construct(seq=seq, step=step, agent="billing")
+        return ev.EVENT_TYPES[kind].model_construct(
+            session_id="s", seq=seq, ts=0.0, step=step, agent="billing"
+        )
 
     events = [
         event(7, "agent_started", None),

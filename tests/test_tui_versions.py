@@ -141,7 +141,7 @@ async def test_roll_back_billing_and_the_next_run_uses_it(
         await pilot.press("escape")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert app.screen is run
+        assert app.screen is run  # type: ignore[comparison-overlap]  # mypy keeps the narrowing across the await
         assert run.view.agents["billing"].version == old
         assert old[:8] in screen_text(app)  # billing's pane header
         assert run.specs["billing"].instructions.strip().endswith(OLD_INSTRUCTIONS)
@@ -171,7 +171,7 @@ async def test_cancelled_rollback_moves_nothing(setup: tuple[PlaygroundApp, Syst
         await pilot.press("escape")
         await app.workers.wait_for_complete()
         await pilot.pause()
-        assert app.screen is screen
+        assert app.screen is screen  # type: ignore[comparison-overlap]  # mypy keeps the narrowing across the await
         assert (await app.store.active_versions(system.name))["billing"] == new
 
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -110,7 +111,7 @@ class PlaygroundApp(App[int]):
             await asyncio.wait([asyncio.ensure_future(_settle(w)) for w in workers], timeout=QUIT_GRACE_S)
         self.exit(0)
 
-    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         if isinstance(screen, RunScreen):
             yield from screen.palette_commands()
