@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -85,3 +86,15 @@ def fixed_clock(*, tick_s: float = 0.0, ids: Callable[[int], str] | None = None)
 
     still = lambda: now[0]  # noqa: E731
     return Clock(wall=wall, perf=still, token_hex=ids or (lambda n: "5e55" * (n // 2)), now=still)
+
+
+@contextmanager
+def no_blocking() -> Iterator[None]:
+    """Fail with ``BlockingError`` if anything inside blocks the event loop (a sync tool run on
+    the loop's thread, a file read, ``time.sleep``): a blocked loop is a frozen screen, a timeout
+    that never fires and a store writer that never flushes. pydantic-ai uses the same library.
+    Set the test's files up before entering: writing them is blocking too."""
+    from blockbuster import blockbuster_ctx
+
+    with blockbuster_ctx():
+        yield

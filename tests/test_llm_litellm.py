@@ -675,3 +675,59 @@ async def test_a_refused_request_is_not_retried_but_falls_back(
     assert failures(result) == [("openai/x", "request_error", 1)]
     assert "retry_scheduled" not in kinds(result.events)
     assert fake_openai.count_for("x") == 1
+
+
+async def test_a_response_with_two_tool_calls_runs_both_workers_at_once(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    """Through real litellm: one streamed response asks two workers at once (tool-call
+    fragments interleaved); each worker takes 0.6 s; the run takes well under 1.2 s."""
+    settings = f"{{api_base: '{fake_openai.base_url}', api_key_env: FAKE_KEY}}"
+    path = tmp_path / "system.yaml"
+    path.write_text(
+        f"""\
+name: fake-supervisor
+pattern: supervisor
+entry: boss
+agents:
+  boss:
+    model: openai/boss
+    model_settings: {settings}
+    delegates: [prices, reviews]
+  prices:
+    latency_ms: 600
+    input: {{task: str}}
+    script: [{{reply: "P({{task}})"}}]
+  reviews:
+    latency_ms: 600
+    input: {{task: str}}
+    script: [{{reply: "R({{task}})"}}]
+""",
+        encoding="utf-8",
+    )
+    fake_openai.push(
+        Reply(
+            tool_calls=[
+                FakeToolCall("prices", {"task": "kettle prices"}, id="call_p"),
+                FakeToolCall("reviews", {"task": "kettle reviews"}, id="call_r"),
+            ],
+            arg_chunk=4,
+            model="boss",
+        ),
+        Reply("Kettles: cheap and liked.", model="boss"),
+    )
+    system = load_system(path)
+    started = time.perf_counter()
+    result = await Runtime(system).run("kettles")
+    elapsed = time.perf_counter() - started
+
+    assert result.status == "completed", result.error
+    assert elapsed < 1.1, f"two 0.6 s workers took {elapsed:.2f} s"
+    called = [(e.tool, e.call_id) for e in of_kind(result.events, ev.ToolCalled)]
+    assert called == [("prices", "call_p"), ("reviews", "call_r")]
+    answers = [m for m in fake_openai.requests[1]["messages"] if m["role"] == "tool"]
+    assert [(m["tool_call_id"], m["content"]) for m in answers] == [
+        ("call_p", "P(kettle prices)"),
+        ("call_r", "R(kettle reviews)"),
+    ]
+    assert result.output == "Kettles: cheap and liked."
