@@ -258,39 +258,52 @@ class ReplaySource:
         return None
 
     def _by_position(self, request: ModelRequest) -> ModelResponse | None:
-        for call in self.recording.calls:
-            if call.used:
-                continue
-            if call.step >= self.before_step:
-                return None
-            if call.agent != request.agent:
+        """The recorded answer to this call in a fork: the same agent's next recorded call
+        before the fork's step (the one with this very request, when branches that ran at once
+        answered in another order than they asked)."""
+        key = request_key(request.agent, request.version, request.model, request.messages)
+        mine = [
+            c
+            for c in self.recording.calls
+            if not c.used and c.step < self.before_step and c.agent == request.agent
+        ]
+        if not mine:
+            earlier = [c for c in self.recording.calls if not c.used and c.step < self.before_step]
+            seen = any(c.agent == request.agent and c.step < self.before_step for c in self.recording.calls)
+            if earlier and not seen:
+                # Calls before the fork are still to come, and this agent made none of them.
+                call = earlier[0]
                 raise PlaygroundError(
                     f"the fork no longer follows the recording: step {call.step} was a call of "
                     f"{call.agent!r}, but {request.agent!r} is calling"
                 )
-            call.used = True
-            self.replayed_calls += 1
-            return call.response
-        return None
+            return None
+        call = next((c for c in mine if c.key == key), mine[0])
+        call.used = True
+        self.replayed_calls += 1
+        return call.response
 
     def tool(self, agent: str, tool: str, args: dict[str, Any]) -> tuple[str, str | None] | None:
         if self.mode == "replay" and self.first_divergence is not None:
             return None
-        for recorded in self.recording.tools:
-            if recorded.used:
-                continue
-            if self.mode == "fork" and recorded.step >= self.before_step:
-                return None
+        pending = [
+            t
+            for t in self.recording.tools
+            if not t.used and (self.mode == "replay" or t.step < self.before_step)
+        ]
+        # Tools that ran at once returned in their own order: match on what was asked.
+        for recorded in pending:
             if recorded.agent == agent and recorded.tool == tool and recorded.args == args:
                 recorded.used = True
                 self.replayed_tools += 1
                 return recorded.result, recorded.error
-            if self.mode == "fork":
-                raise PlaygroundError(
-                    f"the fork no longer follows the recording: step {recorded.step} ran "
-                    f"{recorded.tool}({recorded.args}) for {recorded.agent!r}, not {tool}({args})"
-                )
-            return None
+        mine = [t for t in pending if t.agent == agent]
+        if self.mode == "fork" and mine:
+            recorded = mine[0]
+            raise PlaygroundError(
+                f"the fork no longer follows the recording: step {recorded.step} ran "
+                f"{recorded.tool}({recorded.args}) for {recorded.agent!r}, not {tool}({args})"
+            )
         return None
 
     def _explain(self, request: ModelRequest) -> dict[str, Any]:

@@ -350,3 +350,34 @@ def test_kill_9_during_a_sync_tool_keeps_the_session_and_its_events(tmp_path: Pa
         "model_responded",
         "tool_called",
     ]
+
+
+async def test_a_fork_of_a_parallel_session_replays_branches_that_answered_out_of_order(
+    tmp_path: Path,
+) -> None:
+    from playground.replay import fork_session, replay_session
+    from playground.service import run_session
+
+    # reviews answers first though prices was asked first: recorded order != request order.
+    text = SUPERVISOR.replace(
+        'latency_ms: 600\n    input: {task: str}\n    script: [{reply: "R(',
+        'latency_ms: 20\n    input: {task: str}\n    script: [{reply: "R(',
+    )
+    text = text.replace("latency_ms: 600", "latency_ms: 200")
+    system = system_from(tmp_path, text)
+    async with Store(tmp_path / "s.db") as store:
+        recorded = await run_session(system, "tea", store=store)
+        assert recorded.status == "completed", recorded.error
+        finished = [e.agent for e in recorded.events if isinstance(e, ev.AgentFinished)]
+        assert finished.index("reviews") < finished.index("prices")
+        last_boss = [
+            e.step for e in recorded.events if isinstance(e, ev.ModelRequested) and e.agent == "boss"
+        ][-1]
+        assert last_boss is not None
+        fork = await fork_session(store, recorded.session_id, last_boss)
+        replay = await replay_session(store, recorded.session_id)
+    assert fork.result.status == "completed", fork.result.error
+    assert fork.result.output == recorded.output
+    assert fork.replayed_calls == 3  # boss's first call and both workers'
+    assert replay.result.status == "completed"
+    assert replay.first_divergence is None
