@@ -44,3 +44,21 @@ def refund_payment(customer_id: str, amount_usd: float) -> str:
 def word_count(text: str) -> int:
     """Count the words of a text."""
     return len(text.split())
+
+
+_PRICES = {"kettle": (24.0, 59.0), "toaster": (19.0, 45.0), "blender": (35.0, 120.0)}
+
+
+def price_lookup(product: str) -> dict[str, float]:
+    """Look up the lowest and highest shop price of a product, in USD.
+
+    A plain (synchronous) function: the playground runs it in a thread of its own, so it
+    never holds up the agents running beside it.
+    """
+    low, high = _PRICES.get(product.lower(), (10.0, 99.0))
+    return {"low": low, "high": high}
+
+
+async def review_search(product: str) -> list[str]:
+    """Find (canned, offline) customer review snippets for a product."""
+    return [f"{product}: fast and quiet", f"{product}: the lid feels flimsy"]
