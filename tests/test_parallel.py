@@ -381,3 +381,33 @@ async def test_a_fork_of_a_parallel_session_replays_branches_that_answered_out_o
     assert fork.replayed_calls == 3  # boss's first call and both workers'
     assert replay.result.status == "completed"
     assert replay.first_divergence is None
+
+
+async def test_a_huge_tool_result_is_cut_and_the_model_told(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text("def big(n: int) -> str:\n    return 'x' * n\n")
+    system = system_from(
+        tmp_path,
+        """\
+name: big-result
+pattern: router
+entry: a
+limits: {max_tool_result_chars: 1000}
+tools: {big: tools.py:big}
+agents:
+  a:
+    tools: [big]
+    handoffs: [{to: b}]
+    script:
+      - {tool: big, args: {n: 5000000}}
+      - reply: "{tool_result}"
+  b: {script: [{reply: done}]}
+""",
+    )
+    result = await Runtime(system).run("go")
+    assert result.status == "completed", result.error
+    returned = next(e for e in result.events if isinstance(e, ev.ToolReturned))
+    assert returned.truncated_from == 5_000_000 and len(returned.result) == 1000
+    assert (
+        result.output
+        == "x" * 1000 + "\n[truncated: big returned 5000000 characters; the first 1000 are shown]"
+    )

@@ -189,6 +189,8 @@ class ToolReturned(_Event):
     latency_ms: float = 0.0
     replayed: bool = False
     """Taken from a recorded session: the tool did not run."""
+    truncated_from: int | None = None
+    """The result's length when it was longer than ``limits.max_tool_result_chars`` and cut."""
 
 
 class PermissionDenied(_Event):

@@ -277,6 +277,11 @@ async def run_tool(
             error, result = f"{type(exc).__name__}: {exc}", ""
     latency = (perf() - t0) * 1000
     run.totals_of(name).latency_ms += latency
+    limit = run.spec.limits.max_tool_result_chars
+    truncated_from = None
+    if len(result) > limit:
+        truncated_from = len(result)
+        result = result[:limit]
     returned = run.emit(
         ev.ToolReturned,
         agent=name,
@@ -289,8 +294,14 @@ async def run_tool(
         error=error,
         latency_ms=latency,
         replayed=recorded is not None,
+        truncated_from=truncated_from,
     )
-    return Answered(f"Error: {error}" if error else result, returned.seq)
+    if error:
+        return Answered(f"Error: {error}", returned.seq)
+    if truncated_from is not None:
+        note = f"\n[truncated: {call.name} returned {truncated_from} characters; the first {limit} are shown]"
+        return Answered(result + note, returned.seq)
+    return Answered(result, returned.seq)
 
 
 async def call_in_thread(func: Callable[..., Any], args: dict[str, Any], name: str) -> str:

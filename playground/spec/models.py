@@ -107,6 +107,9 @@ class Limits(_Spec):
     """First retry delay; doubles on each further retry."""
     max_validation_retries: int = Field(2, ge=0)
     """How often a malformed tool call or invalid payload is fed back before the run fails."""
+    max_tool_result_chars: int = Field(100_000, ge=1)
+    """Longest tool result kept: a longer one is cut to this many characters (recorded on its
+    ``tool_returned`` as ``truncated_from``), and the model is told it was cut."""
     tool_timeout_s: float = Field(60, gt=0)
     """Limit of one tool call (a tool's own ``timeout_s`` overrides it). A tool past it is
     reported to the model as an error; a synchronous tool's thread is abandoned, not waited for."""
