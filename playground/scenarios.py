@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from playground.engine.events import EVENT_TYPES, Event, HandoffDelivered, ToolCalled
+from playground.engine.events import EVENT_TYPES, Event, HandoffDelivered, LoopDetected, ToolCalled
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
@@ -62,6 +62,8 @@ class Expect(_Strict):
     """Event kinds that must not happen."""
     error_origin: str | None = None
     """The failed run's origin agent."""
+    loop: Literal["cycle", "repeat", "no_progress", "hops"] | None = None
+    """A loop of this kind was detected (``loop_detected``)."""
     error_manifested: str | None = None
 
     @field_validator("events", "no_events")
@@ -260,6 +262,10 @@ def check(expect: Expect, result: RunResult) -> list[str]:
                 getattr(event, "errors", None) or getattr(event, "reason", None) or getattr(event, "tool", "")
             )
             failures.append(f"unexpected {kind} event (seq {event.seq}, {event.agent}): {detail}")
+    if expect.loop is not None:
+        found = [e.loop for e in events if isinstance(e, LoopDetected)]
+        if expect.loop not in found:
+            failures.append(f"expected a {expect.loop} loop; found {', '.join(map(str, found)) or 'none'}")
     error = result.error or {}
     if expect.error_origin is not None and error.get("origin") != expect.error_origin:
         failures.append(f"error origin: expected {expect.error_origin}, got {error.get('origin')}")

@@ -139,6 +139,8 @@ async def _turns(
             )
             if decision.action == "retry":
                 messages, retry_of = before_last_assistant(messages), last_response
+                if last_response is not None:
+                    run.loops.retried.add(last_response)
         # The first call answers what started the activation; a later one, what came back last.
         response, responded = await call_model(
             run, branch, name, agent, messages, tools, act, cause, step, plan, retry_of=retry_of
@@ -202,6 +204,7 @@ async def _turns(
                 return outcome
             if isinstance(outcome, RetryStep):
                 messages, retry_of = before_last_assistant(messages), last_response
+                run.loops.retried.add(responded.seq)
                 break
             messages.append(tool_message(call.id, outcome.content))
             if isinstance(outcome, Answered):

@@ -245,13 +245,20 @@ class CheckpointReviewed(_Event):
 
 
 class LoopDetected(_Event):
-    """A handoff repeated (same edge, same context) or the hop limit was reached."""
+    """The run is going round: a cycle, a repeated call, no progress, or the hop limit."""
 
     kind: Literal["loop_detected"] = "loop_detected"
     reason: str
     edge: list[str] = []
     policy: str
     """``stop`` or the agent escalated to."""
+    loop: Literal["cycle", "repeat", "no_progress", "hops"] | None = None
+    """``cycle``: a cycle of handoffs closed more than ``loops.max_cycles`` times;
+    ``repeat``: the same handoff, delegation or tool call with the same context again;
+    ``no_progress``: an agent handed the same context with nothing new since;
+    ``hops``: more than ``limits.max_hops`` handoffs and delegations."""
+    cycle: list[str] = []
+    """With ``cycle``: the agents of the cycle, its first one again at the end."""
 
 
 class Escalated(_Event):

@@ -3,11 +3,12 @@ delivering it, and the loop checks every handoff and delegation passes."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from pydantic import ValidationError
 
 from playground.engine import events as ev
+from playground.engine.loops import Found
 from playground.engine.messages import history, history_tokens, render_context
 from playground.engine.outcomes import Escalate, Failure, Handoff, Invalid, RetryStep
 from playground.engine.plans import Route, route_for
@@ -134,7 +135,7 @@ def deliver(
     route, target, payload, rendered, tokens = checked
     policy = route.spec.history
     carried = history(messages, policy) if policy != "none" else []
-    check_hops(run, name, target, payload, cause, rendered)
+    check_hops(run, name, target, payload, cause, rendered, handoff=True)
     delivered = run.emit(
         ev.HandoffDelivered,
         agent=name,
@@ -154,30 +155,47 @@ def deliver(
 
 
 def check_hops(
-    run: Runtime, source: str, target: str, payload: dict[str, Any], cause: int, rendered: str | None = None
+    run: Runtime,
+    source: str,
+    target: str,
+    payload: dict[str, Any],
+    cause: int,
+    rendered: str | None = None,
+    *,
+    handoff: bool = False,
 ) -> None:
-    """Count a handoff or delegation, and stop or escalate the run if it makes a loop."""
-    run.hops += 1
-    edge = (source, target, rendered if rendered is not None else render_context(payload))
-    reason = ""
-    if edge in run.edges:
-        reason = f"{source} -> {target} repeated with the same context"
-    elif run.hops > run.spec.limits.max_hops:
-        reason = f"more than limits.max_hops = {run.spec.limits.max_hops} handoffs"
-    run.edges.add(edge)
-    if not reason:
-        return
+    """Count a handoff (or a delegation), and stop or escalate the run if it makes a loop."""
+    text = rendered if rendered is not None else render_context(payload)
+    watch = run.loops
+    found = (
+        watch.handoff(source, target, text, cause)
+        if handoff
+        else watch.delegation(source, target, text, cause)
+    )
+    if found is not None:
+        loop_found(run, source, target, found, cause)
+
+
+def loop_found(run: Runtime, agent: str, target: str | None, found: Found, cause: int) -> NoReturn:
+    """Record a loop and stop the run, or escalate it to ``on_loop`` (once)."""
     policy = run.spec.on_loop
     if run.escalated:
         policy = "stop"
     detected = run.emit(
-        ev.LoopDetected, agent=source, cause=cause, reason=reason, edge=[source, target], policy=policy
+        ev.LoopDetected,
+        agent=agent,
+        cause=cause,
+        reason=found.reason,
+        edge=[agent, target] if target else [],
+        policy=policy,
+        loop=found.kind,
+        cycle=list(found.cycle),
     )
     if policy == "stop":
-        raise Failure("loop", f"loop detected: {reason}", source, source, detected.seq)
+        raise Failure("loop", f"loop detected: {found.reason}", agent, agent, detected.seq)
     run.escalated = True
-    escalated = run.emit(ev.Escalated, agent=source, cause=detected.seq, target=policy, reason=reason)
-    raise Escalate(policy, {"request": run.input, "reason": reason}, escalated.seq)
+    escalated = run.emit(ev.Escalated, agent=agent, cause=detected.seq, target=policy, reason=found.reason)
+    raise Escalate(policy, {"request": run.input, "reason": found.reason}, escalated.seq)
 
 
 def check_route(

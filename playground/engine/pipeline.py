@@ -63,7 +63,7 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
             output = render_context(value)
             cause = max(reply.seq for reply in replies.values())
         if following is not None:
-            run.hops += 1
+            run.loops.hops += 1
             incoming = output
     return output
 

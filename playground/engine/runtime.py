@@ -40,6 +40,7 @@ from playground.engine.events import (
     set_fields_set,
     set_private,
 )
+from playground.engine.loops import LoopWatch
 from playground.engine.messages import render_context
 from playground.engine.model_calls import default_llm_factory
 from playground.engine.outcomes import Aborted, Escalate, Failure, Reply
@@ -133,9 +134,8 @@ class Runtime:
         """Per agent, created at its first model call (reported in the agents' order)."""
         self._seq = 0
         self._step = 0
-        self.hops = 0
-        self.edges: set[tuple[str, str, str]] = set()
-        """Handoffs and delegations so far, with their context: a repeat is a loop."""
+        self.loops = LoopWatch(self.spec)
+        """What the run has done so far, as far as loops are concerned."""
         self.llms: dict[tuple[str, str], LLM] = {}
         self.escalated = False
         self.input = ""

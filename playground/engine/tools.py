@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from playground.engine import events as ev
 from playground.engine.branch import Branch
-from playground.engine.handoffs import check_hops
+from playground.engine.handoffs import check_hops, loop_found
 from playground.engine.messages import render_context
 from playground.engine.model_calls import call_model
 from playground.engine.outcomes import (
@@ -160,6 +160,9 @@ async def execute_call(
             args = check(decision.payload.get("args", {}))
     if prepared.tool is None:
         return await delegate(run, branch, name, agent, prepared.call, args, act, cause, step)
+    found = run.loops.tool_call(name, prepared.call.name, render_context(args), cause)
+    if found is not None:
+        loop_found(run, name, None, found, cause)
     return await run_tool(run, name, prepared.tool, prepared.call, args, act, cause, step)
 
 
@@ -277,6 +280,7 @@ async def run_tool(
             error, result = f"{type(exc).__name__}: {exc}", ""
     latency = (perf() - t0) * 1000
     run.totals_of(name).latency_ms += latency
+    run.loops.tool_results += 1
     limit = run.spec.limits.max_tool_result_chars
     truncated_from = None
     if len(result) > limit:

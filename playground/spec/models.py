@@ -115,6 +115,19 @@ class Limits(_Spec):
     reported to the model as an error; a synchronous tool's thread is abandoned, not waited for."""
 
 
+class Loops(_Spec):
+    """What counts as a loop, besides ``limits.max_hops`` (the last resort). A loop found
+    is handled by ``on_loop``: escalate to that agent, or stop."""
+
+    max_cycles: int = Field(2, ge=1)
+    """Times a cycle in the handoff graph (``drafter → legal → compliance → drafter``) may
+    close, whatever the contexts, before it counts as a loop."""
+    max_repeats: int = Field(2, ge=1)
+    """Times one agent may call one tool with the same arguments in a request."""
+    no_progress: bool = True
+    """An agent handed the same context again, with no tool result since, is a loop."""
+
+
 class Price(_Spec):
     """Price override in USD per million tokens (used for local and scripted models)."""
 
@@ -328,6 +341,8 @@ class SystemSpec(_Spec):
     """The agent that receives the request (a pipeline's first stage by default)."""
     limits: Limits = Limits()
     on_loop: str = "stop"
+    loops: Loops = Loops()
+    """What counts as a loop (cycles, repeated tool calls, no progress)."""
     """An agent to escalate a detected loop to, or ``stop``."""
     tools: dict[str, str | ToolDecl] = {}
     """Tool name to ``file.py:function`` (the path relative to the system file), or to a
