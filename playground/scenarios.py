@@ -29,7 +29,7 @@ from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.llm.scripted import FAILURES
 from playground.spec.identity import canonical_spec, version_id
-from playground.spec.load import System, explain, load_system, parse_yaml
+from playground.spec.load import System, explain, load_system, parse_yaml, read_spec_file
 from playground.spec.models import AgentSpec
 
 EVENT_KINDS = tuple(k for k in EVENT_TYPES if k != "token_delta")
@@ -137,11 +137,7 @@ class Suite:
 def load_scenarios(path: str | Path) -> Suite:
     """Load a scenario file and its system; raises :class:`SpecError` naming file, line and field."""
     shown = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(shown, None, "", f"cannot read the file: {exc.strerror}") from None
-    data, lines = parse_yaml(text, shown)
+    data, lines = parse_yaml(read_spec_file(Path(path), shown), shown)
     try:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:

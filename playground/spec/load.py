@@ -6,17 +6,22 @@ import dataclasses
 import difflib
 import importlib.util
 import inspect
+import os
 import re
 import sys
+import threading
+import traceback
+import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from playground import bounds
 from playground.errors import SpecError
 from playground.spec.models import AgentSpec, SystemSpec
 
@@ -26,28 +31,121 @@ _TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 HANDOFF_PREFIX = "transfer_to_"
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, composing within the limits of :mod:`playground.bounds`.
+
+    PyYAML composes an alias as a second reference to the anchored node, so a file of
+    a few hundred bytes can describe billions of values (and an anchor used inside
+    itself, a cycle). While composing, each node's size and depth *with aliases
+    expanded* is computed from its children's, so a file is refused at the node where
+    it crosses a limit, before anything walks the expansion.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.sizes: dict[int, tuple[int, int]] = {}
+        """Expanded size and depth of each composed node, by ``id``."""
+        self.aliases = 0
+        self.depth = 0
+        self.max_depth = bounds.SPEC_DEPTH.value
+        self.max_nodes = bounds.SPEC_NODES.value
+        self.max_aliases = bounds.SPEC_ALIASES.value
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > self.max_aliases:
+                raise _Bound(event.start_mark, bounds.SPEC_ALIASES.message("the use of aliases (*name)"))
+            node = super().compose_node(parent, index)
+            if id(node) not in self.sizes:  # anchored, but still being composed
+                raise _Bound(event.start_mark, f"alias *{event.anchor} is used inside its own anchor")
+            return node
+        self.depth += 1
+        if self.depth > self.max_depth:
+            raise _Bound(event.start_mark, bounds.SPEC_DEPTH.message("the nesting"))
+        node = super().compose_node(parent, index)
+        self.depth -= 1
+        if node is None:
+            return None
+        if isinstance(node, yaml.SequenceNode):
+            children = [self.sizes[id(child)] for child in node.value]
+        elif isinstance(node, yaml.MappingNode):
+            children = [self.sizes[id(part)] for pair in node.value for part in pair]
+        else:
+            children = []
+        size = 1 + sum(c[0] for c in children)
+        depth = 1 + max((c[1] for c in children), default=0)
+        if size > self.max_nodes:
+            raise _Bound(node.start_mark, bounds.SPEC_NODES.message("the file with its aliases expanded"))
+        if depth > self.max_depth:
+            raise _Bound(node.start_mark, bounds.SPEC_DEPTH.message("the nesting with aliases expanded"))
+        self.sizes[id(node)] = (size, depth)
+        return node
+
+
+class _Bound(yaml.YAMLError):
+    def __init__(self, mark: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.problem_mark = mark
+        self.problem = problem
+
+
 def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
-    """Parse YAML, returning the data and the 1-based line of every node by its path."""
+    """Parse YAML, returning the data and the 1-based line of every node by its path.
+
+    The text is checked against the limits of :mod:`playground.bounds` (size, nesting,
+    aliases and their expansion) before and while it is composed.
+
+    Raises:
+        SpecError: Not YAML, over a limit, or a value YAML cannot represent here, with its line.
+    """
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        bounds.SPEC_FILE_BYTES.check(len(text.encode("utf-8", "surrogatepass")), "the file")
+    except bounds.LimitExceeded as exc:
+        raise SpecError(path, None, "", str(exc)) from None
+    try:
+        loader = _BoundedLoader(text)  # checks the characters
+        try:
+            root = loader.get_single_node()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
-        if re.search(r"\?\s*[,}\]]", line):
-            problem += ' (inside {...} quote an optional type: "str?")'
-        raise SpecError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}") from None
+        raise _yaml_error(exc, text, path) from None
+    except RecursionError:  # the limits keep composing shallow; a last line of defence
+        raise SpecError(path, None, "", bounds.SPEC_DEPTH.message("the nesting")) from None
     lines: dict[Loc, int] = {}
+
+    def scalar(node: yaml.Node, loc: Loc) -> Any:
+        try:
+            return loader.construct_object(node)
+        except ValueError as exc:  # a 5,000-digit integer, a date that is no date
+            problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "integer string conversion" in problem:
+                problem = f"an integer of more than {sys.get_int_max_str_digits()} digits"
+            raise SpecError(
+                path, node.start_mark.line + 1, _dotted(loc), f"not a usable value: {problem}"
+            ) from None
 
     def build(node: yaml.Node | None, loc: Loc) -> Any:
         if node is None:
             return None
         lines[loc] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
-            yaml.SafeLoader(" ").flatten_mapping(node)  # merge keys (<<: *defaults)
+            loader.flatten_mapping(node)  # merge keys (<<: *defaults)
             out: dict[Any, Any] = {}
             for key_node, value_node in node.value:
-                key = yaml.SafeLoader(" ").construct_object(key_node)
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise SpecError(
+                        path, key_node.start_mark.line + 1, _dotted(loc), "a key must be a plain value"
+                    )
+                key = scalar(key_node, loc)
+                try:
+                    hash(key)
+                except TypeError:
+                    raise SpecError(
+                        path, key_node.start_mark.line + 1, _dotted(loc), "a key must be a plain value"
+                    ) from None
                 if key in out:
                     raise SpecError(path, key_node.start_mark.line + 1, _dotted((*loc, key)), "duplicate key")
                 lines[(*loc, key)] = key_node.start_mark.line + 1
@@ -56,14 +154,36 @@ def parse_yaml(text: str, path: str) -> tuple[Any, dict[Loc, int]]:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [build(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return yaml.SafeLoader(" ").construct_object(node)
+        return scalar(node, loc)
 
     try:
         return build(root, ()), lines
     except yaml.YAMLError as exc:  # an unknown tag, a bad merge: still one clear message
-        mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise SpecError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {problem}") from None
+        raise _yaml_error(exc, text, path) from None
+
+
+def _yaml_error(exc: yaml.YAMLError, text: str, path: str) -> SpecError:
+    """One :class:`SpecError` with the line of a PyYAML error."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line_no: int | None = mark.line + 1 if mark is not None else None
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line_no = text.count("\n", 0, exc.position) + 1
+        return SpecError(
+            path,
+            line_no,
+            "",
+            f"not valid YAML: character {exc.character:#06x} is not allowed in a YAML file"
+            if isinstance(exc.character, int)
+            else f"not valid YAML: {exc.reason}",
+        )
+    if isinstance(exc, _Bound):
+        return SpecError(path, line_no, "", exc.problem)
+    problem = getattr(exc, "problem", None) or str(exc)
+    lines = text.splitlines()
+    line = lines[mark.line] if mark is not None and mark.line < len(lines) else ""
+    if re.search(r"\?\s*[,}\]]", line):
+        problem += ' (inside {...} quote an optional type: "str?")'
+    return SpecError(path, line_no, "", f"not valid YAML: {problem}")
 
 
 def _dotted(loc: Iterable[str | int]) -> str:
@@ -127,7 +247,8 @@ def explain(
         return SpecError(path, _line(lines, loc[:-1]), _dotted(loc), "required field missing")
     message = item["msg"].removeprefix("Value error, ")
     if kind == "literal_error":
-        message = f"{message} (got {item['input']!r})"
+        got = repr(item["input"])
+        message = f"{message} (got {got if len(got) <= 80 else got[:79] + '…'})"
     return SpecError(path, _line(lines, loc), _dotted(loc), message)
 
 
@@ -165,14 +286,7 @@ def load_tool(name: str, ref: str, base: Path) -> Tool:
     module_name = f"_playground_tools_{abs(hash(str(file))):x}"
     module = sys.modules.get(module_name)
     if module is None:
-        spec = importlib.util.spec_from_file_location(module_name, file)
-        if spec is None or spec.loader is None:
-            raise ValueError(f"cannot import {str(file)!r}")
-        module = importlib.util.module_from_spec(spec)
-        try:
-            spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ValueError(f"importing {file.name} failed: {type(exc).__name__}: {exc}") from None
+        module = import_tools_file(file, module_name)
         sys.modules[module_name] = module
     func = getattr(module, func_name, None)
     if not callable(func):
@@ -180,17 +294,31 @@ def load_tool(name: str, ref: str, base: Path) -> Tool:
         close = difflib.get_close_matches(func_name, names, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"{file.name} has no function {func_name!r}{hint}")
+    return tool_from_function(name, func)
+
+
+def tool_from_function(name: str, func: Callable[..., Any], timeout_s: float | None = None) -> Tool:
+    """A :class:`Tool` of a Python function: its signature is the argument schema, its
+    docstring the description (a system file's tools and the Python API's alike)."""
     from pydantic import create_model
 
     fields: dict[str, Any] = {}
-    for param in inspect.signature(func).parameters.values():
-        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
-        annotation = param.annotation if param.annotation is not param.empty else Any
-        default = param.default if param.default is not param.empty else ...
-        fields[param.name] = (annotation, default)
-    args_model = create_model(f"{name}_args", **fields)
-    schema = args_model.model_json_schema()
+    try:
+        for param in inspect.signature(func).parameters.values():
+            if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+                continue
+            annotation = param.annotation if param.annotation is not param.empty else Any
+            default = param.default if param.default is not param.empty else ...
+            fields[param.name] = (annotation, default)
+        args_model = create_model(f"{name}_args", **fields)
+        schema = args_model.model_json_schema()
+    except Exception as exc:  # no signature, an annotation pydantic cannot use
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        code = getattr(func, "__code__", None)
+        where = f" in {Path(code.co_filename).name}" if code is not None else ""
+        raise ValueError(
+            f"the arguments of {getattr(func, '__name__', name)!r}{where} cannot be described: {problem}"
+        ) from None
     schema.pop("title", None)
     for prop in schema.get("properties", {}).values():
         prop.pop("title", None)
@@ -205,7 +333,87 @@ def load_tool(name: str, ref: str, base: Path) -> Tool:
         parameters=schema,
         validate=validate,
         is_async=inspect.iscoroutinefunction(func),
+        timeout_s=timeout_s,
     )
+
+
+class _ExitCalled(BaseException):
+    """Raised instead of ending the process when a tools module calls ``os._exit`` at import."""
+
+    def __init__(self, code: object) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+def import_tools_file(file: Path, module_name: str) -> types.ModuleType:
+    """Import a tools file, reporting whatever goes wrong instead of letting it end the process.
+
+    The module's code is the user's: at import it may raise anything, call ``sys.exit``
+    or ``os._exit``, or never finish. It runs in a thread of its own, so a module that
+    does not finish within :data:`playground.bounds.TOOL_IMPORT_S` is reported (and
+    abandoned) rather than hanging ``check`` or ``run``; while it runs, ``os._exit``
+    called from that thread raises instead of ending the process.
+
+    Raises:
+        ValueError: Why the module could not be imported, in one line.
+    """
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise ValueError(f"cannot import {str(file)!r}")
+    loader = spec.loader
+    module = importlib.util.module_from_spec(spec)
+    outcome: list[BaseException | None] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            loader.exec_module(module)
+        except BaseException as exc:  # the module's own: reported below, never re-raised here
+            outcome.append(exc)
+        else:
+            outcome.append(None)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=run, name=f"playground-import-{file.name}", daemon=True)
+    real_exit = os._exit
+
+    def guarded_exit(code: int) -> NoReturn:
+        if threading.current_thread() is thread:
+            raise _ExitCalled(code)
+        real_exit(code)
+
+    timeout_s = bounds.TOOL_IMPORT_S.value
+    os._exit = guarded_exit
+    try:
+        thread.start()
+        finished = done.wait(timeout_s)
+    finally:
+        if os._exit is guarded_exit:
+            os._exit = real_exit
+    if not finished:
+        raise ValueError(
+            f"importing {file.name} did not finish within {timeout_s} s (does it loop or wait at import?);"
+            f" raise the limit with {bounds.TOOL_IMPORT_S.env}=N if it is just slow"
+        )
+    error = outcome[0]
+    if error is None:
+        return module
+    where = _import_line(error, file)
+    if isinstance(error, _ExitCalled):
+        raise ValueError(f"importing {file.name} called os._exit({error.code!r}){where}")
+    if isinstance(error, SystemExit):
+        raise ValueError(f"importing {file.name} called sys.exit({error.code!r}){where}")
+    raise ValueError(f"importing {file.name} failed{where}: {type(error).__name__}: {error}")
+
+
+def _import_line(error: BaseException, file: Path) -> str:
+    """`` at line N`` of the tools file where the error was raised, if it was raised there."""
+    line = None
+    for frame, number in traceback.walk_tb(error.__traceback__):
+        if Path(frame.f_code.co_filename) == file:
+            line = number
+    return f" at line {line}" if line is not None else ""
 
 
 @dataclass(frozen=True)
@@ -215,6 +423,8 @@ class System:
     spec: SystemSpec
     tools: dict[str, Tool]
     lines: dict[Loc, int]
+    notes: tuple[str, ...] = ()
+    """What ``check`` mentions although the file loads (a tools file outside its folder)."""
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
     """Derived data the runtime computes once per system (version ids, tool definitions)."""
 
@@ -247,11 +457,35 @@ def load_system(path: str | Path) -> System:
     """
     file = Path(path)
     shown = str(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise SpecError(shown, None, "", f"cannot read the file: {exc.strerror}") from None
+    text = read_spec_file(file, shown)
     return load_system_text(text, shown, base=file.resolve().parent)
+
+
+def read_spec_file(file: Path, shown: str) -> str:
+    """The text of a system or scenario file, read within :data:`playground.bounds.SPEC_FILE_BYTES`.
+
+    Raises:
+        SpecError: The file cannot be read, is too large, or is not UTF-8 (with the line).
+    """
+    limit = bounds.SPEC_FILE_BYTES
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(limit.value + 1)  # /dev/zero, a FIFO: read no more than the limit
+    except OSError as exc:
+        raise SpecError(shown, None, "", f"cannot read the file: {exc.strerror or exc}") from None
+    if len(data) > limit.value:
+        raise SpecError(shown, None, "", limit.message("the file"))
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError(
+            shown,
+            line,
+            "",
+            f"not UTF-8 text (byte {data[exc.start]:#04x} at column {column}); save the file as UTF-8",
+        ) from None
 
 
 def load_system_text(text: str, shown: str, base: Path) -> System:
@@ -267,18 +501,32 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
     except ValidationError as exc:
         raise explain(exc, shown, lines) from None
     tools: dict[str, Tool] = {}
+    notes: list[str] = []
     for tool_name, decl in spec.tools.items():
         ref = decl if isinstance(decl, str) else decl.function
+        loc = ("tools", tool_name) if isinstance(decl, str) else ("tools", tool_name, "function")
         try:
             tool = load_tool(tool_name, ref, base)
         except ValueError as exc:
-            loc = ("tools", tool_name) if isinstance(decl, str) else ("tools", tool_name, "function")
             raise SpecError(shown, _line(lines, loc), _dotted(loc), str(exc)) from None
+        outside = _outside(ref, base)
+        if outside is not None:
+            notes.append(
+                f"{shown}:{_line(lines, loc)}: {_dotted(loc)}: the tools file {outside!r} is outside"
+                " the system file's folder"
+            )
         if not isinstance(decl, str) and decl.timeout_s is not None:
             tool = dataclasses.replace(tool, timeout_s=decl.timeout_s)
         tools[tool_name] = tool
     _check(spec, shown, lines)
-    return System(spec, tools, lines)
+    notes_ = tuple(dict.fromkeys(notes))
+    return System(spec, tools, lines, notes=notes_)
+
+
+def _outside(ref: str, base: Path) -> str | None:
+    """The resolved tools file of ``ref`` if it is not inside ``base``, else None."""
+    file = (base / ref.partition(":")[0]).resolve()
+    return None if file.is_relative_to(base.resolve()) else str(file)
 
 
 def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:

@@ -12,6 +12,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, TextArea
 
+from playground.bounds import LimitExceeded, loads_bounded
+
 
 class EditPayloadScreen(ModalScreen[dict[str, Any] | None]):
     """Returns the edited object, or None when cancelled.
@@ -58,7 +60,10 @@ class EditPayloadScreen(ModalScreen[dict[str, Any] | None]):
     def action_apply(self) -> None:
         error = self.query_one("#edit-error", Static)
         try:
-            value = json.loads(self.query_one(TextArea).text)
+            value = loads_bounded(self.query_one(TextArea).text, "the edit")
+        except LimitExceeded as exc:
+            error.update(str(exc))
+            return
         except ValueError as exc:
             error.update(f"not valid JSON: {exc}")
             return
