@@ -469,12 +469,29 @@ async def test_supervisor_delegates_and_reviews(tmp_path: Path) -> None:
     assert "writer" in result.as_json()["per_agent"]
 
 
-async def test_supervisor_review_is_bounded(tmp_path: Path) -> None:
+async def test_supervisor_review_is_bounded_and_fails_by_default(tmp_path: Path) -> None:
+    """After the last allowed rejection the run fails (on_reject: fail, the default): it never
+    completes silently with output its checkpoint rejected."""
     text = SUPERVISOR.replace('match: "draft one"', 'match: "draft"')
     result = await run(system_from(tmp_path, text), "agents")
+    assert result.status == "failed"
+    assert result.error is not None and result.error["type"] == "checkpoint_rejected"
+    assert (result.error["origin"], result.error["manifested"]) == ("writer", "boss")
+    reviews = of_kind(result.events, ev.CheckpointReviewed)
+    # Every output is reviewed, the last one too: only then does on_reject decide.
+    assert [r.verdict for r in reviews] == ["reject", "reject", "reject", "limit"]
+    assert reviews[-1].on_reject == "fail"
+
+
+async def test_supervisor_review_can_use_the_last_output_when_declared(tmp_path: Path) -> None:
+    text = SUPERVISOR.replace('match: "draft one"', 'match: "draft"').replace(
+        "    max_reviews: 2\n", "    max_reviews: 2\n    on_reject: use_last\n"
+    )
+    result = await run(system_from(tmp_path, text), "agents")
     assert result.status == "completed"
+    assert result.output == "final: draft two, detailed"
     verdicts = [r.verdict for r in of_kind(result.events, ev.CheckpointReviewed)]
-    assert verdicts == ["reject", "reject", "limit"]
+    assert verdicts == ["reject", "reject", "reject", "limit"]
 
 
 PIPELINE = """

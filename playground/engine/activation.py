@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
-from playground.engine.handoffs import check_handoff, deliver, gated_handoff
+from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.handoffs import Checked, check_handoff, deliver, gated_handoff
 from playground.engine.messages import assistant_message, before_last_assistant, check_json, tool_message
 from playground.engine.model_calls import call_model
 from playground.engine.outcomes import (
@@ -32,7 +33,7 @@ from playground.engine.plans import system_prompt
 from playground.engine.tools import run_call, run_concurrently
 from playground.llm.base import ToolCall
 from playground.spec.load import HANDOFF_PREFIX
-from playground.spec.models import AgentSpec
+from playground.spec.models import AgentSpec, CheckpointSpec
 from playground.spec.schema import Schema
 
 if TYPE_CHECKING:
@@ -123,6 +124,8 @@ async def _turns(
     controller = run.controller
     max_invalid = run.spec.limits.max_validation_retries
     invalid = 0
+    rejections: dict[str, int] = {}
+    """Handoff target to the times its checkpoint rejected this activation's payloads."""
     last_response: int | None = None
     retry_of: int | None = None
     turn = 0
@@ -198,7 +201,9 @@ async def _turns(
         for index, call in enumerate(calls):
             outcome = ran.get(index)
             if outcome is None:
-                outcome = await _one_call(run, branch, name, agent, plan, call, act, responded.seq, messages)
+                outcome = await _one_call(
+                    run, branch, name, agent, plan, call, act, responded.seq, messages, rejections
+                )
             if isinstance(outcome, Handoff):
                 finish(run, name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
                 return outcome
@@ -235,15 +240,62 @@ async def _one_call(
     act: int,
     cause: int,
     messages: list[dict[str, Any]],
+    rejections: dict[str, int],
 ) -> CallOutcome:
     if not call.name.startswith(HANDOFF_PREFIX):
         return await run_call(run, branch, name, agent, call, act, cause)
-    if run.controller is not None:
-        return await gated_handoff(run, name, agent, plan, call, act, cause, messages)
     checked = check_handoff(run, name, agent, plan, call, act, cause, messages)
     if isinstance(checked, Invalid):
         return checked
+    checkpoint = checked[0].spec.checkpoint
+    if checkpoint is not None:
+        rejected = await _handoff_checkpoint(run, name, checkpoint, checked, act, cause, rejections)
+        if rejected is not None:
+            return rejected
+    if run.controller is not None:
+        return await gated_handoff(run, name, checked, act, cause, messages)
     return deliver(run, name, act, cause, messages, checked)
+
+
+async def _handoff_checkpoint(
+    run: Runtime,
+    name: str,
+    checkpoint: CheckpointSpec,
+    checked: Checked,
+    act: int,
+    cause: int,
+    rejections: dict[str, int],
+) -> Answered | None:
+    """Check a handoff's payload before delivery: None to deliver it, else the rejection the
+    model gets back (after the last allowed one, ``on_reject`` decides)."""
+    target, payload = checked[1], checked[2]
+    why = await run_check(run, checkpoint.check, payload)
+    rejected = rejections.get(target, 0) + (why is not None)
+    rejections[target] = rejected
+    if why is not None and rejected > checkpoint.max_rejections:
+        rejected_for_good(
+            run, target, name, checkpoint.on_reject, "handoff", "check", rejected - 1, why, cause
+        )
+        return None  # use_last: deliver it as it is
+    reviewed = run.emit(
+        ev.CheckpointReviewed,
+        agent=target,
+        activation=act,
+        cause=cause,
+        worker=name,
+        verdict="accept" if why is None else "reject",
+        feedback=why or "",
+        round=rejected + (why is None),
+        boundary="handoff",
+        by="check",
+    )
+    if why is None:
+        return None
+    return Answered(
+        f"Error: the handoff to {target} was rejected at its checkpoint: {why}."
+        " Fix the context and hand off again.",
+        reviewed.seq,
+    )
 
 
 def _invalid_failure(run: Runtime, name: str, outcome: Invalid) -> Failure:

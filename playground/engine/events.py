@@ -234,14 +234,21 @@ class ValidationFailed(_Event):
 
 
 class CheckpointReviewed(_Event):
-    """A supervisor checked a worker's output before using it."""
+    """A checkpoint checked a value crossing a boundary before it was used: a worker's
+    output (a supervisor's review), a stage's output, or a handoff's payload."""
 
     kind: Literal["checkpoint_reviewed"] = "checkpoint_reviewed"
     worker: str
+    """The agent whose output (or payload) was checked."""
     verdict: Literal["accept", "reject", "limit"]
-    """``limit``: rejected too often; the last output is used as is."""
+    """``limit``: rejected as often as allowed; ``on_reject`` decides what happens."""
     feedback: str = ""
     round: int = 1
+    boundary: Literal["delegation", "stage", "handoff"] = "delegation"
+    by: Literal["model", "check"] = "model"
+    """A model's review, or a Python check."""
+    on_reject: str = ""
+    """With ``limit``: ``fail``, ``use_last`` or ``escalate:AGENT``."""
 
 
 class LoopDetected(_Event):

@@ -80,19 +80,9 @@ def check_handoff(
 
 
 async def gated_handoff(
-    run: Runtime,
-    name: str,
-    agent: AgentSpec,
-    plan: Plan,
-    call: ToolCall,
-    act: int,
-    cause: int,
-    messages: list[dict[str, Any]],
-) -> Handoff | Invalid | RetryStep:
-    """A handoff call held at the controller's gate before it is delivered."""
-    checked = check_handoff(run, name, agent, plan, call, act, cause, messages)
-    if isinstance(checked, Invalid):
-        return checked
+    run: Runtime, name: str, checked: Checked, act: int, cause: int, messages: list[dict[str, Any]]
+) -> Handoff | RetryStep:
+    """A checked handoff held at the controller's gate before it is delivered."""
     route, target, payload, rendered, tokens = checked
     step = run.next_step()
     decision = await run.gate(

@@ -59,6 +59,14 @@ def history(messages: list[dict[str, Any]], policy: str) -> list[dict[str, Any]]
     return turns[-int(policy.split(":", 1)[1]) :]
 
 
+def parse_or_text(text: str) -> Any:
+    """A reply's JSON, or the reply itself when it is not JSON."""
+    try:
+        return parse_json(text)
+    except ValueError:
+        return text
+
+
 def check_json(text: str, schema: Schema) -> str | None:
     """Why ``text`` is not a JSON object of ``schema``'s shape, or None."""
     try:

@@ -11,10 +11,10 @@ from pydantic import ValidationError
 from playground.engine import events as ev
 from playground.engine.activation import activate
 from playground.engine.branch import Branch
-from playground.engine.messages import render_context
+from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.messages import parse_or_text, render_context
 from playground.engine.outcomes import ActivationOutcome, Escalate, Failure, Handoff, Reply
-from playground.llm.base import parse_json
-from playground.spec.schema import format_validation_error
+from playground.spec.schema import Schema, format_validation_error
 
 if TYPE_CHECKING:
     from playground.engine.runtime import Runtime
@@ -43,12 +43,9 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
             name = group[0]
             context = _received(run, name, value, stages[i - 1] if i else None, cause) if i else None
             try:
-                result = await activate(
-                    run, branch, name, incoming, context, reason, cause, expect=expect, expect_for=expect_for
-                )
+                reply = await _stage(run, branch, name, incoming, context, reason, cause, expect, expect_for)
             except Escalate as escalation:
                 return await _escalated(run, branch, escalation)
-            reply = _stage_reply(name, result)
             output, cause = reply.text, reply.seq
             value = output
         else:
@@ -57,7 +54,7 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
             except Escalate as escalation:
                 return await _escalated(run, branch, escalation)
             value = {
-                name: _parsed(reply.text) if run.agents[name].output is not None else reply.text
+                name: parse_or_text(reply.text) if run.agents[name].output is not None else reply.text
                 for name, reply in replies.items()
             }
             output = render_context(value)
@@ -66,6 +63,56 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
             run.loops.hops += 1
             incoming = output
     return output
+
+
+async def _stage(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    incoming: str,
+    context: dict[str, Any] | None,
+    reason: str,
+    cause: int,
+    expect: Schema | None,
+    expect_for: str | None,
+) -> Reply:
+    """One stage's activation, and its checkpoint if it declares one: a rejected output is
+    sent back to the stage with the reason, as often as allowed; then ``on_reject`` decides."""
+    checkpoint = run.agents[name].checkpoint
+    asked = incoming
+    rejected = 0
+    while True:
+        result = await activate(
+            run, branch, name, asked, context, reason, cause, expect=expect, expect_for=expect_for
+        )
+        reply = _stage_reply(name, result)
+        if checkpoint is None:
+            return reply
+        why = await run_check(run, checkpoint.check, parse_or_text(reply.text))
+        if why is not None and rejected >= checkpoint.max_rejections:
+            rejected_for_good(
+                run, name, name, checkpoint.on_reject, "stage", "check", rejected, why, reply.seq
+            )
+            return reply  # use_last
+        rejected += why is not None
+        reviewed = run.emit(
+            ev.CheckpointReviewed,
+            agent=name,
+            cause=reply.seq,
+            worker=name,
+            verdict="accept" if why is None else "reject",
+            feedback=why or "",
+            round=rejected + (why is None),
+            boundary="stage",
+            by="check",
+        )
+        if why is None:
+            return Reply(reply.text, reviewed.seq)
+        asked = (
+            f"{incoming}\n\nYour last output was rejected at a checkpoint: {why}\n"
+            f"Your last output:\n{reply.text}"
+        )
+        reason, cause = "stage", reviewed.seq
 
 
 async def _group(
@@ -87,8 +134,7 @@ async def _group(
         own = Branch()
         try:
             context = _received(run, name, value, previous, cause)
-            result = await activate(run, own, name, incoming, context, reason, cause)
-            replies[name] = _stage_reply(name, result)
+            replies[name] = await _stage(run, own, name, incoming, context, reason, cause, None, None)
         except (Failure, Escalate) as exc:
             failures[index] = exc
         finally:
@@ -118,7 +164,7 @@ def _received(
     if schema is None:
         return value if grouped else None
     try:
-        return schema.validate(value if grouped else _parsed(value))
+        return schema.validate(value if grouped else parse_or_text(value))
     except ValidationError as exc:
         problem = format_validation_error(exc)
         origin = (previous or [name])[0]
@@ -154,13 +200,6 @@ def _stage_reply(name: str, result: ActivationOutcome) -> Reply:
             result.cause,
         )
     return result
-
-
-def _parsed(text: str) -> Any:
-    try:
-        return parse_json(text)
-    except ValueError:
-        return text
 
 
 async def _escalated(run: Runtime, branch: Branch, escalation: Escalate) -> str:

@@ -11,19 +11,18 @@ execute at once (:func:`run_concurrently`), each in a branch of its own.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import json
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 
 from playground.engine import events as ev
 from playground.engine.branch import Branch
+from playground.engine.checkpoints import rejected_for_good, run_check
 from playground.engine.handoffs import check_hops, loop_found
-from playground.engine.messages import render_context
+from playground.engine.messages import parse_or_text, render_context
 from playground.engine.model_calls import call_model
 from playground.engine.outcomes import (
     Aborted,
@@ -36,6 +35,7 @@ from playground.engine.outcomes import (
     RetryStep,
 )
 from playground.engine.plans import TASK_SCHEMA
+from playground.engine.threads import call_in_thread
 from playground.llm.base import REVIEW_ACCEPT, REVIEW_REJECT, ToolCall, ToolDef, parse_json
 from playground.spec.load import HANDOFF_PREFIX, Tool
 from playground.spec.models import AgentSpec
@@ -308,45 +308,6 @@ async def run_tool(
     return Answered(result, returned.seq)
 
 
-async def call_in_thread(func: Callable[..., Any], args: dict[str, Any], name: str) -> str:
-    """Run a synchronous tool in a thread of its own and await its result as text.
-
-    A daemon thread, not an executor's: a tool that outlives its timeout (or the run) is
-    abandoned, and nothing waits for it, the interpreter's exit included. Its result is
-    turned into text in the thread too, so a large result costs the event loop nothing.
-    """
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[str] = loop.create_future()
-    context = contextvars.copy_context()
-
-    def settle(result: str | None, error: BaseException | None) -> None:
-        if future.done():  # timed out or cancelled: nobody waits for it any more
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            assert result is not None
-            future.set_result(result)
-
-    def work() -> None:
-        result: str | None = None
-        error: BaseException | None = None
-        try:
-            value = context.run(func, **args)
-            result = value if isinstance(value, str) else json.dumps(value, default=str)
-        except Exception as exc:
-            error = exc
-        except BaseException as exc:  # SystemExit and the like: a tool error, not ours
-            error = RuntimeError(f"{type(exc).__name__}: {exc}")
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is closed: the run is long over
-            pass
-
-    threading.Thread(target=work, name=f"playground-tool-{name}", daemon=True).start()
-    return await future
-
-
 async def delegate(
     run: Runtime,
     branch: Branch,
@@ -377,7 +338,11 @@ async def delegate(
     feedback = ""
     output = ""
     last = called.seq
-    for round_ in range(1, agent.max_reviews + 2):
+    checkpoint = agent.checkpoint
+    checked = checkpoint is not None or agent.review
+    allowed = checkpoint.max_rejections if checkpoint is not None else agent.max_reviews
+    rejections = 0
+    while True:
         context = {**args, "feedback": feedback} if feedback else args
         try:
             result = await activate(
@@ -412,34 +377,35 @@ async def delegate(
                 result.cause,
             )
         output, last = result.text, result.seq
-        if not agent.review:
+        if not checked:
             break
-        if round_ > agent.max_reviews:
-            last = run.emit(
-                ev.CheckpointReviewed,
-                agent=name,
-                activation=act,
-                cause=last,
-                worker=call.name,
-                verdict="limit",
-                round=round_,
-                feedback=f"rejected {agent.max_reviews} times; using the last output",
-            ).seq
-            break
-        verdict, feedback, reviewed = await review(
-            run, branch, name, agent, call.name, args, output, act, last
+        verdict, feedback, by = await _checkpoint(
+            run, branch, name, agent, call.name, args, output, act, last, rejections + 1
         )
-        last = run.emit(
-            ev.CheckpointReviewed,
-            agent=name,
-            activation=act,
-            cause=reviewed,
-            worker=call.name,
-            verdict=verdict,
-            feedback=feedback,
-            round=round_,
-        ).seq
+        last = by[1]
         if verdict == "accept":
+            break
+        rejections += 1
+        if rejections > allowed:
+            on_reject = checkpoint.on_reject if checkpoint is not None else agent.on_reject
+            try:
+                rejected_for_good(
+                    run, name, call.name, on_reject, "delegation", by[0], allowed, feedback, last
+                )
+            except (Failure, Escalate) as stop:
+                error = stop.message if isinstance(stop, Failure) else stop.handoff.payload["reason"]
+                run.emit(
+                    ev.ToolReturned,
+                    agent=name,
+                    step=step,
+                    activation=act,
+                    cause=last,
+                    tool=call.name,
+                    call_id=call.id,
+                    error=error,
+                    latency_ms=(perf() - t0) * 1000,
+                )
+                raise
             break
     returned = run.emit(
         ev.ToolReturned,
@@ -453,6 +419,54 @@ async def delegate(
         latency_ms=(perf() - t0) * 1000,
     )
     return Answered(output, returned.seq)
+
+
+async def _checkpoint(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    worker: str,
+    args: dict[str, Any],
+    output: str,
+    act: int,
+    cause: int,
+    round_: int,
+) -> tuple[str, str, tuple[Literal["model", "check"], int]]:
+    """A supervisor's checkpoint over one worker output: its Python check, then (if that
+    accepts and ``review`` is on) the model's review. The verdict, the feedback, and who
+    decided with the ``seq`` of the event that recorded it."""
+    verdict, feedback = "accept", ""
+    by: Literal["model", "check"] = "check"
+    if agent.checkpoint is not None:
+        why = await run_check(run, agent.checkpoint.check, parse_or_text(output))
+        if why is not None:
+            verdict, feedback = "reject", why
+        cause = run.emit(
+            ev.CheckpointReviewed,
+            agent=name,
+            activation=act,
+            cause=cause,
+            worker=worker,
+            verdict=verdict,
+            feedback=feedback,
+            round=round_,
+            by="check",
+        ).seq
+    if verdict == "accept" and agent.review:
+        by = "model"
+        verdict, feedback, reviewed = await review(run, branch, name, agent, worker, args, output, act, cause)
+        cause = run.emit(
+            ev.CheckpointReviewed,
+            agent=name,
+            activation=act,
+            cause=reviewed,
+            worker=worker,
+            verdict=verdict,
+            feedback=feedback,
+            round=round_,
+        ).seq
+    return verdict, feedback, (by, cause)
 
 
 _REVIEW_TOOLS = [

@@ -345,7 +345,7 @@ class _ExitCalled(BaseException):
         self.code = code
 
 
-def import_tools_file(file: Path, module_name: str) -> types.ModuleType:
+def import_tools_file(file: Path, module_name: str, *, register: bool = False) -> types.ModuleType:
     """Import a tools file, reporting whatever goes wrong instead of letting it end the process.
 
     The module's code is the user's: at import it may raise anything, call ``sys.exit``
@@ -353,6 +353,11 @@ def import_tools_file(file: Path, module_name: str) -> types.ModuleType:
     does not finish within :data:`playground.bounds.TOOL_IMPORT_S` is reported (and
     abandoned) rather than hanging ``check`` or ``run``; while it runs, ``os._exit``
     called from that thread raises instead of ending the process.
+
+    Args:
+        register: Put the module into ``sys.modules`` while it runs (a Python system file:
+            dataclasses and pydantic models resolve their annotations through it); it is
+            taken out again if the import fails.
 
     Raises:
         ValueError: Why the module could not be imported, in one line.
@@ -362,6 +367,8 @@ def import_tools_file(file: Path, module_name: str) -> types.ModuleType:
         raise ValueError(f"cannot import {str(file)!r}")
     loader = spec.loader
     module = importlib.util.module_from_spec(spec)
+    if register:
+        sys.modules[module_name] = module
     outcome: list[BaseException | None] = []
     done = threading.Event()
 
@@ -399,6 +406,8 @@ def import_tools_file(file: Path, module_name: str) -> types.ModuleType:
     error = outcome[0]
     if error is None:
         return module
+    if register and sys.modules.get(module_name) is module:
+        del sys.modules[module_name]
     where = _import_line(error, file)
     if isinstance(error, _ExitCalled):
         raise ValueError(f"importing {file.name} called os._exit({error.code!r}){where}")
@@ -423,6 +432,8 @@ class System:
     spec: SystemSpec
     tools: dict[str, Tool]
     lines: dict[Loc, int]
+    checks: dict[str, Tool] = field(default_factory=dict)
+    """The checkpoints' Python functions, by their ``file.py:function``."""
     notes: tuple[str, ...] = ()
     """What ``check`` mentions although the file loads (a tools file outside its folder)."""
     cache: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
@@ -446,7 +457,9 @@ def misfit(system: System, agent: AgentSpec) -> str:
     tools = [t for t in agent.tools if t not in system.tools]
     if tools:
         return f"needs tools {', '.join(tools)} that this system file no longer has"
-    return ""
+    from playground.spec.code import code_misfit
+
+    return code_misfit(system, agent)
 
 
 def load_system(path: str | Path) -> System:
@@ -520,7 +533,27 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
         tools[tool_name] = tool
     _check(spec, shown, lines)
     notes_ = tuple(dict.fromkeys(notes))
-    return System(spec, tools, lines, notes=notes_)
+    return System(spec, tools, lines, checks=_load_checks(spec, base, shown, lines), notes=notes_)
+
+
+def _load_checks(spec: SystemSpec, base: Path, shown: str, lines: dict[Loc, int]) -> dict[str, Tool]:
+    """The Python functions of the system's checkpoints, by their ``file.py:function``."""
+    where: dict[str, Loc] = {}
+    for name, agent in spec.agents.items():
+        if agent.checkpoint is not None:
+            where.setdefault(agent.checkpoint.check, ("agents", name, "checkpoint", "check"))
+        for i, handoff in enumerate(agent.handoffs):
+            if handoff.checkpoint is not None:
+                where.setdefault(
+                    handoff.checkpoint.check, ("agents", name, "handoffs", i, "checkpoint", "check")
+                )
+    checks: dict[str, Tool] = {}
+    for ref, loc in where.items():
+        try:
+            checks[ref] = load_tool(ref, ref, base)
+        except ValueError as exc:
+            raise SpecError(shown, _line(lines, loc), _dotted(loc), str(exc)) from None
+    return checks
 
 
 def _outside(ref: str, base: Path) -> str | None:
@@ -579,6 +612,17 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
                 fail((*base, "delegates", i), "an agent cannot delegate to itself")
         if agent.review and not agent.delegates:
             fail((*base, "review"), "review checks delegates' outputs, but this agent has no delegates")
+        rejects: list[tuple[Loc, Any]] = [((*base, "on_reject"), agent.on_reject)]
+        if agent.checkpoint is not None:
+            rejects.append(((*base, "checkpoint", "on_reject"), agent.checkpoint.on_reject))
+        for i, handoff in enumerate(agent.handoffs):
+            if handoff.checkpoint is not None:
+                rejects.append(
+                    ((*base, "handoffs", i, "checkpoint", "on_reject"), handoff.checkpoint.on_reject)
+                )
+        for loc, on_reject in rejects:
+            if not isinstance(on_reject, str):
+                known_agent(on_reject.escalate, (*loc, "escalate"), "on_reject escalation target")
         _check_script(spec, agent, base, fail)
 
     if spec.pattern == "router":
@@ -611,10 +655,10 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
             if i == 0 and not isinstance(stage, str):
                 fail(("pipeline", i), "a pipeline's first stage is one agent (it receives the request)")
             for j, name in enumerate(group):
-                loc: Loc = ("pipeline", i) if isinstance(stage, str) else ("pipeline", i, j)
-                known_agent(name, loc, "stage")
+                at: Loc = ("pipeline", i) if isinstance(stage, str) else ("pipeline", i, j)
+                known_agent(name, at, "stage")
                 if name in seen:
-                    fail(loc, f"{name!r} appears twice in the pipeline")
+                    fail(at, f"{name!r} appears twice in the pipeline")
                 seen.add(name)
         if spec.entry is not None and spec.entry != spec.entry_agent:
             fail(("entry",), f"a pipeline's entry is its first stage {spec.entry_agent!r}")

@@ -20,6 +20,7 @@ from pydantic import (
     model_validator,
 )
 
+from playground import redact
 from playground.spec.schema import Schema, SchemaError
 
 
@@ -49,23 +50,35 @@ SchemaField = Annotated[
 ]
 
 
-_SECRET_KEY = re.compile(r"(api_?key|secret|password|token|authorization|credential|^key$)", re.IGNORECASE)
-_ALLOWED_KEYS = {"api_key_env", "max_tokens", "max_completion_tokens"}
-
-
 def _refuse_secrets(value: Any, where: str) -> None:
-    """Refuse keys that would put a credential into the file, the store and exports."""
+    """Refuse settings that would put a credential into the file, the store and exports
+    (the rule is :func:`playground.redact.secret_setting`: a family of names, not a list),
+    and declare every variable an ``*_env`` setting names as a secret to scrub."""
     if isinstance(value, dict):
         for key, item in value.items():
-            if str(key).lower() not in _ALLOWED_KEYS and _SECRET_KEY.search(str(key)):
+            name = str(key)
+            if redact.is_env_setting(name):
+                problem = redact.check_env_name(item)
+                if problem is not None:
+                    raise ValueError(f"{where}.{name} {problem}")
+                redact.declare_env(item)
+                continue
+            if redact.secret_setting(name):
                 raise ValueError(
-                    f"{where}.{key} would store a secret in the system file and the session store;"
+                    f"{where}.{name} would store a secret in the system file and the session store;"
                     " set it in the environment and name the variable with 'api_key_env'"
                 )
-            _refuse_secrets(item, f"{where}.{key}")
+            _refuse_secrets(item, f"{where}.{name}")
     elif isinstance(value, list):
         for item in value:
             _refuse_secrets(item, where)
+    elif isinstance(value, str):
+        found = redact.secret_in_value(value)
+        if found is not None:
+            raise ValueError(
+                f"{where} holds {found}, which would be stored with the system;"
+                " set the key in the environment and name the variable with 'api_key_env'"
+            )
 
 
 _PROVIDER_KEYS = frozenset(
@@ -215,6 +228,29 @@ class ScriptStep(_Spec):
         raise AssertionError("unreachable: validated to have one action")
 
 
+class EscalateTo(_Spec):
+    """``on_reject: {escalate: AGENT}``: hand the request to that agent instead."""
+
+    escalate: str
+
+
+OnReject = Literal["fail", "use_last"] | EscalateTo
+"""What happens after a checkpoint's last allowed rejection: fail the run (the default),
+use the last output as it is, or escalate to an agent."""
+
+
+class CheckpointSpec(_Spec):
+    """A deterministic check at a boundary: ``check`` is ``file.py:function`` (sync or async),
+    called with the value crossing the boundary (a worker's output, a stage's output, a
+    handoff's payload). It returns None or True to accept, or False or a reason (a string)
+    to reject; raising rejects with the error. A rejection is fed back to the agent that
+    produced the value, up to ``max_rejections`` times; then ``on_reject`` decides."""
+
+    check: str
+    max_rejections: int = Field(2, ge=0)
+    on_reject: OnReject = "fail"
+
+
 class HandoffSpec(_Spec):
     """A handoff an agent may make: a tool call whose arguments are the declared context."""
 
@@ -226,6 +262,8 @@ class HandoffSpec(_Spec):
     """The fields the target receives; absent means ``{question: str}``."""
     history: str = "none"
     """What of the source's conversation the target also sees: ``none``, ``last:N`` or ``full``."""
+    checkpoint: CheckpointSpec | None = None
+    """A check of the payload before it is delivered."""
 
     @field_validator("history")
     @classmethod
@@ -264,7 +302,13 @@ class AgentSpec(_Spec):
     review: bool = False
     """Supervisor: check each worker's output at a checkpoint before using it."""
     max_reviews: int = Field(2, ge=0)
-    """Supervisor: rejections of one delegation before its last output is used as is."""
+    """Supervisor: rejections of one delegation before ``on_reject`` decides."""
+    on_reject: OnReject = "fail"
+    """Supervisor: after a worker's output was rejected ``max_reviews`` times: ``fail`` the run,
+    ``use_last`` output as it is, or ``{escalate: AGENT}``."""
+    checkpoint: CheckpointSpec | None = None
+    """A Python check of this agent's output (a pipeline stage: before it is passed on) or, for
+    a supervisor, of each worker's output (before the model review, if ``review`` is on)."""
     input: SchemaField = None
     """What this agent accepts (a handoff context or a previous stage's output)."""
     output: SchemaField = None
@@ -283,6 +327,12 @@ class AgentSpec(_Spec):
     """Scripted model: delay before the first token."""
     tokens_per_s: float | None = Field(None, ge=0)
     """Scripted model: streaming rate (0 is instant)."""
+    code: dict[str, str] = {}
+    """An agent defined in Python: a fingerprint of each piece of code it runs, by what it is
+    (``tool lookup_invoice``, ``instructions``): the signature and a hash of the source
+    (``lookup_invoice(customer_id: str) -> str #3fa2b1c9d0e1``). Part of the version, so a
+    changed function body is a new version; the source itself stays in the user's
+    repository. Filled by the Python API, never written in a system file."""
 
     @field_validator("model_settings", "fallback_settings")
     @classmethod
