@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from playground.spec.code import describe_changes
 from playground.spec.models import AgentSpec, HandoffSpec, ScriptStep
 
 NO_DIFFERENCES = "no differences"
@@ -51,6 +52,7 @@ def diff_specs(a: AgentSpec, b: AgentSpec, *, a_label: str = "a", b_label: str =
     out.extend(_settings(a.model_settings, b.model_settings))
     out.extend(_changed("price", _price(a), _price(b)))
     out.extend(_script(a.script, b.script))
+    out.extend(f"code: {line}" for line in describe_changes(a.code, b.code))
     for field in ("description", "review", "max_reviews", "latency_ms", "tokens_per_s"):
         out.extend(_changed(field, _flow(getattr(a, field)), _flow(getattr(b, field))))
     return "\n".join(out)
