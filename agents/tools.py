@@ -62,3 +62,11 @@ def price_lookup(product: str) -> dict[str, float]:
 async def review_search(product: str) -> list[str]:
     """Find (canned, offline) customer review snippets for a product."""
     return [f"{product}: fast and quiet", f"{product}: the lid feels flimsy"]
+
+
+_RATES = {"EUR": 1.08, "GBP": 1.27, "USD": 1.0}
+
+
+def convert_to_usd(amount: float, currency: str) -> float:
+    """Convert an amount in a currency to US dollars."""
+    return round(amount * _RATES[currency.upper()], 2)

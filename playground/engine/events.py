@@ -87,6 +87,10 @@ class RunStarted(_Event):
     """Agent name to the version id it runs with."""
     parent_session_id: str | None = None
     forked_from_step: int | None = None
+    observed: str | None = None
+    """Set when the session was rebuilt from another program's OpenTelemetry spans (``playground
+    observe``): the framework they came from (``openai-agents``, ``pydantic-ai``, ``langgraph``,
+    ...). Nothing of such a session ran here: it can be shown, exported and compared, not replayed."""
 
 
 class AgentStarted(_Event):
@@ -316,6 +320,9 @@ class RunFailed(_Event):
     """The agent where the failure showed."""
     path: list[str] = []
     totals: dict[str, Any] = {}
+    lineage: dict[str, Any] | None = None
+    """For a failure over a field: the hops the field went through (``field``, ``traced``,
+    ``origin``, ``reason``, ``hops``), as :mod:`playground.engine.lineage` traced them."""
 
 
 Event = Annotated[

@@ -40,6 +40,7 @@ from playground.engine.events import (
     set_fields_set,
     set_private,
 )
+from playground.engine.lineage import failing_field, trace
 from playground.engine.loops import LoopWatch
 from playground.engine.messages import render_context
 from playground.engine.model_calls import default_llm_factory
@@ -407,6 +408,13 @@ class Runtime:
             incoming = result.rendered if result.rendered is not None else render_context(context)
 
     def _fail(self, failure: Failure, status: str = "failed") -> dict[str, Any]:
+        lineage = None
+        about = failing_field(self.events, failure.manifested) if status == "failed" else None
+        if about is not None:
+            traced = trace(self.events, about[0], failure.manifested, missing=about[1])
+            lineage = traced.as_json()
+            if traced.origin is not None:
+                failure.origin = traced.origin
         self.emit(
             ev.RunFailed,
             agent=failure.manifested,
@@ -418,13 +426,17 @@ class Runtime:
             manifested=failure.manifested,
             path=list(self.path),
             totals=self._totals_json(),
+            lineage=lineage,
         )
-        return {
+        error: dict[str, Any] = {
             "type": failure.error_type,
             "message": failure.message,
             "origin": failure.origin,
             "manifested": failure.manifested,
         }
+        if lineage is not None:
+            error["lineage"] = lineage
+        return error
 
     def _where(self) -> str | None:
         return self.failed_in or (self.path[-1] if self.path else None)
