@@ -23,7 +23,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from playground.engine.events import EVENT_TYPES, Event, HandoffDelivered, LoopDetected, ToolCalled
+from playground.engine.events import (
+    EVENT_TYPES,
+    CheckpointReviewed,
+    Event,
+    HandoffDelivered,
+    LoopDetected,
+    ToolCalled,
+)
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
@@ -64,6 +71,8 @@ class Expect(_Strict):
     """The failed run's origin agent."""
     loop: Literal["cycle", "repeat", "no_progress", "hops"] | None = None
     """A loop of this kind was detected (``loop_detected``)."""
+    checkpoints: list[Literal["accept", "reject", "limit"]] | None = None
+    """The verdicts of the run's checkpoints, in order."""
     error_manifested: str | None = None
 
     @field_validator("events", "no_events")
@@ -258,6 +267,10 @@ def check(expect: Expect, result: RunResult) -> list[str]:
                 getattr(event, "errors", None) or getattr(event, "reason", None) or getattr(event, "tool", "")
             )
             failures.append(f"unexpected {kind} event (seq {event.seq}, {event.agent}): {detail}")
+    if expect.checkpoints is not None:
+        verdicts = [e.verdict for e in events if isinstance(e, CheckpointReviewed)]
+        if verdicts != expect.checkpoints:
+            failures.append(f"checkpoints: expected {expect.checkpoints}, got {verdicts}")
     if expect.loop is not None:
         found = [e.loop for e in events if isinstance(e, LoopDetected)]
         if expect.loop not in found:
