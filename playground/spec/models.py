@@ -38,6 +38,8 @@ def _dump_schema(schema: Schema | None) -> Any:
     (so descriptions, which the model sees, are part of the version)."""
     if schema is None:
         return None
+    if schema.source is not None:
+        return schema.source
     if any(f.description for f in schema.fields):
         return schema.json_schema
     return {f.name: f.type_name + ("?" if f.optional else "") for f in schema.fields}
