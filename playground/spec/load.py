@@ -462,6 +462,21 @@ def misfit(system: System, agent: AgentSpec) -> str:
     return code_misfit(system, agent)
 
 
+def load_system_ref(ref: str | Path) -> System:
+    """Load the system a command names: a system file (``SYSTEM.yaml``), or a Python object
+    (``path/file.py:NAME`` or ``package.module:NAME``: a system, an agent, or a function
+    with no arguments returning one; see :mod:`playground.spec.python`).
+
+    Raises:
+        SpecError: naming the file, line and field of the first problem found.
+    """
+    from playground.spec.python import is_python_ref, load_python_system
+
+    if isinstance(ref, str) and is_python_ref(ref):
+        return load_python_system(ref)
+    return load_system(ref)
+
+
 def load_system(path: str | Path) -> System:
     """Load and check a system file.
 
