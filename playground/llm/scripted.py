@@ -282,7 +282,7 @@ def _answer(step: ScriptStep, agent: str) -> _Answer:
         return _Answer("calls", reviews, fails, "", None, template, _compile(template, agent), tools)
     elif step.handoff is not None:
         action, tool = "call", HANDOFF_PREFIX + step.handoff
-        template = step.context or {"question": "{input}"}
+        template = step.context if step.context is not None else {"question": "{input}"}
     else:
         action, tool = "fail", ""
     return _Answer(action, reviews, fails, tool, step.raw_args, template, _compile(template, agent))

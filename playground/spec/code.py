@@ -48,9 +48,13 @@ def signature_of(func: Callable[..., Any], name: str | None = None) -> str:
     target = inspect.unwrap(func)
     label = name or getattr(target, "__name__", "function")
     try:
-        return f"{label}{inspect.signature(target)}"
+        try:
+            signature = inspect.signature(target, eval_str=True)
+        except Exception:  # an annotation that does not evaluate: keep it as written
+            signature = inspect.signature(target)
     except (TypeError, ValueError):
         return f"{label}(...)"
+    return f"{label}{signature}"
 
 
 def fingerprint(func: Callable[..., Any], name: str | None = None, signature: str | None = None) -> str:
