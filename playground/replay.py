@@ -36,7 +36,8 @@ from playground.errors import PlaygroundError, StoreError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.service import run_session
 from playground.spec.identity import canonical_spec, version_id
-from playground.spec.load import System, load_system
+from playground.spec.load import System, load_system_ref
+from playground.spec.python import ref_file
 from playground.spec.models import AgentSpec
 from playground.store.store import SessionRow, Store
 
@@ -451,12 +452,13 @@ async def _apply_variant(
 async def _load(store: Store, session_id: str) -> tuple[Recording, System]:
     session = await store.session(session_id)
     events = await store.events(session.session_id)
-    if not session.system_path or not Path(session.system_path).exists():
+    file = ref_file(session.system_path) if session.system_path else None
+    if not session.system_path or (file is not None and not file.exists()):
         raise PlaygroundError(
             f"session {session.session_id} was run from {session.system_path!r}, which is not here; "
             "run fork/replay where the system file is"
         )
-    return Recording.from_events(session, events), load_system(session.system_path)
+    return Recording.from_events(session, events), load_system_ref(session.system_path)
 
 
 @dataclass
