@@ -136,10 +136,10 @@ class Playground:
         """
         from playground.scenarios import Runner
         from playground.service import run_session
-        from playground.spec import load_system
+        from playground.spec.load import load_system_ref
         from playground.store import Store
 
-        loaded = load_system(system)
+        loaded = load_system_ref(str(system))
         async with Store(self.db) as store:
             runner = Runner(store=store, models=models or {}, realtime=realtime)
             agents, versions = await runner.agents_for(loaded)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, assert_never
 
 from pydantic_core import to_json
@@ -37,8 +36,8 @@ from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolC
 from playground.service import run_session
 from playground.spec.identity import canonical_spec, version_id
 from playground.spec.load import System, load_system_ref
-from playground.spec.python import ref_file
 from playground.spec.models import AgentSpec
+from playground.spec.python import ref_file
 from playground.store.store import SessionRow, Store
 
 

@@ -36,8 +36,9 @@ from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.llm.scripted import FAILURES
 from playground.spec.identity import canonical_spec, version_id
-from playground.spec.load import System, explain, load_system, parse_yaml, read_spec_file
+from playground.spec.load import System, explain, load_system_ref, parse_yaml, read_spec_file
 from playground.spec.models import AgentSpec
+from playground.spec.python import ref_relative_to
 
 EVENT_KINDS = tuple(k for k in EVENT_TYPES if k != "token_delta")
 
@@ -130,7 +131,7 @@ class ScenarioFile(_Strict):
     """A scenario file."""
 
     system: str
-    """The system file, relative to this file."""
+    """The system file, relative to this file (or ``file.py:NAME``, ``package.module:NAME``)."""
     scenarios: list[Scenario]
 
 
@@ -151,7 +152,7 @@ def load_scenarios(path: str | Path) -> Suite:
         spec = ScenarioFile.model_validate(data)
     except ValidationError as exc:
         raise explain(exc, shown, lines, ScenarioFile) from None
-    system = load_system(Path(path).parent / spec.system)
+    system = load_system_ref(ref_relative_to(spec.system, Path(path).parent))
     agents = system.spec.agents
     for i, scenario in enumerate(spec.scenarios):
         loc: tuple[str | int, ...] = ("scenarios", i)

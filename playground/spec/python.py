@@ -51,6 +51,16 @@ def ref_file(ref: str) -> Path | None:
     return Path(target) if target.endswith(".py") else None
 
 
+def ref_relative_to(ref: str, base: Path) -> str:
+    """``ref`` as seen from the folder ``base`` (a scenario file's ``system:``): a file's
+    path is joined to it; a module reference stays as it is."""
+    file = ref_file(ref)
+    if file is None:
+        return ref
+    joined = str(base / file)
+    return f"{joined}:{ref.rpartition(':')[2]}" if is_python_ref(ref) else joined
+
+
 def load_python_system(ref: str) -> System:
     """Import the module of ``ref`` and build the system NAME is.
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -21,7 +20,8 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static
 
 from playground.errors import PlaygroundError, SpecError
-from playground.spec.load import System, load_system
+from playground.spec.load import System, load_system_ref
+from playground.spec.python import ref_file
 from playground.store.store import SessionRow, Store
 
 SESSION_LIMIT = 200
@@ -61,12 +61,13 @@ async def load_recorded(store: Store, session_id: str) -> RecordedSession:
     """
     session = await store.session(session_id)
     path = session.system_path
-    if not path or not Path(path).exists():
+    file = ref_file(path) if path else None
+    if not path or (file is not None and not file.exists()):
         raise PlaygroundError(
             f"session {session.session_id} ran {session.system!r} from {path!r}, which is not here"
         )
     try:
-        system = load_system(path)
+        system = load_system_ref(path)
     except SpecError as exc:
         raise PlaygroundError(f"cannot load {path!r} for session {session.session_id}: {exc}") from exc
     return RecordedSession(session, await store.events(session.session_id), system)
