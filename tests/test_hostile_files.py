@@ -209,7 +209,7 @@ def test_a_tools_module_that_never_finishes_importing_is_reported(
         release = getattr(builtins, "_pg_release", None)
         if release is not None:
             release.set()
-            del builtins._pg_release
+            delattr(builtins, "_pg_release")
 
 
 def test_a_tools_file_outside_the_folder_loads_with_a_note(tmp_path: Path) -> None:

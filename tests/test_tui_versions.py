@@ -19,8 +19,7 @@ from textual.widgets import DataTable, Input, OptionList
 
 from playground.service import active_agents
 from playground.spec import System, load_system
-from playground.store import Store
-from playground.store import store as store_module
+from playground.store import Store, comparisons, sessions, versions
 from playground.tui.app import PlaygroundApp
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.version_dialogs import (
@@ -260,7 +259,8 @@ def fixed_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         now[0] += 60
         return now[0]
 
-    monkeypatch.setattr(store_module, "time", SimpleNamespace(time=tick))
+    for module in (versions, sessions, comparisons):  # the store's parts that read the clock
+        monkeypatch.setattr(module, "time", SimpleNamespace(time=tick))
     monkeypatch.setenv("TZ", "UTC")
     time.tzset()
     yield

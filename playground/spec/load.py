@@ -21,7 +21,7 @@ from typing import Any, NoReturn
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from playground import bounds
+from playground import bounds, redact
 from playground.errors import SpecError
 from playground.spec.models import AgentSpec, SystemSpec
 
@@ -246,6 +246,13 @@ def explain(
     if kind == "missing":
         return SpecError(path, _line(lines, loc[:-1]), _dotted(loc), "required field missing")
     message = item["msg"].removeprefix("Value error, ")
+    if loc and message.startswith(f"{loc[-1]}."):  # a problem inside a map: find its own line
+        inner = message[len(str(loc[-1])) + 1 :].split(" ", 1)[0].split(".")
+        line = next(
+            (lines[(*loc, *inner[:n])] for n in range(len(inner), 0, -1) if (*loc, *inner[:n]) in lines), None
+        )
+        if line is not None:
+            return SpecError(path, line, _dotted(loc), message)
     if kind == "literal_error":
         got = repr(item["input"])
         message = f"{message} (got {got if len(got) <= 80 else got[:79] + '…'})"
@@ -385,10 +392,10 @@ def import_tools_file(file: Path, module_name: str, *, register: bool = False) -
     thread = threading.Thread(target=run, name=f"playground-import-{file.name}", daemon=True)
     real_exit = os._exit
 
-    def guarded_exit(code: int) -> NoReturn:
+    def guarded_exit(status: int) -> NoReturn:
         if threading.current_thread() is thread:
-            raise _ExitCalled(code)
-        real_exit(code)
+            raise _ExitCalled(status)
+        real_exit(status)
 
     timeout_s = bounds.TOOL_IMPORT_S.value
     os._exit = guarded_exit
@@ -528,6 +535,7 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
         spec = SystemSpec.model_validate({**data, "path": shown})
     except ValidationError as exc:
         raise explain(exc, shown, lines) from None
+    _refuse_secret_values(text, shown)
     tools: dict[str, Tool] = {}
     notes: list[str] = []
     for tool_name, decl in spec.tools.items():
@@ -569,6 +577,22 @@ def _load_checks(spec: SystemSpec, base: Path, shown: str, lines: dict[Loc, int]
         except ValueError as exc:
             raise SpecError(shown, _line(lines, loc), _dotted(loc), str(exc)) from None
     return checks
+
+
+def _refuse_secret_values(text: str, shown: str) -> None:
+    """Refuse a file that holds the value of a secret environment variable (a key pasted in)."""
+    name = redact.find(text)
+    if name is None:
+        return
+    secret = next(value for value, var in redact.current() if var == name and value in text)
+    line = text.count("\n", 0, text.index(secret)) + 1
+    raise SpecError(
+        shown,
+        line,
+        "",
+        f"this line holds the value of the environment variable {name}, a secret: it would be stored"
+        " with the system; refer to the variable instead (model_settings.api_key_env)",
+    )
 
 
 def _outside(ref: str, base: Path) -> str | None:

@@ -1,4 +1,4 @@
-"""aiosqlite store: sessions, events, agent versions, snapshots."""
+"""aiosqlite store: sessions, events, agent versions, snapshots (see :mod:`playground.store.store`)."""
 
 from playground.store.store import SCHEMA_VERSION, SessionRow, Store, default_db_path
 
