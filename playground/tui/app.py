@@ -55,8 +55,13 @@ class PlaygroundApp(App[int]):
         agents_dir: str | Path = "agents",
         llm_factory: LLMFactory = default_llm_factory,
         clock: Clock = SYSTEM_CLOCK,
+        observe: int | None = None,
+        observe_host: str = "127.0.0.1",
     ) -> None:
         super().__init__()
+        self.observe = observe
+        """Open the observe screen serving OTLP/HTTP on this port (``tui --observe``)."""
+        self.observe_host = observe_host
         self.llm_factory = llm_factory
         """Builds the model for each agent (tests pass fakes)."""
         self.clock = clock
@@ -73,7 +78,11 @@ class PlaygroundApp(App[int]):
         except PlaygroundError as exc:
             self.exit(1, message=f"error: {exc}")
             return
-        if self.system is not None:
+        if self.observe is not None:
+            from playground.tui.screens.observe import ObserveScreen
+
+            await self.push_screen(ObserveScreen(self.store, port=self.observe, host=self.observe_host))
+        elif self.system is not None:
             await self.push_screen(
                 RunScreen(self.system, self.store, llm_factory=self.llm_factory, clock=self.clock)
             )
@@ -89,8 +98,17 @@ class PlaygroundApp(App[int]):
         )
 
     async def on_session_chosen(self, message: SessionChosen) -> None:
-        """Open a stored session read-only in the run screen's layout."""
+        """Open a stored session read-only in the run screen's layout (an observed one in the
+        observe screen's: it has no system file)."""
+        from playground.observe.record import observed_framework
+
         try:
+            row = await self.store.session(message.session_id)
+            if observed_framework(row.system_path) is not None:
+                from playground.tui.screens.observe import ObserveScreen
+
+                await self.push_screen(ObserveScreen(self.store, session_id=row.session_id))
+                return
             recorded = await load_recorded(self.store, message.session_id)
         except PlaygroundError as exc:
             self.notify(str(exc), title="cannot open the session", severity="error", timeout=10)

@@ -10,6 +10,7 @@ Nothing is updated that did not change.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections import deque
 
@@ -108,6 +109,18 @@ class StreamRows:
         return "\n".join(row.rstrip() for row in shown)
 
 
+_ID = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*\Z")
+
+
+def pane_id(agent: str) -> str:
+    """The widget id of ``agent``'s pane: ``pane-<agent>``, or for a name that is not an
+    identifier (an observed framework's "OpenAI Agent") a safe spelling with a short hash."""
+    if _ID.match(agent):
+        return f"pane-{agent}"
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", agent)[:40]
+    return f"pane-{safe}-{hashlib.sha1(agent.encode()).hexdigest()[:8]}"
+
+
 class AgentPane(Vertical, can_focus=True):
     """Shows one :class:`~playground.tui.state.AgentView`; the screen calls :meth:`show`.
 
@@ -116,7 +129,7 @@ class AgentPane(Vertical, can_focus=True):
     """
 
     def __init__(self, agent: str) -> None:
-        super().__init__(id=f"pane-{agent}", classes="agent-pane")
+        super().__init__(id=pane_id(agent), classes="agent-pane")
         self.agent = agent
         self._view: AgentView | None = None
         self._revision = -1
