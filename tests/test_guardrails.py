@@ -98,3 +98,98 @@ def test_an_invalid_json_schema_is_a_file_line_error(tmp_path: Path) -> None:
     out = subprocess.run([*CLI, "check", str(path)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and f"{path}:9:" in out.stderr
+
+
+BUDGET = """\
+name: budgeted
+pattern: supervisor
+entry: boss
+limits: {LIMITS}
+ON_BUDGET
+agents:
+  boss:
+    delegates: [worker]
+    price: {input: 1000, output: 1000}
+    BUDGET
+    script:
+      - {tool: worker, args: {task: "one {input}"}}
+      - {tool: worker, args: {task: "two {input}"}}
+      - {tool: worker, args: {task: "three {input}"}}
+      - reply: "done"
+  worker:
+    input: {task: str}
+    price: {input: 1000, output: 1000}
+    script: [{reply: "did {task}"}]
+  closer:
+    input: {request: str, reason: str}
+    script: [{reply: "wrapped up: {reason}"}]
+"""
+
+
+def budgeted(tmp_path: Path, limits: str = "", budget: str = "", on_budget: str = "") -> Runtime:
+    text = BUDGET.replace("LIMITS", limits).replace("    BUDGET\n", f"    {budget}\n" if budget else "")
+    text = text.replace("ON_BUDGET\n", f"{on_budget}\n" if on_budget else "")
+    return Runtime(system_from(tmp_path, text))
+
+
+def budget_events(events: list[ev.Event]) -> list[ev.BudgetExceeded]:
+    return [e for e in events if isinstance(e, ev.BudgetExceeded)]
+
+
+async def test_a_run_stops_before_the_call_that_would_pass_its_cost_limit(tmp_path: Path) -> None:
+    result = await budgeted(tmp_path, limits="max_cost_usd: 0.03").run("x")
+    assert result.status == "failed"
+    assert result.error is not None and result.error["type"] == "budget_exceeded"
+    [over] = budget_events(result.events)
+    assert (over.scope, over.limit, over.allowed, over.policy) == ("run", "max_cost_usd", 0.03, "stop")
+    assert over.spent <= 0.03 < over.spent + over.estimated
+    assert result.cost_usd <= 0.03  # the call that would have passed it was never made
+
+
+async def test_an_agent_budget_of_calls(tmp_path: Path) -> None:
+    result = await budgeted(tmp_path, budget="budget: {max_calls: 2}").run("x")
+    assert result.status == "failed"
+    [over] = budget_events(result.events)
+    assert (over.agent, over.scope, over.limit, over.allowed, over.spent) == (
+        "boss",
+        "agent",
+        "max_calls",
+        2,
+        2,
+    )
+    assert result.per_agent["boss"].calls == 2
+
+
+async def test_on_budget_escalates_and_the_escalation_target_may_finish(tmp_path: Path) -> None:
+    runtime = budgeted(tmp_path, limits="max_tokens: 30", on_budget="on_budget: {escalate: closer}")
+    result = await runtime.run("x")
+    assert result.status == "completed", result.error
+    assert result.path[-1] == "closer"
+    assert result.output.startswith("wrapped up: the next model call of")
+    [over] = budget_events(result.events)
+    assert over.policy == "escalate:closer" and over.limit == "max_tokens"
+
+
+async def test_on_budget_pause_holds_for_the_operator_who_may_continue(tmp_path: Path) -> None:
+    import asyncio
+
+    from playground.engine import StepController
+
+    controller = StepController(breakpoints=set())
+    system_text = BUDGET.replace("LIMITS", "max_cost_usd: 0.03").replace("ON_BUDGET", "on_budget: pause")
+    system_text = system_text.replace("    BUDGET\n", "")
+    runtime = Runtime(system_from(tmp_path, system_text), controller=controller)
+    controller.breakpoints.add("agent:__none__")  # run freely; the budget pause holds by itself
+    task = asyncio.create_task(runtime.run("x"))
+    gate = await controller.wait_paused()
+    assert gate.kind == "model_call" and gate.payload["budget"]["limit"] == "max_cost_usd"
+    controller.resume()
+    result = await task
+    assert result.status == "completed", result.error
+    assert result.cost_usd > 0.03  # the operator let it pass the budget
+    assert len(budget_events(result.events)) == 1  # once waived, not asked again
+
+
+def test_a_system_without_budgets_does_not_check_them(tmp_path: Path) -> None:
+    runtime = budgeted(tmp_path)
+    assert runtime.budgeted is False

@@ -38,6 +38,9 @@ class Gate:
     payload: dict[str, Any]
     validate: Callable[[dict[str, Any]], str | None] = lambda _payload: None
     can_retry: bool = False
+    hold: bool = False
+    """Stop here whatever the breakpoints: the run itself asks the operator (a budget's
+    ``on_budget: pause``)."""
     errors: list[str] = field(default_factory=list)
     """Kinds of the error events since the previous gate (``model_failed``, ``validation_failed``,
     ``permission_denied``, ``loop_detected``, ...): an ``error:*`` breakpoint stops here."""
@@ -99,7 +102,7 @@ class StepController:
     _paused_event: asyncio.Event | None = None
 
     def should_stop(self, gate: Gate) -> bool:
-        if self.stepping:
+        if self.stepping or gate.hold:
             return True
         points = self.breakpoints
         if not points:

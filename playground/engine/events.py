@@ -272,6 +272,22 @@ class LoopDetected(_Event):
     """With ``cycle``: the agents of the cycle, its first one again at the end."""
 
 
+class BudgetExceeded(_Event):
+    """A model call would take a run or an agent past its declared budget."""
+
+    kind: Literal["budget_exceeded"] = "budget_exceeded"
+    scope: Literal["run", "agent"]
+    """The run's ``limits`` or the agent's ``budget``."""
+    limit: Literal["max_cost_usd", "max_tokens", "max_calls"]
+    allowed: float
+    spent: float
+    """What had been spent when the call was about to be made."""
+    estimated: float = 0.0
+    """What the call itself was estimated to add (its input tokens, or their cost)."""
+    policy: str
+    """``stop``, ``pause`` or ``escalate:AGENT`` (``on_budget``)."""
+
+
 class Escalated(_Event):
     """The run was handed to the ``on_loop`` agent."""
 
@@ -341,6 +357,7 @@ Event = Annotated[
     | ValidationFailed
     | CheckpointReviewed
     | LoopDetected
+    | BudgetExceeded
     | Escalated
     | AgentFinished
     | OperatorActed

@@ -6,6 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
+from playground.engine.budgets import check_budget
 from playground.engine.outcomes import Failure
 from playground.errors import ModelError, ModelTimeout, ProviderError, ScriptError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, ToolDef
@@ -71,6 +72,8 @@ async def call_model(
     watchdog = branch.watchdog
     perf = run.clock.perf
     emit = run.emit
+    if run.budgeted:
+        await check_budget(run, name, agent, messages, act, cause, step)
     for index, model in enumerate(models):
         if index:
             last_failed = emit(

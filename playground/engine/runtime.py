@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from playground.engine import events as ev
 from playground.engine.activation import activate
 from playground.engine.branch import Branch
+from playground.engine.budgets import declares_budget
 from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate, GateKind
 from playground.engine.events import (
@@ -137,6 +138,10 @@ class Runtime:
         self._step = 0
         self.loops = LoopWatch(self.spec)
         """What the run has done so far, as far as loops are concerned."""
+        self.budgeted = declares_budget(self.spec, self.agents)
+        """Whether any budget is declared (else model calls skip the budget check)."""
+        self.budget_waived: set[str] = set()
+        """Budgets (``run:LIMIT`` or ``AGENT:LIMIT``) an operator or an escalation let pass."""
         self.llms: dict[tuple[str, str], LLM] = {}
         self.escalated = False
         self.input = ""
@@ -229,16 +234,18 @@ class Runtime:
         *,
         validate: Callable[[dict[str, Any]], str | None] | None = None,
         can_retry: bool = False,
+        hold: bool = False,
     ) -> Decision:
         """Hold step ``step`` for the controller; returns what to do. Branches running at
-        once are held one at a time, each with its own step number."""
+        once are held one at a time, each with its own step number. ``hold``: the run asks
+        the operator here, whatever the breakpoints."""
         if self.controller is None:
             return CONTINUE
         gates = self._gates
         if gates is None:
             gates = self._gates = _Gates()
         async with gates.lock:
-            return await self._decide(gates, kind, agent, step, payload, validate, can_retry)
+            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold)
 
     async def _decide(
         self,
@@ -249,10 +256,11 @@ class Runtime:
         payload: dict[str, Any],
         validate: Callable[[dict[str, Any]], str | None] | None,
         can_retry: bool,
+        hold: bool,
     ) -> Decision:
         assert self.controller is not None
         errors: list[str] = [e.kind for e in self.events[gates.mark :] if e.kind in _ERROR_KINDS]
-        gate = Gate(kind, agent, step, payload, can_retry=can_retry, errors=errors)
+        gate = Gate(kind, agent, step, payload, can_retry=can_retry, errors=errors, hold=hold)
         gates.mark = len(self.events)
         if validate is not None:
             gate.validate = validate

@@ -619,6 +619,8 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
         known_agent(spec.entry, ("entry",), "entry agent")
     elif spec.pattern != "pipeline":
         fail(("entry",), "required field missing: which agent receives the request?")
+    if not isinstance(spec.on_budget, str):
+        known_agent(spec.on_budget.escalate, ("on_budget", "escalate"), "on_budget escalation target")
     if spec.on_loop != "stop":
         known_agent(spec.on_loop, ("on_loop",), "on_loop escalation target")
         target_input = agents[spec.on_loop].input

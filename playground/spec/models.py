@@ -122,6 +122,10 @@ class Limits(_Spec):
     """First retry delay; doubles on each further retry."""
     max_validation_retries: int = Field(2, ge=0)
     """How often a malformed tool call or invalid payload is fed back before the run fails."""
+    max_cost_usd: float | None = Field(None, gt=0)
+    """Most a run may spend, in USD; checked before each model call (see ``on_budget``)."""
+    max_tokens: int | None = Field(None, ge=1)
+    """Most tokens (input and output) a run may use; checked before each model call."""
     max_tool_result_chars: int = Field(100_000, ge=1)
     """Longest tool result kept: a longer one is cut to this many characters (recorded on its
     ``tool_returned`` as ``truncated_from``), and the model is told it was cut."""
@@ -141,6 +145,30 @@ class Loops(_Spec):
     """Times one agent may call one tool with the same arguments in a request."""
     no_progress: bool = True
     """An agent handed the same context again, with no tool result since, is a loop."""
+
+
+class EscalateTo(_Spec):
+    """``on_reject: {escalate: AGENT}``: hand the request to that agent instead."""
+
+    escalate: str
+
+
+OnReject = Literal["fail", "use_last"] | EscalateTo
+"""What happens after a checkpoint's last allowed rejection: fail the run (the default),
+use the last output as it is, or escalate to an agent."""
+
+
+class Budget(_Spec):
+    """What one agent may spend in a run; checked before each of its model calls."""
+
+    max_cost_usd: float | None = Field(None, gt=0)
+    max_tokens: int | None = Field(None, ge=1)
+    max_calls: int | None = Field(None, ge=1)
+
+
+OnBudget = Literal["stop", "pause"] | EscalateTo
+"""When a budget would be exceeded: ``stop`` the run, ``pause`` it for the operator (a
+headless run stops), or ``{escalate: AGENT}``."""
 
 
 class Price(_Spec):
@@ -230,17 +258,6 @@ class ScriptStep(_Spec):
         raise AssertionError("unreachable: validated to have one action")
 
 
-class EscalateTo(_Spec):
-    """``on_reject: {escalate: AGENT}``: hand the request to that agent instead."""
-
-    escalate: str
-
-
-OnReject = Literal["fail", "use_last"] | EscalateTo
-"""What happens after a checkpoint's last allowed rejection: fail the run (the default),
-use the last output as it is, or escalate to an agent."""
-
-
 class CheckpointSpec(_Spec):
     """A deterministic check at a boundary: ``check`` is ``file.py:function`` (sync or async),
     called with the value crossing the boundary (a worker's output, a stage's output, a
@@ -308,6 +325,8 @@ class AgentSpec(_Spec):
     on_reject: OnReject = "fail"
     """Supervisor: after a worker's output was rejected ``max_reviews`` times: ``fail`` the run,
     ``use_last`` output as it is, or ``{escalate: AGENT}``."""
+    budget: Budget | None = None
+    """What this agent may spend in a run (``on_budget`` decides what happens past it)."""
     checkpoint: CheckpointSpec | None = None
     """A Python check of this agent's output (a pipeline stage: before it is passed on) or, for
     a supervisor, of each worker's output (before the model review, if ``review`` is on)."""
@@ -395,6 +414,8 @@ class SystemSpec(_Spec):
     on_loop: str = "stop"
     loops: Loops = Loops()
     """What counts as a loop (cycles, repeated tool calls, no progress)."""
+    on_budget: OnBudget = "stop"
+    """What happens when a run's or an agent's budget would be exceeded."""
     """An agent to escalate a detected loop to, or ``stop``."""
     tools: dict[str, str | ToolDecl] = {}
     """Tool name to ``file.py:function`` (the path relative to the system file), or to a

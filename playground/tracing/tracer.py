@@ -75,6 +75,7 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
+from playground import redact
 from playground.engine import events as ev
 from playground.tracing import _content
 from playground.tracing import attributes as attr
@@ -87,6 +88,7 @@ _SpanEvent: TypeAlias = (
     | ev.ValidationFailed
     | ev.PermissionDenied
     | ev.LoopDetected
+    | ev.BudgetExceeded
     | ev.Escalated
     | ev.CheckpointReviewed
     | ev.OperatorActed
@@ -470,6 +472,7 @@ class EventTracer:
                     | ev.ValidationFailed()
                     | ev.PermissionDenied()
                     | ev.LoopDetected()
+                    | ev.BudgetExceeded()
                     | ev.Escalated()
                     | ev.CheckpointReviewed()
                     | ev.OperatorActed()
@@ -554,6 +557,14 @@ class EventTracer:
         if not session.sampled:
             return
         span._end_time = end
+        if redact.current():  # no key leaves in a span: scrubbed as the store scrubs
+            redact.scrub_attributes(span.attrs)
+            for event in span._events:
+                if isinstance(event.attributes, dict):
+                    redact.scrub_attributes(event.attributes)
+            description = span.status.description
+            if description and redact.scrub(description) != description:
+                span.fail(redact.scrub(description))
         if self._limits is not None or len(span._events) > self._max_events:
             span._attributes, span._events, span._links = self._bounded(span)
         for on_end in self._on_end:
@@ -1007,6 +1018,16 @@ class EventTracer:
                     "playground.loop.reason": event.reason,
                     "playground.loop.edge": tuple(event.edge),
                     "playground.loop.policy": event.policy,
+                    "playground.loop.kind": event.loop or "",
+                    "playground.loop.cycle": tuple(event.cycle),
+                }
+            case ev.BudgetExceeded():
+                return {
+                    "playground.budget.scope": event.scope,
+                    "playground.budget.limit": event.limit,
+                    "playground.budget.allowed": event.allowed,
+                    "playground.budget.spent": event.spent,
+                    "playground.budget.policy": event.policy,
                 }
             case ev.Escalated():
                 return {

@@ -41,6 +41,7 @@ StepKind = Literal[
     "validation",
     "permission",
     "loop",
+    "budget",
     "escalation",
     "review",
     "operator",
@@ -112,12 +113,18 @@ class Step:
     """One row of the trace timeline."""
 
     seq: int
+    """``seq`` of the event that opened the row."""
     kind: StepKind
     agent: str | None
     depth: int
     label: str
     start: float
     """Seconds of run time (time held at gates left out) since the run started."""
+    step: int | None = None
+    """The engine's step number (what ``playground fork --at`` takes): on the rows of model
+    calls, tool calls and delegations, and handoffs; None on every other row."""
+    owner: int | None = None
+    """The activation the row belongs to (an activation's own row: itself)."""
     end: float | None = None
     cost_usd: float = 0.0
     status: Literal["running", "ok", "failed", "info"] = "running"
@@ -146,6 +153,8 @@ class HandoffView:
     edited: bool = False
     pending: bool = False
     seq: int | None = None
+    step: int | None = None
+    """The engine's step number of the handoff (held: the number it will have)."""
 
     def typed_fields(self, system: System) -> list[tuple[str, str, str]]:
         """``(field, type, value as JSON)`` per payload field, typed by the handoff's schema."""
@@ -166,6 +175,30 @@ class HandoffView:
             )
             for name in names
         ]
+
+
+@dataclass
+class Hop:
+    """One stop of the path: the agent the request went to, or the agents that took it at once."""
+
+    agents: list[str]
+    handoff: HandoffView | None = None
+    """The handoff that led here, if one did."""
+    activations: list[int] = field(default_factory=list)
+    parent: int | None = None
+    """The activation that delegated to this stop's agents, if one did."""
+
+
+@dataclass(slots=True)
+class _Running:
+    """An activation that has not finished."""
+
+    agent: str
+    parent: int | None
+    children: int = 0
+    """Its delegated workers running now."""
+    tools: int = 0
+    """Its own tool calls running now (a delegation counts in ``children``)."""
 
 
 def _short(value: Any, limit: int = 160) -> str:
@@ -216,7 +249,10 @@ class RunView:
         self.output = ""
         self.error: dict[str, Any] | None = None
         self.path: list[str] = []
+        self.hops: list[Hop] = []
+        """The path with the agents that ran at once as one stop."""
         self.steps: list[Step] = []
+        """The timeline's rows: each nested under the row it belongs to, in the order they began."""
         self.handoffs: list[HandoffView] = []
         self.gate: Gate | None = None
         self.pending_handoff: HandoffView | None = None
@@ -227,15 +263,36 @@ class RunView:
         self._paused_s = 0.0
         self._open: dict[tuple[str, int], Step] = {}
         self._depth: dict[int, int] = {}
-        self._active: list[tuple[int, str]] = []
+        self._running: dict[int, _Running] = {}
+        """Unfinished activations by the seq of their ``agent_started``, oldest first."""
+        self._rows: dict[int, Step] = {}
+        """The rows of activations and tool calls, by the seq of the event that opened them."""
+        self._last: Step | None = None
+        """The row made last (where a following notice adds its details)."""
         self._messages: dict[int, list[dict[str, Any]]] = {}
 
     # -- what widgets read -------------------------------------------------------------------
 
     @property
+    def active_agents(self) -> list[str]:
+        """The agents handling the request now, in the order they started: every unfinished
+        activation not just waiting for its delegated workers (several when branches run at once)."""
+        names: list[str] = []
+        for running in self._running.values():
+            if (running.children == 0 or running.tools) and running.agent not in names:
+                names.append(running.agent)
+        return names
+
+    @property
     def active(self) -> str | None:
-        """The agent handling the request now (the innermost unfinished activation)."""
-        return self._active[-1][1] if self._active else None
+        """The agent that began handling the request last (one of :attr:`active_agents`)."""
+        names = self.active_agents
+        return names[-1] if names else None
+
+    def agent_time(self) -> float:
+        """Seconds the agents worked, summed (model and tool calls): above :meth:`elapsed`
+        when agents ran at the same time."""
+        return sum(a.latency_ms for a in self.agents.values()) / 1000
 
     @property
     def running(self) -> bool:
@@ -284,6 +341,7 @@ class RunView:
             context = payload.get("context") or {}
             pending = f"hand off to {target}: {_fields(context)}"
             self.pending_handoff = self._pending_handoff(gate.agent, target, context)
+            self.pending_handoff.step = gate.step
         if agent is not None:
             agent.pending = pending
             agent.state = "waiting"
@@ -314,8 +372,9 @@ class RunView:
                     schema, history = handoff.schema_.describe(), handoff.history
         rendered = json.dumps(context, ensure_ascii=False, separators=(",", ":"))
         estimate = 0
-        if self._active:
-            messages = self._messages.get(self._active[-1][0], [])
+        activation = self._activation_of(source)
+        if activation is not None:
+            messages = self._messages.get(activation, [])
             estimate = sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:])
         return HandoffView(
             source,
@@ -377,6 +436,8 @@ class RunView:
                 self._on_permission_denied(item)
             case ev.LoopDetected():
                 self._on_loop_detected(item)
+            case ev.BudgetExceeded():
+                self._on_budget_exceeded(item)
             case ev.Escalated():
                 self._on_escalated(item)
             case ev.CheckpointReviewed():
@@ -391,6 +452,14 @@ class RunView:
     def _agent(self, name: str | None) -> AgentView | None:
         return self.agents.get(name) if name else None
 
+    def _activation_of(self, agent: str | None) -> int | None:
+        """The newest unfinished activation of ``agent``."""
+        return next((seq for seq in reversed(self._running) if self._running[seq].agent == agent), None)
+
+    def _is_delegation(self, agent: str | None, tool: str) -> bool:
+        spec = self.system.spec.agents.get(agent or "")
+        return spec is not None and tool in spec.delegates
+
     def _clock(self, ts: float) -> float:
         """Run time of an event: seconds since the run started, without time held at gates.
 
@@ -402,14 +471,41 @@ class RunView:
     def _step(
         self, event: ev.Event, kind: StepKind, label: str, *, depth: int | None = None, **kw: Any
     ) -> Step:
+        activation = event.activation
+        if activation is None and event.agent is not None:
+            activation = self._activation_of(event.agent)
         if depth is None:
-            activation = event.activation
-            if activation is None and self._active:
-                activation = next((a for a, name in reversed(self._active) if name == event.agent), None)
-            depth = self._depth.get(activation or -1, -1) + 1
-        step = Step(event.seq, kind, event.agent, depth, label, self._clock(event.ts), **kw)
-        self.steps.append(step)
+            depth = self._depth.get(activation, -1) + 1 if activation is not None else 0
+        step = Step(event.seq, kind, event.agent, depth, label, self._clock(event.ts), owner=activation, **kw)
+        anchor = self._rows.get(activation) if activation is not None and depth else None
+        self._place(step, anchor, activation)
         return step
+
+    def _place(self, row: Step, anchor: Step | None, owner: int | None) -> None:
+        """Add ``row`` under ``anchor``, the row it belongs to (a row of ``owner``).
+
+        A run of one branch at a time reads top to bottom in the order things happened:
+        ``row`` goes last whenever the row it would then show under (the nearest row above
+        that is less indented) is one of ``owner``'s. When branches run at once that row may
+        be a sibling branch's: ``row`` then goes at the end of ``anchor``'s rows instead.
+        """
+        rows = self.steps
+        self._last = row
+        if anchor is not None and rows:
+            above = len(rows) - 1
+            while above >= 0 and rows[above].depth >= row.depth:
+                above -= 1
+            if above >= 0 and rows[above].owner != owner:
+                at = len(rows) - 1
+                while at >= 0 and rows[at] is not anchor:
+                    at -= 1
+                if at >= 0:
+                    at += 1
+                    while at < len(rows) and rows[at].depth > anchor.depth:
+                        at += 1
+                    rows.insert(at, row)
+                    return
+        rows.append(row)
 
     def _instant(self, event: ev.Event, kind: StepKind, label: str, status: str = "info", **kw: Any) -> Step:
         step = self._step(event, kind, label, **kw)
@@ -427,15 +523,23 @@ class RunView:
                 self.agents[name].version = version
 
     def _on_agent_started(self, event: ev.AgentStarted) -> None:
-        parent_depth = self._depth.get(event.parent_activation or -1)
+        parent = event.parent_activation
+        parent_depth = self._depth.get(parent) if parent is not None else None
         depth = parent_depth + 2 if parent_depth is not None else 0
         self._depth[event.seq] = depth
-        if event.parent_activation is not None:
-            for _, name in self._active:
-                view = self._agent(name)
-                if view is not None and view.state != "waiting":
-                    view.state = "waiting"
-        self._active.append((event.seq, event.agent or ""))
+        handoff = None
+        if event.reason == "handoff":
+            handoff = next((h for h in reversed(self.handoffs) if h.seq == event.cause), None)
+            handoff = handoff or (self.handoffs[-1] if self.handoffs else None)
+        self._add_hop(event, handoff)
+        delegator = self._running.get(parent) if parent is not None else None
+        if delegator is not None:
+            # Only the delegating activation waits; its other workers keep working.
+            delegator.children += 1
+            view = self._agent(delegator.agent)
+            if view is not None and not delegator.tools:
+                view.state = "waiting"
+        self._running[event.seq] = _Running(event.agent or "", parent)
         if not self.path or self.path[-1] != event.agent:
             self.path.append(event.agent or "")
         agent = self._agent(event.agent)
@@ -444,16 +548,18 @@ class RunView:
             if event.model:
                 agent.model = event.model
             if event.context is not None:
-                source = self.handoffs[-1].source if event.reason == "handoff" and self.handoffs else ""
-                who = f"from {source}" if source else event.reason
+                who = f"from {handoff.source}" if handoff is not None else event.reason
                 agent.add("incoming", f"⇠ {who}: {_fields(event.context)}")
             else:
                 agent.add("incoming", f"⇠ {event.reason}: {_short(event.incoming, 300)}")
-        self._open[("act", event.seq)] = self._step(
-            event,
+        row = Step(
+            event.seq,
             "activation",
+            event.agent,
+            depth,
             f"{event.agent} ({event.reason})",
-            depth=depth,
+            self._clock(event.ts),
+            owner=event.seq,
             detail=[
                 ("agent", event.agent or ""),
                 ("reason", event.reason),
@@ -461,15 +567,41 @@ class RunView:
                 ("incoming", _short(event.incoming, 400)),
             ],
         )
+        # A delegated worker shows under the tool call that delegated to it.
+        anchor = None
+        if parent is not None:
+            anchor = self._rows.get(event.cause or -1) or self._rows.get(parent)
+        self._place(row, anchor, parent)
+        self._rows[event.seq] = row
+        self._open[("act", event.seq)] = row
+
+    def _add_hop(self, event: ev.AgentStarted, handoff: HandoffView | None) -> None:
+        name = event.agent or ""
+        last = self.hops[-1] if self.hops else None
+        if last is not None and last.parent == event.parent_activation:
+            if any(seq in self._running for seq in last.activations):
+                # Began while a sibling of the same stop still works: they run at once.
+                if name not in last.agents:
+                    last.agents.append(name)
+                last.activations.append(event.seq)
+                return
+            if last.agents == [name]:  # a re-run worker is one stop, as on the engine's path
+                last.activations.append(event.seq)
+                return
+        self.hops.append(Hop([name], handoff, [event.seq], event.parent_activation))
 
     def _on_agent_finished(self, event: ev.AgentFinished) -> None:
-        self._active = [(seq, name) for seq, name in self._active if seq != event.activation]
-        if self._active:
-            parent = self._agent(self._active[-1][1])
-            if parent is not None and parent.state == "waiting" and not parent.pending:
-                parent.state = "thinking"
+        running = self._running.pop(event.activation, None) if event.activation is not None else None
+        delegator = self._running.get(running.parent) if running and running.parent is not None else None
+        if delegator is not None:
+            delegator.children = max(0, delegator.children - 1)
+            parent = self._agent(delegator.agent)
+            if not delegator.children and parent is not None and parent.state == "waiting":
+                if not parent.pending:
+                    parent.state = "calling a tool" if delegator.tools else "thinking"
         agent = self._agent(event.agent)
-        if agent is not None:
+        still = any(r.agent == event.agent for r in self._running.values())
+        if agent is not None and not still:  # the same worker may run twice at once
             agent.state = {"reply": "done", "handoff": "handed off", "failed": "failed"}.get(
                 event.outcome, "aborted"
             )  # type: ignore[assignment]
@@ -493,6 +625,7 @@ class RunView:
             event,
             "model_call",
             f"llm {event.model}{attempt}",
+            step=event.step,
             detail=[
                 ("agent", event.agent or ""),
                 ("model", event.model),
@@ -558,27 +691,39 @@ class RunView:
             agent.add("note", f"⤳ fallback to {event.to_model}")
 
     def _on_tool_called(self, event: ev.ToolCalled) -> None:
+        delegation = self._is_delegation(event.agent, event.tool)
+        running = self._running.get(event.activation) if event.activation is not None else None
+        if running is not None and not delegation:
+            running.tools += 1
         agent = self._agent(event.agent)
         if agent is not None:
-            agent.state = "calling a tool"
+            agent.state = "waiting" if delegation else "calling a tool"
             agent.pending = ""
             agent.add("tool", f"→ {event.tool}({_fields(event.args)})")
-        self._open[("tool", event.step or 0)] = self._step(
+        row = self._step(
             event,
             "tool_call",
             f"tool {event.tool}",
+            step=event.step,
             detail=[("agent", event.agent or ""), ("tool", event.tool), ("args", _short(event.args, 400))],
         )
+        self._open[("tool", event.step or 0)] = self._rows[event.seq] = row
 
     def _on_tool_returned(self, event: ev.ToolReturned) -> None:
+        delegation = self._is_delegation(event.agent, event.tool)
+        running = self._running.get(event.activation) if event.activation is not None else None
+        if running is not None and not delegation:
+            running.tools = max(0, running.tools - 1)
         agent = self._agent(event.agent)
         if agent is not None:
+            if not delegation:  # a worker's time is its own
+                agent.latency_ms += event.latency_ms
             if event.error:
                 agent.add("error", f"← {event.tool} raised {event.error}")
             else:
                 agent.add("result", f"← {_short(event.result, 300)}")
-            if agent.state == "calling a tool":
-                agent.state = "thinking"
+            if agent.state == "calling a tool" and (running is None or not running.tools):
+                agent.state = "waiting" if running is not None and running.children else "thinking"
         step = self._open.pop(("tool", event.step or 0), None)
         if step is not None:
             step.end = self._clock(event.ts)
@@ -602,6 +747,7 @@ class RunView:
             history_tokens=event.history_tokens,
             edited=event.edited,
             seq=event.seq,
+            step=event.step,
         )
         self.handoffs.append(view)
         self.pending_handoff = None
@@ -615,6 +761,7 @@ class RunView:
             "handoff",
             f"handoff → {event.target} · {event.payload_tokens} tok",
             "ok",
+            step=event.step,
             handoff=view,
             detail=[("payload", _short(event.payload, 400)), ("schema", event.payload_schema)],
         )
@@ -639,6 +786,17 @@ class RunView:
         if agent is not None:
             agent.add("error", f"⟲ loop detected: {event.reason} (policy: {event.policy})")
 
+    def _on_budget_exceeded(self, event: ev.BudgetExceeded) -> None:
+        scope = "run" if event.scope == "run" else "agent"
+        what = f"budget: {scope} {event.limit} {event.spent:g}/{event.allowed:g} → {event.policy}"
+        self._instant(event, "budget", what, "failed")
+        agent = self._agent(event.agent)
+        if agent is not None:
+            agent.add(
+                "error",
+                f"$ budget exceeded: {scope} {event.limit} = {event.allowed:g} (policy: {event.policy})",
+            )
+
     def _on_escalated(self, event: ev.Escalated) -> None:
         self._instant(event, "escalation", f"escalated to {event.target}")
 
@@ -650,14 +808,15 @@ class RunView:
             agent.add("operator", f"⚑ operator {event.action} at {event.gate}")
 
     def _steps_detail(self, *pairs: tuple[str, str]) -> None:
-        self.steps[-1].detail += [p for p in pairs if p[1]]
+        if self._last is not None:
+            self._last.detail += [p for p in pairs if p[1]]
 
     def _close_all(self, ts: float, status: Literal["ok", "failed"]) -> None:
         for step in self._open.values():
             step.end = self._clock(ts)
             step.status = status
         self._open.clear()
-        self._active.clear()
+        self._running.clear()
         self.gate = None
         self.pending_handoff = None
         for agent in self.agents.values():
@@ -666,7 +825,15 @@ class RunView:
             if agent.state in ("waiting", "thinking", "calling a tool"):
                 agent.state = "failed" if status == "failed" else "done"
 
+    def _take_totals(self, totals: dict[str, Any]) -> None:
+        """The engine's own per-agent totals, once the run is over (``run --json`` has the same)."""
+        for name, figures in totals.items():
+            agent = self.agents.get(name)
+            if agent is not None and isinstance(figures, dict) and "latency_ms" in figures:
+                agent.latency_ms = float(figures["latency_ms"])
+
     def _on_run_finished(self, event: ev.RunFinished) -> None:
+        self._take_totals(event.totals)
         self.status = "completed"
         self.output = event.output
         self.path = list(event.path) or self.path
@@ -675,6 +842,7 @@ class RunView:
         self._instant(event, "run", "run completed", "ok", depth=0)
 
     def _on_run_failed(self, event: ev.RunFailed) -> None:
+        self._take_totals(event.totals)
         self.status = event.status
         self.finished = event.ts
         self.error = {

@@ -1,0 +1,134 @@
+"""What runs print: a line per step as it happens, and the summary after.
+
+Shared by ``run``, ``fork``, ``replay`` and ``sessions show`` (the CLI's view of the
+event stream). Rich is imported only when something is printed.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any, assert_never
+
+if TYPE_CHECKING:
+    from playground.engine.events import Event
+
+
+class StepPrinter:
+    """Prints one line per step as the run goes (the CLI's view of the event stream)."""
+
+    def __init__(self) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True, highlight=False)
+
+    def __call__(self, event: Event) -> None:
+        line = describe(event)
+        if line:
+            self.console.print(line)
+
+
+def describe(event: Event) -> str | None:
+    """One line for a step worth printing; None for the events that are not one."""
+    from rich.markup import escape
+
+    from playground.engine import events as ev
+
+    who = f"[bold]{escape(event.agent or '')}[/]"
+    match event:
+        case ev.AgentStarted():
+            return f"{who} [dim]started ({event.reason})[/]"
+        case ev.ModelResponded():
+            what = ", ".join(c["name"] for c in event.tool_calls) or "reply"
+            return (
+                f"  {who} {escape(event.model)} -> {escape(what)} "
+                f"[dim]{event.latency_ms:.0f} ms, {event.input_tokens}+{event.output_tokens} tok, "
+                f"${event.cost_usd:.6f}[/]"
+            )
+        case ev.ModelFailed():
+            return f"  {who} [red]{escape(event.error_type)}[/]: {escape(event.message)}"
+        case ev.RetryScheduled():
+            return f"  {who} [yellow]retry {event.attempt} in {event.delay_s:.2f} s[/]"
+        case ev.FallbackUsed():
+            return f"  {who} [yellow]fallback {escape(event.from_model)} -> {escape(event.to_model)}[/]"
+        case ev.ToolReturned():
+            result = escape((event.error or event.result)[:80])
+            colour = "red" if event.error else "dim"
+            return f"  {who} tool {escape(event.tool)} [{colour}]-> {result}[/]"
+        case ev.HandoffDelivered():
+            return (
+                f"  {who} [cyan]handoff -> {escape(event.target)}[/] "
+                f"{escape(json.dumps(event.payload, ensure_ascii=False)[:100])} "
+                f"[dim]{event.payload_tokens} tok[/]"
+            )
+        case ev.PermissionDenied():
+            allowed = escape(", ".join(event.allowed))
+            return f"  {who} [red]permission denied[/]: {escape(event.tool)} (allowed: {allowed})"
+        case ev.ValidationFailed():
+            return f"  {who} [red]invalid {escape(event.what)}[/]: {escape(event.errors)}"
+        case ev.LoopDetected():
+            return f"  [red]loop detected[/]: {escape(event.reason)} -> {escape(event.policy)}"
+        case ev.BudgetExceeded():
+            return (
+                f"  [red]budget exceeded[/]: {who} {event.scope} {event.limit} = {event.allowed:g}"
+                f" (spent {event.spent:g}) -> {escape(event.policy)}"
+            )
+        case ev.CheckpointReviewed():
+            return f"  {who} reviewed {escape(event.worker)}: {event.verdict} {escape(event.feedback)}"
+        case (
+            ev.RunStarted()
+            | ev.ModelRequested()
+            | ev.TokenDelta()
+            | ev.ToolCalled()
+            | ev.Escalated()
+            | ev.AgentFinished()
+            | ev.OperatorActed()
+            | ev.RunFinished()
+            | ev.RunFailed()
+        ):
+            return None  # the summary after the run says how it ended
+        case _:
+            assert_never(event)
+
+
+def print_summary(result: Any) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    colour = {"completed": "green", "failed": "red"}.get(result.status, "yellow")
+    console.print(
+        f"\n[bold]{escape(result.system)}[/] session [bold]{result.session_id}[/] "
+        f"[{colour}]{result.status}[/]  path: {' → '.join(result.path) or '-'}"
+    )
+    table = Table(show_edge=False, header_style="bold")
+    for column in ("agent", "calls", "tokens in", "tokens out", "cost (USD)", "latency (ms)"):
+        table.add_column(column, justify="left" if column == "agent" else "right")
+    for name, totals in result.per_agent.items():
+        table.add_row(
+            name,
+            str(totals.calls),
+            str(totals.input_tokens),
+            str(totals.output_tokens),
+            f"{totals.cost_usd:.6f}",
+            f"{totals.latency_ms:.0f}",
+        )
+    tokens = result.tokens
+    table.add_row(
+        "[bold]total[/]",
+        str(sum(t.calls for t in result.per_agent.values())),
+        str(tokens["input"]),
+        str(tokens["output"]),
+        f"{result.cost_usd:.6f}",
+        f"{result.latency_ms:.0f}",
+    )
+    console.print(table)
+    if result.output:
+        console.print(f"\n[bold]output[/]\n{escape(result.output)}")
+    if result.error:
+        error = result.error
+        console.print(f"\n[red bold]{escape(error['type'])}[/]: {escape(error['message'])}")
+        console.print(
+            f"  origin: [bold]{escape(str(error.get('origin') or '-'))}[/]   "
+            f"manifested: [bold]{escape(str(error.get('manifested') or '-'))}[/]"
+        )
