@@ -49,6 +49,7 @@ async def test_sessions_and_agents_appear_as_spans_arrive(tmp_path: Path) -> Non
         assert table.row_count == 1
         assert status_of(screen) == "running"
         assert [p.agent for p in screen.query(AgentPane)] == ["triage"]
+        assert screen.view is not None
         assert screen.view.path == ["triage"] and [h.target for h in screen.view.handoffs] == ["billing"]
         for body in bodies[1:]:
             assert (await post(screen.receiver.url, *body))[0] == 200
