@@ -135,15 +135,18 @@ def send_all(port: int, bodies: list[bytes]) -> None:
 
 async def burst(bodies: list[bytes], spans: int, folder: Path) -> tuple[float, float, int]:
     """Seconds to accept every request, seconds until every session is in the store, sessions."""
-    async with Store(folder / f"bench-{time.perf_counter_ns()}.db") as store:
-        async with Observer(store, price=None) as observer, OtlpReceiver(observer, port=0) as receiver:
-            started = time.perf_counter()
-            await asyncio.to_thread(send_all, receiver.port, bodies)
-            accepted = time.perf_counter() - started
-            await observer.settle()
-            recorded = time.perf_counter() - started
-            assert observer.spans_received == spans, observer.spans_received
-            sessions = len(await store.sessions(limit=100_000))
+    async with (
+        Store(folder / f"bench-{time.perf_counter_ns()}.db") as store,
+        Observer(store, price=None) as observer,
+        OtlpReceiver(observer, port=0) as receiver,
+    ):
+        started = time.perf_counter()
+        await asyncio.to_thread(send_all, receiver.port, bodies)
+        accepted = time.perf_counter() - started
+        await observer.settle()
+        recorded = time.perf_counter() - started
+        assert observer.spans_received == spans, observer.spans_received
+        sessions = len(await store.sessions(limit=100_000))
     return accepted, recorded, sessions
 
 
