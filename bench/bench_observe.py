@@ -65,7 +65,7 @@ def make_spans(traces: int, per_trace: int) -> list[Span]:
                     span_id=os.urandom(8),
                     parent_span_id=agent_id,
                     name=f"{kind} gpt-4o-mini" if kind == "chat" else "execute_tool lookup",
-                    kind=3 if kind == "chat" else 1,
+                    kind=Span.SPAN_KIND_CLIENT if kind == "chat" else Span.SPAN_KIND_INTERNAL,
                     start_time_unix_nano=start,
                     end_time_unix_nano=start + 900_000,
                 )
@@ -87,7 +87,7 @@ def make_spans(traces: int, per_trace: int) -> list[Span]:
                 span_id=agent_id,
                 parent_span_id=root_id,
                 name=f"invoke_agent agent{agent_index % 4}",
-                kind=1,
+                kind=Span.SPAN_KIND_INTERNAL,
                 start_time_unix_nano=agent_start,
                 end_time_unix_nano=agent_start + (len(children) + 2) * 1_000_000,
             )
@@ -104,7 +104,7 @@ def make_spans(traces: int, per_trace: int) -> list[Span]:
             trace_id=trace_id,
             span_id=root_id,
             name=f"workflow {t}",
-            kind=1,
+            kind=Span.SPAN_KIND_INTERNAL,
             start_time_unix_nano=t0,
             end_time_unix_nano=t0 + (count + 2) * 1_000_000,
         )
