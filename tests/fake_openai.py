@@ -86,7 +86,17 @@ class Cut:
     model: str | None = None
 
 
-Behaviour = Reply | Status | Stall | Cut
+@dataclass
+class Raw:
+    """Answer with exactly this body and status (JSON content type), whatever was asked:
+    a body no OpenAI server would send (a huge error object, not JSON at all)."""
+
+    body: str
+    status: int = 200
+    model: str | None = None
+
+
+Behaviour = Reply | Status | Stall | Cut | Raw
 
 
 @dataclass
@@ -182,6 +192,8 @@ class FakeOpenAI:
             return _error(500, f"fake_openai: nothing queued for model {model!r}")
         if isinstance(behaviour, Status):
             return _error(behaviour.status, behaviour.message or f"scripted HTTP {behaviour.status}")
+        if isinstance(behaviour, Raw):
+            return web.Response(text=behaviour.body, status=behaviour.status, content_type="application/json")
         if isinstance(behaviour, Stall):
             try:
                 await asyncio.wait_for(self._closing.wait(), behaviour.seconds)

@@ -18,6 +18,8 @@ Each of these is a default: a variable already set in the environment wins.
 Calls always stream (``stream_options.include_usage`` so usage and cost are
 real), with litellm's and the openai SDK's own retries off: the engine retries
 and falls back. litellm's exceptions become :mod:`playground.errors` here.
+Each call runs litellm's synchronous API in a thread of its own, so the library's
+CPU work never runs on the caller's event loop and ``timeout_s`` always fires.
 
 Model settings (an agent's ``model_settings``) are passed to
 ``litellm.acompletion`` as they are, except:
@@ -172,10 +174,6 @@ async def preload() -> None:
         await asyncio.to_thread(load_litellm)
 
 
-class _DeltaFailed(Exception):
-    """An exception raised by the caller's ``on_delta``: theirs, not the provider's."""
-
-
 @dataclass
 class _PartialCall:
     id: str = ""
@@ -221,116 +219,185 @@ class _ToolCallAssembler:
         return calls
 
 
+class _Abandoned(Exception):
+    """The caller stopped waiting (a timeout, a cancellation, its ``on_delta`` failed)."""
+
+
 class LiteLLM:
     """A model called through litellm: OpenAI, Anthropic, Ollama, any OpenAI-compatible server.
 
     The model string is the request's (``openai/gpt-4o-mini``, ``ollama/llama3``, ...);
     settings come from the agent's ``model_settings``. Stateless: one instance may
     serve any number of agents and models.
+
+    Each call runs litellm's synchronous API in a daemon thread of its own: litellm does
+    CPU work per response on the caller's thread (2.2 s for a 256 KB error body, 14 s for
+    2 MB, measured), and an event loop that runs it cannot keep a UI drawing or a
+    timeout firing. Text deltas come back to the caller's loop in order, before the
+    result. ``timeout_s`` is enforced on the caller's side whatever the provider or the
+    library does; a call past it is abandoned (its thread ends with the HTTP timeout).
     """
 
     async def complete(self, request: ModelRequest, on_delta: OnDelta | None = None) -> ModelResponse:
         litellm = _module if _module is not None else await asyncio.to_thread(load_litellm)
         kwargs, api_key = _call_kwargs(request)
-        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[ModelResponse] = loop.create_future()
+        stop = threading.Event()
+        """Set when the caller stops waiting: the thread stops at its next chunk."""
+        failed: list[BaseException] = []
+        """An exception raised by the caller's ``on_delta``: theirs, not the provider's."""
+
+        def deliver(text: str) -> None:  # on the caller's loop
+            if on_delta is None or failed or future.done():
+                return
+            try:
+                on_delta(text)
+            except Exception as exc:
+                failed.append(exc)
+                stop.set()
+
+        def forward(text: str) -> None:  # in the call's thread
+            if stop.is_set():
+                raise _Abandoned
+            if on_delta is not None:
+                loop.call_soon_threadsafe(deliver, text)
+
+        def settle(response: ModelResponse | None, error: BaseException | None) -> None:
+            if future.done():
+                return
+            if error is not None:
+                future.set_exception(error)
+            else:
+                assert response is not None
+                future.set_result(response)
+
+        def work() -> None:
+            response: ModelResponse | None = None
+            error: BaseException | None = None
+            try:
+                response = _call(litellm, request, kwargs, forward)
+            except _Abandoned:
+                return
+            except ModelError as exc:
+                error = exc
+            except Exception as exc:
+                api_base = kwargs.get("api_base") or kwargs.get("base_url")
+                error = translate_error(
+                    exc, request.model, secret=api_key, api_base=str(api_base) if api_base else None
+                )
+            try:
+                loop.call_soon_threadsafe(settle, response, error)
+            except RuntimeError:  # the caller's loop is closed: nobody waits any more
+                pass
+
+        threading.Thread(target=work, name=f"playground-llm-{request.model}", daemon=True).start()
         try:
             async with asyncio.timeout(request.timeout_s):
-                if kwargs["stream"]:
-                    return await self._stream(litellm, request, kwargs, on_delta, started)
-                return await self._plain(litellm, request, kwargs, on_delta, started)
-        except _DeltaFailed as failed:
-            raise failed.__cause__ or failed from None
-        except ModelError:
-            raise
+                response = await future
         except TimeoutError as exc:
+            stop.set()
             raise ModelTimeout(
                 f"{request.model!r} did not answer within {request.timeout_s:g} s",
                 model=request.model,
             ) from exc
-        except Exception as exc:
-            api_base = kwargs.get("api_base") or kwargs.get("base_url")
-            raise translate_error(
-                exc, request.model, secret=api_key, api_base=str(api_base) if api_base else None
-            ) from exc
+        except BaseException:  # cancelled: let the thread stop at its next chunk
+            stop.set()
+            raise
+        if failed:
+            raise failed[0]
+        return response
 
-    async def _stream(
-        self,
-        litellm: Any,
-        request: ModelRequest,
-        kwargs: dict[str, Any],
-        on_delta: OnDelta | None,
-        started: float,
-    ) -> ModelResponse:
-        stream = await litellm.acompletion(**kwargs)
-        text: list[str] = []
-        calls = _ToolCallAssembler()
-        usage: Any = None
-        first_token_ms: float | None = None
-        try:
-            async for chunk in stream:
-                chunk_usage = _get(chunk, "usage")
-                if chunk_usage:
-                    usage = chunk_usage
-                for choice in _get(chunk, "choices") or ():
-                    if (_get(choice, "index") or 0) != 0:
-                        continue
-                    delta = _get(choice, "delta")
-                    if delta is None:
-                        continue
-                    content = _get(delta, "content")
-                    fragments = _get(delta, "tool_calls") or ()
-                    if (content or fragments) and first_token_ms is None:
-                        first_token_ms = (time.perf_counter() - started) * 1000
-                    if content:
-                        text.append(content)
-                        _deliver(on_delta, content)
-                    for fragment in fragments:
-                        calls.add(fragment)
-        finally:
-            await stream.aclose()
-        # litellm ends every stream with a finish chunk of its own, even when the
-        # connection closed cleanly halfway; only its record of the provider's
-        # finish reason tells a finished answer from a cut one.
-        sentinel = object()
-        received = getattr(stream, "received_finish_reason", sentinel)
-        intermittent = getattr(stream, "intermittent_finish_reason", sentinel)
-        if received is None and intermittent is None:
-            raise ProviderError(
-                f"the stream from {request.model!r} ended before the model finished"
-                f" ({len(''.join(text))} characters received)",
-                model=request.model,
-            )
-        return _response(litellm, request, "".join(text), calls.result(request.model), usage, first_token_ms)
 
-    async def _plain(
-        self,
-        litellm: Any,
-        request: ModelRequest,
-        kwargs: dict[str, Any],
-        on_delta: OnDelta | None,
-        started: float,
-    ) -> ModelResponse:
-        kwargs = {k: v for k, v in kwargs.items() if k != "stream_options"}
-        response = await litellm.acompletion(**kwargs)
-        first_token_ms = (time.perf_counter() - started) * 1000
-        choices = _get(response, "choices") or []
-        if not choices:
-            raise ProviderError(f"{request.model!r} answered without a choice", model=request.model)
-        message = _get(choices[0], "message")
-        text = (_get(message, "content") or "") if message is not None else ""
-        calls = _ToolCallAssembler()
-        for index, call in enumerate((_get(message, "tool_calls") or []) if message is not None else []):
-            calls.add({"index": index, "id": _get(call, "id"), "function": _get(call, "function")})
-        if text:
-            _deliver(on_delta, text)
-        return _response(
-            litellm,
-            request,
-            text,
-            calls.result(request.model),
-            _get(response, "usage"),
-            first_token_ms,
+def _call(litellm: Any, request: ModelRequest, kwargs: dict[str, Any], forward: OnDelta) -> ModelResponse:
+    """One call through litellm's synchronous API (in the call's own thread)."""
+    started = time.perf_counter()
+    if kwargs["stream"]:
+        return _stream(litellm, request, kwargs, forward, started)
+    return _plain(litellm, request, kwargs, forward, started)
+
+
+def _stream(
+    litellm: Any, request: ModelRequest, kwargs: dict[str, Any], forward: OnDelta, started: float
+) -> ModelResponse:
+    stream = litellm.completion(**kwargs)
+    text: list[str] = []
+    calls = _ToolCallAssembler()
+    usage: Any = None
+    first_token_ms: float | None = None
+    try:
+        for chunk in stream:
+            chunk_usage = _get(chunk, "usage")
+            if chunk_usage:
+                usage = chunk_usage
+            for choice in _get(chunk, "choices") or ():
+                if (_get(choice, "index") or 0) != 0:
+                    continue
+                delta = _get(choice, "delta")
+                if delta is None:
+                    continue
+                content = _get(delta, "content")
+                fragments = _get(delta, "tool_calls") or ()
+                if (content or fragments) and first_token_ms is None:
+                    first_token_ms = (time.perf_counter() - started) * 1000
+                if content:
+                    text.append(content)
+                    forward(content)
+                for fragment in fragments:
+                    calls.add(fragment)
+    finally:
+        _close(stream)
+    # litellm ends every stream with a finish chunk of its own, even when the
+    # connection closed cleanly halfway; only its record of the provider's
+    # finish reason tells a finished answer from a cut one.
+    sentinel = object()
+    received = getattr(stream, "received_finish_reason", sentinel)
+    intermittent = getattr(stream, "intermittent_finish_reason", sentinel)
+    if received is None and intermittent is None:
+        raise ProviderError(
+            f"the stream from {request.model!r} ended before the model finished"
+            f" ({len(''.join(text))} characters received)",
+            model=request.model,
         )
+    return _response(litellm, request, "".join(text), calls.result(request.model), usage, first_token_ms)
+
+
+def _close(stream: Any) -> None:
+    """Release a stream's connection (best effort: a stream may have no ``close``)."""
+    for holder in (stream, getattr(stream, "completion_stream", None)):
+        close = getattr(holder, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception:
+                log.debug("closing a stream failed", exc_info=True)
+            return
+
+
+def _plain(
+    litellm: Any, request: ModelRequest, kwargs: dict[str, Any], forward: OnDelta, started: float
+) -> ModelResponse:
+    kwargs = {k: v for k, v in kwargs.items() if k != "stream_options"}
+    response = litellm.completion(**kwargs)
+    first_token_ms = (time.perf_counter() - started) * 1000
+    choices = _get(response, "choices") or []
+    if not choices:
+        raise ProviderError(f"{request.model!r} answered without a choice", model=request.model)
+    message = _get(choices[0], "message")
+    text = (_get(message, "content") or "") if message is not None else ""
+    calls = _ToolCallAssembler()
+    for index, call in enumerate((_get(message, "tool_calls") or []) if message is not None else []):
+        calls.add({"index": index, "id": _get(call, "id"), "function": _get(call, "function")})
+    if text:
+        forward(text)
+    return _response(
+        litellm,
+        request,
+        text,
+        calls.result(request.model),
+        _get(response, "usage"),
+        first_token_ms,
+    )
 
 
 def _call_kwargs(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
@@ -368,15 +435,6 @@ def _call_kwargs(request: ModelRequest) -> tuple[dict[str, Any], str | None]:
         "_skip_mcp_handler": True,  # else tools= needs the optional 'mcp' package (FACTS.md)
     }
     return kwargs, api_key
-
-
-def _deliver(on_delta: OnDelta | None, text: str) -> None:
-    if on_delta is None:
-        return
-    try:
-        on_delta(text)
-    except Exception as exc:
-        raise _DeltaFailed from exc
 
 
 def _response(
