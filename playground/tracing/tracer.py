@@ -88,6 +88,7 @@ _SpanEvent: TypeAlias = (
     | ev.ValidationFailed
     | ev.PermissionDenied
     | ev.LoopDetected
+    | ev.BudgetExceeded
     | ev.Escalated
     | ev.CheckpointReviewed
     | ev.OperatorActed
@@ -471,6 +472,7 @@ class EventTracer:
                     | ev.ValidationFailed()
                     | ev.PermissionDenied()
                     | ev.LoopDetected()
+                    | ev.BudgetExceeded()
                     | ev.Escalated()
                     | ev.CheckpointReviewed()
                     | ev.OperatorActed()
@@ -1016,6 +1018,16 @@ class EventTracer:
                     "playground.loop.reason": event.reason,
                     "playground.loop.edge": tuple(event.edge),
                     "playground.loop.policy": event.policy,
+                    "playground.loop.kind": event.loop or "",
+                    "playground.loop.cycle": tuple(event.cycle),
+                }
+            case ev.BudgetExceeded():
+                return {
+                    "playground.budget.scope": event.scope,
+                    "playground.budget.limit": event.limit,
+                    "playground.budget.allowed": event.allowed,
+                    "playground.budget.spent": event.spent,
+                    "playground.budget.policy": event.policy,
                 }
             case ev.Escalated():
                 return {
