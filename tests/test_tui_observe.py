@@ -70,7 +70,11 @@ async def test_sessions_and_agents_appear_as_spans_arrive(tmp_path: Path) -> Non
         await pilot.pause()
         assert table.row_count == 2
         assert status_of(screen) == "failed"
-        assert screen.view is not None and screen.view.error is not None and screen.view.error["origin"] == "billing"
+        assert (
+            screen.view is not None
+            and screen.view.error is not None
+            and screen.view.error["origin"] == "billing"
+        )
         # Nothing here runs: the run screen's keys say so.
         await pilot.press("s")
         await pilot.pause()
