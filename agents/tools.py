@@ -6,6 +6,9 @@ schema offered to the model; its docstring becomes the description.
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 _INVOICES = {
     "C-1": {"invoice": "INV-1042", "amount_usd": 49.0, "status": "charged twice", "date": "2026-11-02"},
     "C-9": {"invoice": "INV-0977", "amount_usd": 19.0, "status": "refund pending", "date": "2026-10-14"},
@@ -70,3 +73,26 @@ _RATES = {"EUR": 1.08, "GBP": 1.27, "USD": 1.0}
 def convert_to_usd(amount: float, currency: str) -> float:
     """Convert an amount in a currency to US dollars."""
     return round(amount * _RATES[currency.upper()], 2)
+
+
+_CARD = re.compile(r"\b(?:\d[ -]?){13,19}\b")
+_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+
+
+def _redacted(text: str) -> str:
+    return _EMAIL.sub("[email]", _CARD.sub("[card]", text))
+
+
+def redact_pii(payload: dict[str, Any], history: list[dict[str, Any]]) -> Any:
+    """A handoff guard: card numbers and e-mail addresses never leave the router.
+
+    Returns None (let the handoff through unchanged) when there is nothing to redact,
+    else the payload and the history with each card number and address replaced.
+    """
+    clean = {k: _redacted(v) if isinstance(v, str) else v for k, v in payload.items()}
+    carried = [
+        {**m, "content": _redacted(m["content"])} if isinstance(m.get("content"), str) else m for m in history
+    ]
+    if clean == payload and carried == history:
+        return None
+    return clean, carried

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -193,3 +194,101 @@ async def test_on_budget_pause_holds_for_the_operator_who_may_continue(tmp_path:
 def test_a_system_without_budgets_does_not_check_them(tmp_path: Path) -> None:
     runtime = budgeted(tmp_path)
     assert runtime.budgeted is False
+
+
+GUARDS = """\
+import re
+
+
+def redact(payload, history):
+    clean = {k: re.sub(r"4111[ 0-9]*", "[card]", v) for k, v in payload.items()}
+    carried = [{**m, "content": re.sub(r"4111[ 0-9]*", "[card]", m["content"] or "")} for m in history]
+    return None if clean == payload else (clean, carried)
+
+
+def no_urgent(payload, history):
+    if payload.get("question", "").lower().startswith("urgent"):
+        return "do not escalate by shouting: drop 'urgent'"
+    return None
+
+
+def short_answer(output):
+    if len(str(output)) > 20:
+        raise ValueError("answer in 20 characters or fewer")
+
+
+async def known_customer(value):
+    return value.get("customer_id", "").startswith("C-") or "unknown customer id"
+"""
+
+GUARDED = """\
+name: guarded
+pattern: router
+entry: router
+limits: {max_validation_retries: 2}
+agents:
+  router:
+    handoffs:
+      - to: billing
+        context: {customer_id: str, question: str}
+        history: full
+        guard: guards.py:GUARD
+        from: FROM
+    script:
+      - match: "urgent"
+        handoff: billing
+        context: {customer_id: "C-999", question: "{input}"}
+      - handoff: billing
+        context: {customer_id: "C-999", question: "calm: {input}"}
+  billing:
+    input: {customer_id: str, question: str}
+    validate: {input: guards.py:known_customer, output: guards.py:short_answer}
+    script:
+      - reply: "a long answer that goes on and on"
+      - reply: "ok"
+"""
+
+
+def guarded(tmp_path: Path, guard: str = "redact", from_: str = "{}") -> Runtime:
+    (tmp_path / "guards.py").write_text(GUARDS)
+    return Runtime(system_from(tmp_path, GUARDED.replace("GUARD", guard).replace("FROM", from_)))
+
+
+async def test_a_guard_redacts_the_payload_and_the_history_and_both_versions_are_kept(tmp_path: Path) -> None:
+    result = await guarded(tmp_path).run("refund card 4111 1111 1111 1111")
+    assert result.status == "completed", result.error
+    [rewrote] = [e for e in result.events if isinstance(e, ev.GuardRewrote)]
+    assert "4111" in rewrote.before["question"] and rewrote.after["question"] == "calm: refund card [card]"
+    assert rewrote.changed == ["question"] and rewrote.history_changed
+    billing_prompt = next(
+        e for e in result.events if isinstance(e, ev.ModelRequested) and e.agent == "billing"
+    )
+    assert "4111" not in json.dumps(billing_prompt.messages)
+
+
+async def test_a_guard_denial_goes_back_to_the_model(tmp_path: Path) -> None:
+    result = await guarded(tmp_path, guard="no_urgent").run("urgent refund")
+    assert result.status == "completed", result.error
+    [denied] = [e for e in result.events if isinstance(e, ev.GuardDenied)]
+    assert denied.reason == "do not escalate by shouting: drop 'urgent'"
+    [delivered] = [e for e in result.events if isinstance(e, ev.HandoffDelivered)]
+    assert delivered.payload["question"] == "calm: urgent refund"
+
+
+async def test_from_request_takes_the_id_from_the_request_not_the_model(tmp_path: Path) -> None:
+    runtime = guarded(tmp_path, from_="{customer_id: request}")
+    result = await runtime.run('{"customer_id": "C-1", "question": "refund"}')
+    [delivered] = [e for e in result.events if isinstance(e, ev.HandoffDelivered)]
+    assert delivered.payload["customer_id"] == "C-1"  # the model wrote C-999
+    assert delivered.filled == ["customer_id"]
+
+
+async def test_validators_refuse_input_to_the_sender_and_output_to_the_agent(tmp_path: Path) -> None:
+    (tmp_path / "guards.py").write_text(GUARDS)
+    text = GUARDED.replace("GUARD", "redact").replace("FROM", "{}").replace('"C-999"', '"999"', 1)
+    result = await Runtime(system_from(tmp_path, text)).run("urgent refund")
+    assert result.status == "completed", result.error
+    refused = [(e.what, e.target, e.errors) for e in result.events if isinstance(e, ev.ValidationFailed)]
+    assert refused[0] == ("input", "billing", "unknown customer id")
+    assert refused[1] == ("output", None, "ValueError: answer in 20 characters or fewer")
+    assert result.output == "ok"

@@ -67,6 +67,12 @@ def describe(event: Event) -> str | None:
             return f"  {who} [red]invalid {escape(event.what)}[/]: {escape(event.errors)}"
         case ev.LoopDetected():
             return f"  [red]loop detected[/]: {escape(event.reason)} -> {escape(event.policy)}"
+        case ev.GuardAllowed():
+            return None
+        case ev.GuardRewrote():
+            return f"  {who} guard {escape(event.guard)} rewrote {', '.join(event.changed) or 'the history'}"
+        case ev.GuardDenied():
+            return f"  [red]guard denied[/] {who} -> {escape(event.target)}: {escape(event.reason)}"
         case ev.BudgetExceeded():
             return (
                 f"  [red]budget exceeded[/]: {who} {event.scope} {event.limit} = {event.allowed:g}"

@@ -14,8 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
 from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.guards import fill_from, guard_handoff, refuse_input, verdict_of
 from playground.engine.handoffs import Checked, check_handoff, deliver, gated_handoff
-from playground.engine.messages import assistant_message, before_last_assistant, check_json, tool_message
+from playground.engine.messages import (
+    assistant_message,
+    before_last_assistant,
+    check_json,
+    parse_or_text,
+    tool_message,
+)
 from playground.engine.model_calls import call_model
 from playground.engine.outcomes import (
     Aborted,
@@ -73,7 +80,9 @@ async def activate(
     )
     act = started.seq
     try:
-        return await _turns(run, branch, name, agent, act, incoming, cause, history, expect, expect_for)
+        return await _turns(
+            run, branch, name, agent, act, incoming, context, cause, history, expect, expect_for
+        )
     except Escalate as escalation:
         finish(
             run, name, act, "handoff", handoff_to=escalation.handoff.target, cause=escalation.handoff.cause
@@ -99,6 +108,7 @@ async def _turns(
     agent: AgentSpec,
     act: int,
     incoming: str,
+    context: dict[str, Any] | None,
     cause: int,
     history: list[dict[str, Any]] | None,
     expect: Schema | None,
@@ -122,6 +132,7 @@ async def _turns(
     ]
     tools = plan.tools
     controller = run.controller
+    output_check = agent.validators.output if agent.validators is not None else None
     max_invalid = run.spec.limits.max_validation_retries
     invalid = 0
     rejections: dict[str, int] = {}
@@ -154,42 +165,38 @@ async def _turns(
         calls = response.tool_calls
         if not calls:
             text = response.text
-            for schema, whom_for in checks:
-                problem = check_json(text, schema)
-                if problem is None:
-                    continue
-                invalid += 1
-                failed = run.emit(
-                    ev.ValidationFailed,
-                    agent=name,
-                    cause=responded.seq,
-                    activation=act,
-                    what="output",
-                    errors=problem,
-                    attempt=invalid,
-                    target=whom_for,
-                )
-                cause = failed.seq
-                if invalid > max_invalid:
-                    finish(run, name, act, "failed", text, cause=failed.seq)
-                    whom = f"{whom_for!r}'s input" if whom_for else "its output schema"
-                    raise Failure(
-                        "invalid_output",
-                        f"{name!r} returned output that does not match {whom}: {problem}",
-                        name,
-                        whom_for or name,
-                        failed.seq,
-                    )
-                messages.append(
-                    {
-                        "role": "user",
-                        "content": f"Your reply was rejected: {problem}. "
-                        f"Reply with only a JSON object of this shape: {schema.describe()}",
-                    }
-                )
-                break
-            else:
+            refusal = _schema_problem(text, checks)
+            if refusal is None and output_check is not None:
+                why = await verdict_of(run, output_check, parse_or_text(text))
+                if why is not None:
+                    refusal = why, None, ""
+            if refusal is None:
                 return Reply(text, finish(run, name, act, "reply", text, cause=responded.seq))
+            problem, whom_for, shape = refusal
+            invalid += 1
+            failed = run.emit(
+                ev.ValidationFailed,
+                agent=name,
+                cause=responded.seq,
+                activation=act,
+                what="output",
+                errors=problem,
+                attempt=invalid,
+                target=whom_for,
+            )
+            cause = failed.seq
+            if invalid > max_invalid:
+                finish(run, name, act, "failed", text, cause=failed.seq)
+                whom = f"{whom_for!r}'s input" if whom_for else "its output checks"
+                raise Failure(
+                    "invalid_output",
+                    f"{name!r} returned output that does not match {whom}: {problem}",
+                    name,
+                    whom_for or name,
+                    failed.seq,
+                )
+            again = f" Reply with only a JSON object of this shape: {shape}" if shape else ""
+            messages.append({"role": "user", "content": f"Your reply was rejected: {problem}.{again}"})
             continue
         # Several tool calls or delegations in one response run at once (a handoff ends the
         # activation, so handoffs are taken one by one, in order, after them).
@@ -202,7 +209,7 @@ async def _turns(
             outcome = ran.get(index)
             if outcome is None:
                 outcome = await _one_call(
-                    run, branch, name, agent, plan, call, act, responded.seq, messages, rejections
+                    run, branch, name, agent, plan, call, act, responded.seq, messages, rejections, context
                 )
             if isinstance(outcome, Handoff):
                 finish(run, name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
@@ -241,20 +248,70 @@ async def _one_call(
     cause: int,
     messages: list[dict[str, Any]],
     rejections: dict[str, int],
+    context: dict[str, Any] | None,
 ) -> CallOutcome:
     if not call.name.startswith(HANDOFF_PREFIX):
         return await run_call(run, branch, name, agent, call, act, cause)
     checked = check_handoff(run, name, agent, plan, call, act, cause, messages)
     if isinstance(checked, Invalid):
         return checked
-    checkpoint = checked[0].spec.checkpoint
-    if checkpoint is not None:
-        rejected = await _handoff_checkpoint(run, name, checkpoint, checked, act, cause, rejections)
-        if rejected is not None:
-            return rejected
+    route = checked[0].spec
+    if (
+        route.from_
+        or route.guard is not None
+        or route.checkpoint is not None
+        or run.agents[route.to].validators
+    ):
+        return await _guarded_handoff(run, name, checked, act, cause, messages, rejections, context)
     if run.controller is not None:
         return await gated_handoff(run, name, checked, act, cause, messages)
     return deliver(run, name, act, cause, messages, checked)
+
+
+async def _guarded_handoff(
+    run: Runtime,
+    name: str,
+    checked: Checked,
+    act: int,
+    cause: int,
+    messages: list[dict[str, Any]],
+    rejections: dict[str, int],
+    context: dict[str, Any] | None,
+) -> CallOutcome:
+    """A handoff that declares guardrails: ``from:`` fields filled, its guard, the target's
+    input validator and its checkpoint, in that order, then the gate and delivery."""
+    spec = checked[0].spec
+    filled: list[str] = []
+    if spec.from_:
+        done = fill_from(run, checked, context)
+        if isinstance(done, str):
+            refused = run.emit(
+                ev.ValidationFailed,
+                agent=name,
+                activation=act,
+                cause=cause,
+                what="handoff_payload",
+                errors=done,
+                target=spec.to,
+            )
+            return Invalid(f"Error: the handoff to {spec.to} was refused: {done}", refused)
+        checked, filled = done
+    carried = None
+    if spec.guard is not None:
+        guarded = await guard_handoff(run, name, checked, messages, act, cause)
+        if isinstance(guarded, Invalid):
+            return guarded
+        checked, carried = guarded
+    refused_input = await refuse_input(run, name, spec.to, checked[2], act, cause)
+    if refused_input is not None:
+        return refused_input
+    if spec.checkpoint is not None:
+        rejected = await _handoff_checkpoint(run, name, spec.checkpoint, checked, act, cause, rejections)
+        if rejected is not None:
+            return rejected
+    if run.controller is not None:
+        return await gated_handoff(run, name, checked, act, cause, messages, carried, filled)
+    return deliver(run, name, act, cause, messages, checked, carried=carried, filled=filled)
 
 
 async def _handoff_checkpoint(
@@ -298,9 +355,27 @@ async def _handoff_checkpoint(
     )
 
 
+def _schema_problem(text: str, checks: list[tuple[Schema, str | None]]) -> tuple[str, str | None, str] | None:
+    """Why a reply fails a schema it must meet (its own output's, the next stage's input), for
+    whom, and the shape to ask for; None when it meets them all."""
+    for schema, whom_for in checks:
+        problem = check_json(text, schema)
+        if problem is not None:
+            return problem, whom_for, schema.describe()
+    return None
+
+
 def _invalid_failure(run: Runtime, name: str, outcome: Invalid) -> Failure:
     """The failure of an agent that kept making calls that were refused."""
     problem = outcome.problem
+    if isinstance(problem, ev.GuardDenied):
+        return Failure(
+            "guard_denied",
+            f"{name!r} kept making handoffs to {problem.target!r} its guard denied: {problem.reason}",
+            name,
+            problem.target,
+            problem.seq,
+        )
     if isinstance(problem, ev.PermissionDenied):
         return Failure(
             "permission_denied",

@@ -224,6 +224,8 @@ class HandoffDelivered(_Event):
     """The schema the payload was validated against, e.g. ``{question: str}``."""
     edited: bool = False
     """An operator changed the payload before delivery."""
+    filled: list[str] = []
+    """Fields taken from the request or the source's own context (``from:``), not the model."""
 
 
 class ValidationFailed(_Event):
@@ -235,6 +237,41 @@ class ValidationFailed(_Event):
     attempt: int = 1
     target: str | None = None
     """The agent or tool the rejected thing was meant for."""
+
+
+class GuardAllowed(_Event):
+    """A handoff's guard let its payload through unchanged."""
+
+    kind: Literal["guard_allowed"] = "guard_allowed"
+    source: str
+    target: str
+    guard: str
+    """The guard's ``file.py:function``."""
+
+
+class GuardRewrote(_Event):
+    """A handoff's guard rewrote what is delivered (e.g. redacted it); both versions kept."""
+
+    kind: Literal["guard_rewrote"] = "guard_rewrote"
+    source: str
+    target: str
+    guard: str
+    before: dict[str, Any]
+    after: dict[str, Any]
+    changed: list[str] = []
+    """The payload fields whose values changed."""
+    history_changed: bool = False
+    """The guard also rewrote the conversation history the target receives."""
+
+
+class GuardDenied(_Event):
+    """A handoff's guard refused its payload; the reason goes back to the source's model."""
+
+    kind: Literal["guard_denied"] = "guard_denied"
+    source: str
+    target: str
+    guard: str
+    reason: str
 
 
 class CheckpointReviewed(_Event):
@@ -355,6 +392,9 @@ Event = Annotated[
     | PermissionDenied
     | HandoffDelivered
     | ValidationFailed
+    | GuardAllowed
+    | GuardRewrote
+    | GuardDenied
     | CheckpointReviewed
     | LoopDetected
     | BudgetExceeded

@@ -80,7 +80,14 @@ def check_handoff(
 
 
 async def gated_handoff(
-    run: Runtime, name: str, checked: Checked, act: int, cause: int, messages: list[dict[str, Any]]
+    run: Runtime,
+    name: str,
+    checked: Checked,
+    act: int,
+    cause: int,
+    messages: list[dict[str, Any]],
+    carried: list[dict[str, Any]] | None = None,
+    filled: list[str] | None = None,
 ) -> Handoff | RetryStep:
     """A checked handoff held at the controller's gate before it is delivered."""
     route, target, payload, rendered, tokens = checked
@@ -108,7 +115,18 @@ async def gated_handoff(
         assert decision.payload is not None
         payload = check_route(route, target, decision.payload.get("context", {}))[0] or payload
         rendered = render_context(payload)
-    return deliver(run, name, act, cause, messages, (route, target, payload, rendered, tokens), step, edited)
+    return deliver(
+        run,
+        name,
+        act,
+        cause,
+        messages,
+        (route, target, payload, rendered, tokens),
+        step,
+        edited,
+        carried,
+        filled,
+    )
 
 
 def deliver(
@@ -120,11 +138,15 @@ def deliver(
     checked: Checked,
     step: int | None = None,
     edited: bool = False,
+    carried: list[dict[str, Any]] | None = None,
+    filled: list[str] | None = None,
 ) -> Handoff:
-    """Deliver a checked handoff: record it and return it (it ends the activation)."""
+    """Deliver a checked handoff: record it and return it (it ends the activation).
+    ``carried``: the history to pass (a guard's rewrite) instead of the policy's."""
     route, target, payload, rendered, tokens = checked
     policy = route.spec.history
-    carried = history(messages, policy) if policy != "none" else []
+    if carried is None:
+        carried = history(messages, policy) if policy != "none" else []
     check_hops(run, name, target, payload, cause, rendered, handoff=True)
     delivered = run.emit(
         ev.HandoffDelivered,
@@ -140,6 +162,7 @@ def deliver(
         history_tokens=tokens,
         payload_schema=route.described,
         edited=edited,
+        filled=filled or [],
     )
     return Handoff(target, payload, carried, delivered.seq, rendered)
 

@@ -25,6 +25,8 @@ from playground.engine import events as ev
 from playground.llm.base import parse_json
 
 _FIELD_PROBLEM = re.compile(r"(?:^|; )([A-Za-z_][\w.]*): (.*?)(?:;|$)")
+_NOT_A_FIELD = re.compile(r"^[A-Z]\w*(?:Error|Exception|Warning)$")
+"""``ValueError: ...`` is a validator's exception, not a field's problem."""
 _KEY_ERROR = re.compile(r"^KeyError: '([^']+)'")
 _MISSING = object()
 
@@ -83,7 +85,7 @@ def failing_field(events: list[ev.Event], agent: str | None) -> tuple[str, bool]
             continue
         if isinstance(event, ev.ValidationFailed):
             match = _FIELD_PROBLEM.search(event.errors)
-            if match and match.group(1) != "(payload)":
+            if match and match.group(1) != "(payload)" and not _NOT_A_FIELD.match(match.group(1)):
                 return match.group(1), "missing" in match.group(2)
         elif isinstance(event, ev.ToolReturned) and event.error:
             match = _KEY_ERROR.match(event.error)
@@ -91,7 +93,7 @@ def failing_field(events: list[ev.Event], agent: str | None) -> tuple[str, bool]
                 return match.group(1), True
         elif isinstance(event, ev.CheckpointReviewed) and event.verdict == "reject":
             match = _FIELD_PROBLEM.search(event.feedback)
-            if match:
+            if match and not _NOT_A_FIELD.match(match.group(1)):
                 return match.group(1), "missing" in match.group(2)
     return None
 

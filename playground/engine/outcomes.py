@@ -88,7 +88,7 @@ class Invalid:
     """A call was refused before it ran; ``content`` tells the model why."""
 
     content: str
-    problem: ev.ValidationFailed | ev.PermissionDenied
+    problem: ev.ValidationFailed | ev.PermissionDenied | ev.GuardDenied
 
 
 @dataclass(slots=True)

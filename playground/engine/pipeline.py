@@ -12,6 +12,7 @@ from playground.engine import events as ev
 from playground.engine.activation import activate
 from playground.engine.branch import Branch
 from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.guards import refuse_input
 from playground.engine.messages import parse_or_text, render_context
 from playground.engine.outcomes import ActivationOutcome, Escalate, Failure, Handoff, Reply
 from playground.spec.schema import Schema, format_validation_error
@@ -78,6 +79,18 @@ async def _stage(
 ) -> Reply:
     """One stage's activation, and its checkpoint if it declares one: a rejected output is
     sent back to the stage with the reason, as often as allowed; then ``on_reject`` decides."""
+    refused = await refuse_input(
+        run, name, name, context if context is not None else parse_or_text(incoming), 0, cause
+    )
+    if refused is not None:
+        assert isinstance(refused.problem, ev.ValidationFailed)
+        raise Failure(
+            "invalid_input",
+            f"{name!r} refused its input: {refused.problem.errors}",
+            None,
+            name,
+            refused.problem.seq,
+        )
     checkpoint = run.agents[name].checkpoint
     asked = incoming
     rejected = 0

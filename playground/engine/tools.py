@@ -21,6 +21,7 @@ from pydantic import ValidationError
 from playground.engine import events as ev
 from playground.engine.branch import Branch
 from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.guards import refuse_input
 from playground.engine.handoffs import check_hops, loop_found
 from playground.engine.messages import parse_or_text, render_context
 from playground.engine.model_calls import call_model
@@ -132,7 +133,7 @@ async def execute_call(
     act: int,
     cause: int,
     step: int,
-) -> Answered | RetryStep:
+) -> Answered | Invalid | RetryStep:
     """Hold a prepared call at the gate as ``step``, then run it."""
     args = prepared.args
     if run.controller is not None:
@@ -159,6 +160,10 @@ async def execute_call(
         if decision.action == "edit" and decision.payload is not None:
             args = check(decision.payload.get("args", {}))
     if prepared.tool is None:
+        refused = await refuse_input(run, name, prepared.call.name, args, act, cause)
+        if refused is not None:
+            run.give_back_step(step)
+            return refused
         return await delegate(run, branch, name, agent, prepared.call, args, act, cause, step)
     found = run.loops.tool_call(name, prepared.call.name, render_context(args), cause)
     if found is not None:

@@ -415,6 +415,8 @@ def import_tools_file(file: Path, module_name: str, *, register: bool = False) -
         return module
     if register and sys.modules.get(module_name) is module:
         del sys.modules[module_name]
+    if isinstance(error, SpecError):  # a system defined in Python, refused where it is defined
+        raise error.with_traceback(None)
     where = _import_line(error, file)
     if isinstance(error, _ExitCalled):
         raise ValueError(f"importing {file.name} called os._exit({error.code!r}){where}")
@@ -565,11 +567,17 @@ def _load_checks(spec: SystemSpec, base: Path, shown: str, lines: dict[Loc, int]
     for name, agent in spec.agents.items():
         if agent.checkpoint is not None:
             where.setdefault(agent.checkpoint.check, ("agents", name, "checkpoint", "check"))
+        for which in ("input", "output"):
+            ref = getattr(agent.validators, which) if agent.validators is not None else None
+            if ref is not None:
+                where.setdefault(ref, ("agents", name, "validate", which))
         for i, handoff in enumerate(agent.handoffs):
             if handoff.checkpoint is not None:
                 where.setdefault(
                     handoff.checkpoint.check, ("agents", name, "handoffs", i, "checkpoint", "check")
                 )
+            if handoff.guard is not None:
+                where.setdefault(handoff.guard, ("agents", name, "handoffs", i, "guard"))
     checks: dict[str, Tool] = {}
     for ref, loc in where.items():
         try:

@@ -102,7 +102,16 @@ def _provider(model: str) -> str:
 
 
 class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    # ``from`` and ``validate`` are written as aliases (they clash with Python and pydantic
+    # names); specs dump by alias, so a stored version reads back as it was written.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        arbitrary_types_allowed=True,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
 
 
 class Limits(_Spec):
@@ -283,6 +292,13 @@ class HandoffSpec(_Spec):
     """What of the source's conversation the target also sees: ``none``, ``last:N`` or ``full``."""
     checkpoint: CheckpointSpec | None = None
     """A check of the payload before it is delivered."""
+    guard: str | None = None
+    """``file.py:function`` run on the payload (and the history the policy would pass) before
+    delivery: it allows (returns None), rewrites (returns the new payload, or a
+    ``(payload, history)`` pair: e.g. to redact), or denies (returns a reason, or raises)."""
+    from_: dict[str, Literal["request", "context"]] = Field({}, alias="from")
+    """Fields taken from the run's request (a JSON object) or from the source agent's own
+    incoming context, instead of from what the model wrote: an id cannot be invented."""
 
     @field_validator("history")
     @classmethod
@@ -297,6 +313,15 @@ class HandoffSpec(_Spec):
 
 
 _DEFAULT_CONTEXT = Schema.parse({"question": "str"})
+
+
+class ValidatorsSpec(_Spec):
+    """Python validators of what an agent receives and returns (``file.py:function`` each,
+    sync or async). One returns None to accept, or a message (or raises) to refuse: a refused
+    output goes back to the agent's model, a refused input to the agent that sent it."""
+
+    input: str | None = None
+    output: str | None = None
 
 
 class AgentSpec(_Spec):
@@ -325,6 +350,8 @@ class AgentSpec(_Spec):
     on_reject: OnReject = "fail"
     """Supervisor: after a worker's output was rejected ``max_reviews`` times: ``fail`` the run,
     ``use_last`` output as it is, or ``{escalate: AGENT}``."""
+    validators: ValidatorsSpec | None = Field(None, alias="validate")
+    """Python validators of this agent's input and output (``validate: {input, output}``)."""
     budget: Budget | None = None
     """What this agent may spend in a run (``on_budget`` decides what happens past it)."""
     checkpoint: CheckpointSpec | None = None

@@ -89,6 +89,9 @@ _SpanEvent: TypeAlias = (
     | ev.PermissionDenied
     | ev.LoopDetected
     | ev.BudgetExceeded
+    | ev.GuardAllowed
+    | ev.GuardRewrote
+    | ev.GuardDenied
     | ev.Escalated
     | ev.CheckpointReviewed
     | ev.OperatorActed
@@ -473,6 +476,9 @@ class EventTracer:
                     | ev.PermissionDenied()
                     | ev.LoopDetected()
                     | ev.BudgetExceeded()
+                    | ev.GuardAllowed()
+                    | ev.GuardRewrote()
+                    | ev.GuardDenied()
                     | ev.Escalated()
                     | ev.CheckpointReviewed()
                     | ev.OperatorActed()
@@ -1020,6 +1026,21 @@ class EventTracer:
                     "playground.loop.policy": event.policy,
                     "playground.loop.kind": event.loop or "",
                     "playground.loop.cycle": tuple(event.cycle),
+                }
+            case ev.GuardAllowed():
+                return {"playground.guard.name": event.guard, "playground.guard.target": event.target}
+            case ev.GuardRewrote():
+                return {
+                    "playground.guard.name": event.guard,
+                    "playground.guard.target": event.target,
+                    "playground.guard.changed": tuple(event.changed),
+                    "playground.guard.history_changed": event.history_changed,
+                }
+            case ev.GuardDenied():
+                return {
+                    "playground.guard.name": event.guard,
+                    "playground.guard.target": event.target,
+                    "playground.guard.reason": event.reason,
                 }
             case ev.BudgetExceeded():
                 return {

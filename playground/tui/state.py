@@ -42,6 +42,7 @@ StepKind = Literal[
     "permission",
     "loop",
     "budget",
+    "guard",
     "escalation",
     "review",
     "operator",
@@ -438,6 +439,20 @@ class RunView:
                 self._on_loop_detected(item)
             case ev.BudgetExceeded():
                 self._on_budget_exceeded(item)
+            case ev.GuardAllowed():
+                pass  # shown only when it changed or refused something
+            case ev.GuardRewrote():
+                self._instant(item, "guard", f"guard rewrote {', '.join(item.changed) or 'the history'}")
+                agent = self._agent(item.agent)
+                if agent is not None:
+                    agent.add(
+                        "note", f"guard {item.guard} rewrote {', '.join(item.changed) or 'the history'}"
+                    )
+            case ev.GuardDenied():
+                self._instant(item, "guard", f"guard denied → {item.target}: {item.reason}", "failed")
+                agent = self._agent(item.agent)
+                if agent is not None:
+                    agent.add("error", f"guard denied the handoff to {item.target}: {item.reason}")
             case ev.Escalated():
                 self._on_escalated(item)
             case ev.CheckpointReviewed():

@@ -1,5 +1,9 @@
 """The trace timeline: every step of the run, nested, with a latency bar and its cost.
 
+Each row starts with its step number, the one ``playground fork --at`` takes (model
+calls, tool calls and delegations, handoffs; other rows have none). Bars share one
+time axis, the run's: steps that ran at the same time have bars that overlap.
+
 Drawn with the line API (only visible rows are rendered), so a session of
 thousands of steps scrolls as cheaply as one of ten.
 """
@@ -26,11 +30,15 @@ ICONS = {
     "validation": "✘",
     "permission": "⛔",
     "loop": "⟲",
+    "budget": "$",
+    "guard": "⛨",
     "escalation": "⇑",
     "review": "✔",
     "operator": "⚑",
     "run": "■",
 }
+COST_MIN_WIDTH = 48
+"""Narrower than this, rows leave out their cost (the inspector and the totals show it)."""
 BAR_STYLES = {
     "activation": "blue",
     "model_call": "cyan",
@@ -73,10 +81,27 @@ class Timeline(ScrollView, can_focus=True):
         self._steps: list[Step] = []
         self._t0 = 0.0
         self._t1 = 0.0
+        self._chosen: Step | None = None
+        """The selected row: rows of a branch running beside others may be added above it."""
+        self._numbers = 0
+        """Cells of the step number column (0: no row has a step number)."""
+        self._numbered: tuple[int, int] = (0, 0)
+        """``(id, length)`` of the rows ``_numbers`` was measured on."""
 
     def show(self, steps: list[Step], span_s: float) -> None:
         """Redraw with ``steps``; the bars' scale spans ``span_s`` seconds of run time."""
         self._steps = steps
+        if (id(steps), len(steps)) != self._numbered:  # rows are only ever added
+            self._numbered = (id(steps), len(steps))
+            last = max((s.step for s in steps if s.step is not None), default=0)
+            self._numbers = len(str(last)) + 1 if last else 0
+        chosen = self._chosen
+        if (
+            self.cursor >= 0
+            and chosen is not None
+            and (self.cursor >= len(steps) or steps[self.cursor] is not chosen)
+        ):
+            self.cursor = next((i for i in range(len(steps) - 1, -1, -1) if steps[i] is chosen), -1)
         if self.cursor >= len(steps):
             self.cursor = -1
         self._t0 = 0.0
@@ -90,7 +115,10 @@ class Timeline(ScrollView, can_focus=True):
 
     def watch_cursor(self, old: int, new: int) -> None:
         if 0 <= new < len(self._steps):
+            self._chosen = self._steps[new]
             self._scroll_into_view(new)
+        else:
+            self._chosen = None
         self.refresh()
 
     def _scroll_into_view(self, row: int) -> None:
@@ -145,10 +173,14 @@ class Timeline(ScrollView, can_focus=True):
 
     def _row(self, step: Step, width: int) -> Text:
         bar_width = max(6, min(30, width // 6))
-        tail_width = bar_width + 18
+        costs = width >= COST_MIN_WIDTH
+        tail_width = bar_width + (18 if costs else 8)
         label_width = max(8, width - tail_width)
         colour = "red" if step.status == "failed" else ("" if step.status != "running" else "bold")
         label = Text(no_wrap=True, overflow="ellipsis")
+        if self._numbers:
+            number = "" if step.step is None else str(step.step)
+            label.append(f"{number:>{self._numbers - 1}} ", "dim")
         label.append("  " * step.depth)
         label.append(ICONS.get(step.kind, "·") + " ", colour or BAR_STYLES.get(step.kind, "dim"))
         label.append(step.label, colour or ("bold" if step.kind == "activation" else ""))
@@ -173,5 +205,6 @@ class Timeline(ScrollView, can_focus=True):
         out.append(" ")
         out.append_text(bar)
         out.append(f"{ms:>7}", "dim")
-        out.append(f"{cost:>10}", "dim")
+        if costs:
+            out.append(f"{cost:>10}", "dim")
         return out
