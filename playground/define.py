@@ -51,7 +51,7 @@ __all__ = [
     "ToolFunction",
     "define_system",
     "import_file",
-    "json_schema_fields",
+    "object_schema",
     "schema_of",
     "tool",
 ]
@@ -513,26 +513,60 @@ def _function_ref(func: Callable[..., Any], shown: str) -> str:
 
 # -- schemas ---------------------------------------------------------------------------------
 
-_SIMPLE = {"string", "integer", "number", "boolean", "object", "array"}
-_KEPT = {"type", "title", "description", "default", "items", "additionalProperties"}
-
 
 def schema_of(value: Any, fail: Callable[[str], Exception]) -> Any:
     """A schema as a system file writes it: a map passes as it is; a pydantic model becomes its
-    JSON Schema, when the playground's schemas can hold all of it.
+    JSON Schema, which the playground enforces in full (constraints, nested models and all).
 
-    A model whose fields the playground would not enforce (constraints such as ``pattern``
-    or ``enum``, nested models, custom validators) is refused by ``fail`` with the field and
-    what is missing, rather than validated less strictly than the model itself would be.
+    A model with custom validators is refused by ``fail``: a JSON Schema cannot say what
+    they check, and the playground would validate less than the model itself does.
     """
     if isinstance(value, Mapping):
         return dict(value)
     if isinstance(value, type) and issubclass(value, BaseModel):
-        return _model_schema(value, fail)
+        refuse_validators(value, fail)
+        raw = value.model_json_schema()
+        return _short_form(raw) or object_schema(raw, value.__name__, fail)
     raise fail(f"a schema is a pydantic model class, a JSON Schema or {{field: type}}, not {value!r}")
 
 
-def _model_schema(model: type[BaseModel], fail: Callable[[str], Exception]) -> dict[str, Any]:
+_SHORT = {"string": "str", "integer": "int", "number": "float", "boolean": "bool"}
+
+
+def _short_form(raw: Mapping[str, Any]) -> dict[str, str] | None:
+    """A model of plain fields (``str``, ``int``, ``float``, ``bool``, ``list[...]`` of those,
+    each required, or optional with a None default, no description or constraint) in the
+    short form a system file writes (``{question: str, priority: int?}``), so it is the
+    same schema, prompt and version as the YAML; None for anything more."""
+    required = set(raw.get("required") or [])
+    out: dict[str, str] = {}
+    for key, prop in (raw.get("properties") or {}).items():
+        prop = {k: v for k, v in prop.items() if k != "title"}
+        optional = key not in required
+        if optional:
+            if prop.pop("default", ...) is not None:
+                return None
+            kinds = [p for p in prop.pop("anyOf", []) if p != {"type": "null"}]
+            if len(kinds) != 1:
+                return None
+            prop.update(kinds[0])
+        kind = prop.pop("type", None)
+        items = prop.pop("items", None)
+        if prop:
+            return None
+        if kind == "array" and isinstance(items, dict) and set(items) == {"type"} and items["type"] in _SHORT:
+            name = f"list[{_SHORT[items['type']]}]"
+        elif kind in _SHORT and items is None:
+            name = _SHORT[kind]
+        else:
+            return None
+        out[key] = name + ("?" if optional else "")
+    return out
+
+
+def refuse_validators(model: type[BaseModel], fail: Callable[[str], Exception]) -> None:
+    """Raise ``fail(problem)`` if ``model`` has validators of its own (code a JSON Schema
+    cannot carry)."""
     decorators = model.__pydantic_decorators__
     custom = [
         *decorators.field_validators,
@@ -542,52 +576,17 @@ def _model_schema(model: type[BaseModel], fail: Callable[[str], Exception]) -> d
     ]
     if custom:
         raise fail(
-            f"{model.__name__} has validators ({', '.join(custom)}), which the playground's schemas"
-            " cannot run: check the value in a tool or a checkpoint, or give the schema as a map"
+            f"{model.__name__} has validators ({', '.join(custom)}), which a JSON Schema cannot carry:"
+            " check the value in a checkpoint instead, or drop them"
         )
-    return json_schema_fields(model.model_json_schema(), model.__name__, fail)
 
 
-def json_schema_fields(
-    raw: Mapping[str, Any], title: str, fail: Callable[[str], Exception]
-) -> dict[str, Any]:
-    """A JSON Schema of an object (a pydantic model's, an OpenAI Agents SDK tool's) as the
-    playground's schemas hold it: each field's type (``list`` with its item type), its
-    description, and which fields are required (a field that may be null is optional).
-
-    Raises ``fail(problem)`` for what they would not enforce (``pattern``, ``enum``,
-    bounds, nested models, unions), naming the field.
-    """
-    properties: dict[str, Any] = {}
-    required = set(raw.get("required") or [])
-    for key, value in (raw.get("properties") or {}).items():
-        prop = dict(value)
-        if "anyOf" in prop:  # Optional[X]: X or null
-            kinds = [p for p in prop.pop("anyOf") if p != {"type": "null"}]
-            if len(kinds) != 1:
-                raise fail(f"field {key!r} of {title} is a union, which the playground's schemas cannot hold")
-            prop.update(kinds[0])
-            required.discard(key)
-        unknown = sorted(set(prop) - _KEPT)
-        kind = prop.get("type")
-        items = prop.get("items")
-        if not unknown and isinstance(items, dict) and set(items) - {"type"}:
-            unknown = sorted(set(items) - {"type"})
-        if kind == "object" and prop.get("additionalProperties") is False:
-            unknown = unknown or ["a nested object"]
-        if unknown or kind not in _SIMPLE:
-            what = ", ".join(unknown) if unknown else ("a nested model" if kind is None else f"type {kind!r}")
-            raise fail(
-                f"field {key!r} of {title} uses {what}, which the playground's schemas do not"
-                " enforce (they hold str, int, float, bool, dict, list and optional fields)"
-            )
-        out = {"type": kind}
-        if isinstance(items, dict) and items.get("type") in _SIMPLE:
-            out["items"] = {"type": items["type"]}
-        if prop.get("description"):
-            out["description"] = prop["description"]
-        properties[key] = out
-    return {"type": "object", "properties": properties, "required": [k for k in properties if k in required]}
+def object_schema(raw: Mapping[str, Any], title: str, fail: Callable[[str], Exception]) -> dict[str, Any]:
+    """A JSON Schema of an object (a pydantic model's, an OpenAI Agents SDK tool's or handoff's),
+    as it is: the playground enforces it in full and offers it to the model as written."""
+    if raw.get("type") != "object" and not isinstance(raw.get("properties"), Mapping):
+        raise fail(f"the schema of {title} is not an object's (type: object with properties)")
+    return dict(raw)
 
 
 def import_file(path: str | os.PathLike[str]) -> Any:

@@ -28,7 +28,8 @@ What maps (the SDK's objects are used wherever they do the work):
   (the SDK's strict validation of ``input_type``, then ``on_handoff``) runs as the
   handoff's checkpoint, before the handoff is held at a gate and delivered: a payload
   it rejects goes back to the model, like any checkpoint rejection.
-- ``output_type`` (an object type) -> ``output``: the final reply must be JSON of it.
+- ``output_type`` -> ``output``: the final reply must be JSON of its (strict) JSON Schema,
+  enforced in full; schemas are offered to the model as the SDK writes them.
 
 What is refused, by name, because the playground would run something else:
 guardrails (input, output and tool guardrails: the engine has no tripwire yet), ``hooks``,
@@ -38,8 +39,8 @@ handoff ``input_filter``, a handoff tool renamed away from ``transfer_to_<agent>
 ``tool_choice`` ``required`` or a tool's name (the SDK resets it after a tool call; the
 playground would not), ``Model`` objects instead of model names, the SDK settings that
 only its Responses client knows (``truncation``, ``store``, ``prompt_cache_*``,
-``context_management``, ``response_include``, ``retry``, ``extra_query``), and schemas
-the playground cannot enforce in full (nested models, constraints, unions).
+``context_management``, ``response_include``, ``retry``, ``extra_query``), and an
+``output_type`` with validators of its own (a JSON Schema cannot carry them).
 
 This module imports the SDK; nothing imports this module unless an SDK agent is
 loaded (:mod:`playground.spec.python`).
@@ -58,7 +59,7 @@ from typing import Any
 from agents.models import get_default_model, get_default_model_settings
 from agents.tool_context import ToolContext
 from openai.types.responses import ResponseFunctionToolCall
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from agents import (
     Agent,
@@ -70,7 +71,7 @@ from agents import (
     ModelSettings,
     RunContextWrapper,
 )
-from playground.define import json_schema_fields
+from playground.define import object_schema, refuse_validators
 from playground.errors import SpecError
 from playground.spec.code import INSTRUCTIONS, fingerprint, source_hash, tool_key
 from playground.spec.load import HANDOFF_PREFIX, Loc, System, Tool, _check, explain
@@ -634,7 +635,7 @@ def _handoff_check(ref: str, item: Handoff[Any, Any]) -> Tool:
 
 def _schema(build: _Build, where: str, raw: Mapping[str, Any], title: str) -> dict[str, Any]:
     try:
-        return json_schema_fields(raw, title, ValueError)
+        return object_schema(raw, title, ValueError)
     except ValueError as exc:
         build.refuse(where, str(exc))
         return {}
@@ -651,4 +652,11 @@ def _output(build: _Build, node: _Node) -> dict[str, Any] | None:
     schema = output_type if isinstance(output_type, AgentOutputSchema) else AgentOutputSchema(output_type)
     if schema.is_plain_text():
         return None
+    model = schema.output_type
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        try:
+            refuse_validators(model, ValueError)
+        except ValueError as exc:
+            build.refuse(where, str(exc))
+            return None
     return _schema(build, where, schema.json_schema(), schema.name())
