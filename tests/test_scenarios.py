@@ -60,6 +60,7 @@ def test_misrouting_fails_exactly_the_billing_scenarios(tmp_path: Path) -> None:
     failed = sorted(name for name, r in results.items() if r["status"] == "failed")
     routed_to_billing = [
         "a billing outage fails the run at billing",
+        "a card number and an e-mail are redacted before billing sees them",
         "a malformed tool call is fed back, then corrected",
         "billing survives a rate limit by retrying",
         "double charge goes to billing",
