@@ -108,7 +108,9 @@ class Handoff:
         context: The fields the target receives (a pydantic model, a JSON Schema or
             ``{field: type}``); absent means ``{question: str}``.
         history: What of the conversation the target also sees: ``none``, ``last:N``, ``full``.
-        options: Any other field of a handoff in a system file.
+        options: Any other field of a handoff in a system file: ``guard=`` a function (it
+            allows, rewrites or denies the payload before delivery), ``checkpoint=`` a
+            function or :class:`Checkpoint`, ``from_={field: "request" | "context"}``.
     """
 
     to: Agent
@@ -153,7 +155,10 @@ class Agent:
         input: What this agent accepts; ``output``: what it must return (JSON of that shape).
         script: The scripted model's steps (:class:`~playground.spec.models.ScriptStep` or maps).
         options: Any other field of an agent in a system file (``review``, ``max_reviews``,
-            ``fallback_settings``, ``latency_ms``, ...), validated the same way.
+            ``on_reject``, ``budget``, ``fallback_settings``, ``latency_ms``, ...), validated
+            the same way; functions where a file names ``file.py:function``:
+            ``validate={"input": f, "output": g}``, ``checkpoint=`` a function or
+            :class:`Checkpoint`.
     """
 
     name: str
@@ -399,6 +404,8 @@ def _agent_data(
         options = dict(h.options)
         if "checkpoint" in options:
             options["checkpoint"] = _checkpoint(options["checkpoint"], checks, code, shown)
+        if "guard" in options:
+            options["guard"] = _user_function(options["guard"], checks, code, shown)
         handoffs.append({**entry, **options})
     if handoffs:
         data["handoffs"] = handoffs
@@ -415,6 +422,9 @@ def _agent_data(
         options["checkpoint"] = _checkpoint(options["checkpoint"], checks, code, shown)
     if isinstance(options.get("on_reject"), Agent):
         options["on_reject"] = {"escalate": options["on_reject"].name}
+    validators = options.get("validate")
+    if isinstance(validators, Mapping):
+        options["validate"] = {k: _user_function(v, checks, code, shown) for k, v in validators.items()}
     data.update(options)
     if code:
         data["code"] = code
@@ -452,15 +462,23 @@ def _checkpoint(value: Any, checks: dict[str, Tool], code: dict[str, str], shown
         value = Checkpoint(value)
     if not isinstance(value, Checkpoint):
         return value  # a map as in a system file: validated (and refused) by the spec
-    func = value.check
-    made = tool_from_function(getattr(func, "__name__", "check"), func)
-    ref = _function_ref(made.func, shown)
-    checks[ref] = made
-    code[f"check {ref}"] = fingerprint(func)
+    ref = _user_function(value.check, checks, code, shown)
     on_reject: Any = value.on_reject
     if isinstance(on_reject, Agent):
         on_reject = {"escalate": on_reject.name}
     return {"check": ref, "max_rejections": value.max_rejections, "on_reject": on_reject}
+
+
+def _user_function(func: Any, checks: dict[str, Tool], code: dict[str, str], shown: str) -> Any:
+    """A check, guard or validator function registered under the ``file.py:function`` a system
+    file would name it by (and fingerprinted); anything else is left for the spec to judge."""
+    if not callable(func) or isinstance(func, str):
+        return func
+    made = tool_from_function(getattr(func, "__name__", "check"), func)
+    ref = _function_ref(made.func, shown)
+    checks[ref] = made
+    code[f"check {ref}"] = fingerprint(func)
+    return ref
 
 
 def _takes_argument(func: Callable[..., Any]) -> bool:

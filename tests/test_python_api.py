@@ -450,3 +450,51 @@ def test_an_agent_written_either_way_is_one_version(tmp_path: Path) -> None:
     py = define_system("twin", entry=Agent("r", handoffs=[g]))
     assert canonical_spec(yaml.spec.agents["r"]) == canonical_spec(py.spec.agents["r"])
     assert canonical_spec(yaml.spec.agents["g"]) == canonical_spec(py.spec.agents["g"])
+
+
+GUARDED_PY = """
+import re
+
+from playground import Agent, Handoff, define_system
+
+
+def redact(payload, history):
+    return {k: re.sub(r"[0-9]{4}( ?[0-9]{4}){3}", "[card]", v) for k, v in payload.items()}
+
+
+def no_shouting(output):
+    return "do not shout" if output.isupper() else None
+
+
+shipping = Agent(
+    "shipping",
+    input={"order": "str", "note": "str"},
+    validate={"output": no_shouting},
+    script=[{"reply": "LOUD"}, {"reply": "calm: {note}"}],
+)
+router = Agent(
+    "router",
+    handoffs=[
+        Handoff(shipping, context={"order": "str", "note": "str"}, guard=redact, from_={"order": "request"})
+    ],
+    script=[{"handoff": "shipping", "context": {"order": "invented", "note": "card 4111 1111 1111 1111"}}],
+)
+system = define_system("guarded", entry=router)
+"""
+
+
+async def test_guards_validators_and_fields_from_the_request_from_python(tmp_path: Path) -> None:
+    system = load_system_ref(f"{write_py(tmp_path, GUARDED_PY)}:system")
+    handoff = system.spec.agents["router"].handoffs[0]
+    assert handoff.guard is not None and handoff.guard in system.checks
+    assert system.spec.agents["shipping"].validators is not None
+    assert set(system.spec.agents["router"].code) == {f"check {handoff.guard}"}
+    result = await Runtime(system).run('{"order": "O-7"}')
+    assert result.status == "completed", result.error
+    delivered = of_kind(result.events, ev.HandoffDelivered)[0]
+    assert delivered.payload == {"order": "O-7", "note": "card [card]"}  # from the request, redacted
+    assert [e.kind for e in result.events if e.kind in ("guard_rewrote", "validation_failed")] == [
+        "guard_rewrote",
+        "validation_failed",
+    ]
+    assert result.output == "calm: card [card]"
