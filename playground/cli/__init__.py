@@ -1,0 +1,87 @@
+"""The command line: ``playground [COMMAND] ...`` (and ``python -m playground.cli``).
+
+One module per group of commands, each with a ``register(commands)`` that adds its
+parsers and names each one's handler with ``set_defaults(handler=...)``:
+
+==========================  ===============================================
+module                      commands
+==========================  ===============================================
+:mod:`~.run`                ``run``, ``check``, ``test``
+:mod:`~.sessions`           ``sessions``, ``export``, ``import``
+:mod:`~.versions`           ``versions``, ``rollback``, ``snapshot``, ``snapshots``
+:mod:`~.replay`             ``fork``, ``replay``, ``compare``, ``comparisons``
+:mod:`~.tui`                ``tui``, and ``playground`` with no command
+==========================  ===============================================
+
+What they share lives in :mod:`~.common` (exit codes, ``--db``, :func:`~.common.load_system`
+for a command's ``SYSTEM.yaml``, :func:`~.common.open_store` for its store,
+:func:`~.common.record_versions`, :class:`~.common.UsageError`) and :mod:`~.output`
+(the live step lines and the run summary that ``run``, ``fork`` and ``replay`` print).
+
+Adding a command:
+
+1. Write ``playground/cli/<group>.py`` with ``register(commands)``; in it,
+   ``parser = commands.add_parser("name", help=..., description=...)``, its
+   arguments, ``db_arg(parser)`` (every command takes ``--db``) and
+   ``parser.set_defaults(handler=cmd_name)``. ``cmd_name(args) -> int`` returns the
+   exit code (``EXIT_*`` in :mod:`~.common`).
+2. Add the module to :data:`COMMAND_MODULES` below (the order is the order of
+   ``playground --help``).
+3. Import nothing heavy at module level (Rich, Textual, litellm, the OpenTelemetry
+   SDK, aiosqlite, pydantic, the engine): ``playground --help`` imports every command
+   module, and ``tests/test_cli.py`` checks that it stays light. Import inside the
+   handler.
+4. Load a system with ``common.load_system(args.system)`` before opening the store (a
+   broken file exits 2 with one line, and no store is created), and open the store
+   with ``async with common.open_store(args) as store``. Errors of our own tree
+   (``SpecError``: exit 2, other ``PlaygroundError``: exit 1) and :class:`~.common.UsageError`
+   (through :func:`~.common.guarded`: exit 2) become one line on stderr; do not catch them.
+5. The help text is a contract: say what the command prints and its exit codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from playground.cli import common, replay, run, sessions, tui, versions
+from playground.cli.common import EXIT_FAILED, EXIT_USAGE
+
+COMMAND_MODULES: tuple[ModuleType, ...] = (run, sessions, tui, versions, replay)
+"""The modules whose ``register(commands)`` adds the commands, in ``--help`` order."""
+
+__all__ = ["COMMAND_MODULES", "build_parser", "common", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="playground",
+        description="Build and debug multi-agent LLM systems. With no command, opens the TUI "
+        "on the systems in ./agents.",
+    )
+    common.db_arg(parser, top=True)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(commands)
+    parser.set_defaults(handler=tui.cmd_home)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(versions.versions_shorthand(list(sys.argv[1:] if argv is None else argv)))
+    from playground.errors import PlaygroundError, SpecError
+
+    try:
+        return int(args.handler(args))
+    except SpecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except PlaygroundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

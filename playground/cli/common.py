@@ -1,0 +1,112 @@
+"""What every command shares: exit codes, ``--db``, loading a system, opening the store.
+
+Nothing heavy at module level: ``playground --help`` imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from playground.spec import System
+    from playground.store import Store
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_ABORTED = 3
+EXIT_WAITING = 4
+"""A run is waiting for an operator's approval (``playground approve`` resumes it)."""
+
+
+def exit_code(status: str) -> int:
+    """The exit code of a run that ended with ``status``."""
+    return {"completed": EXIT_OK, "aborted": EXIT_ABORTED, "waiting_approval": EXIT_WAITING}.get(
+        status, EXIT_FAILED
+    )
+
+
+class UsageError(Exception):
+    """A command was called wrongly: one line on stderr, exit 2."""
+
+
+def db_arg(parser: argparse.ArgumentParser, top: bool = False) -> None:
+    """``--db PATH`` on ``parser``; every command has it, and so has ``playground`` itself."""
+    # SUPPRESS on commands, so `playground --db X run ...` is not reset by the command's default.
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        default=None if top else argparse.SUPPRESS,
+        help="the session store (default: $PLAYGROUND_DB or sessions/playground.db here)",
+    )
+
+
+def db_path(args: argparse.Namespace) -> Path:
+    """The store ``--db``, ``$PLAYGROUND_DB`` or the workspace names."""
+    from playground.store import default_db_path
+
+    return Path(args.db) if getattr(args, "db", None) else default_db_path()
+
+
+def load_system(ref: str) -> System:
+    """The system a command names (``SYSTEM.yaml``).
+
+    A broken file raises :class:`~playground.errors.SpecError`, which ``main`` turns
+    into one line on stderr and exit 2, before any store is opened. Every command that
+    takes a system loads it here, so another kind of reference (a Python object, see
+    the bring-your-own-agents issue) is added in this one place.
+    """
+    from playground.spec import load_system as load
+
+    return load(ref)
+
+
+@asynccontextmanager
+async def open_store(args: argparse.Namespace) -> AsyncIterator[Store]:
+    """The store of ``--db`` (see :func:`db_path`), open for the block."""
+    from playground.store import Store
+
+    async with Store(db_path(args)) as store:
+        yield store
+
+
+async def record_versions(store: Store, system: System) -> None:
+    """Record the loaded file's agent versions, as a run would (new ones become active)."""
+    from playground.spec.identity import canonical_spec
+
+    specs = {name: canonical_spec(agent) for name, agent in system.spec.agents.items()}
+    await store.record_versions(system.name, specs)
+
+
+def known_agent(system: System, agent: str | None) -> None:
+    """Raise :class:`UsageError` unless ``agent`` is None or an agent of ``system``."""
+    if agent is not None and agent not in system.spec.agents:
+        raise UsageError(
+            f"{agent!r} is not an agent of {system.name!r}; its agents: {', '.join(system.spec.agents)}"
+        )
+
+
+def guarded(run: Coroutine[Any, Any, int]) -> int:
+    """Run a command's coroutine; a :class:`UsageError` becomes one line and exit 2."""
+    try:
+        return int(asyncio.run(run))
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def when(ts: float) -> str:
+    """A stored time as local ``YYYY-MM-DD HH:MM:SS``."""
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")

@@ -1,0 +1,194 @@
+"""``run``, ``check`` and ``test``: run a system headless, check files, run scenario files."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from playground.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    db_arg,
+    exit_code,
+    load_system,
+    open_store,
+)
+
+if TYPE_CHECKING:
+    from playground.engine.events import Event
+    from playground.spec import System
+
+
+def register(commands: Any) -> None:
+    run = commands.add_parser(
+        "run",
+        help="run one request through a system, headless",
+        description="Run one request through a system and print its path, per-agent costs and "
+        "output. Exit 0 when the run completed, 1 when it failed, 3 when aborted, "
+        "2 for a bad system file or usage.",
+    )
+    run.add_argument("system", metavar="SYSTEM.yaml")
+    run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the request")
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object: session_id, status, path, output, cost_usd, tokens, "
+        "latency_ms, per_agent, error",
+    )
+    run.add_argument(
+        "--otlp",
+        metavar="ENDPOINT",
+        help="export spans over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    run.add_argument("--trace-console", action="store_true", help="print spans to stderr")
+    run.add_argument(
+        "--capture-content", action="store_true", help="put prompts and replies in spans (off by default)"
+    )
+    run.add_argument("--quiet", "-q", action="store_true", help="no live step lines, just the summary")
+    db_arg(run)
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser(
+        "check",
+        help="check system files without running them",
+        description="Load each system file and report the first problem "
+        "of each, with file, line and field. Exit 2 if any is broken.",
+    )
+    check.add_argument("systems", nargs="+", metavar="SYSTEM.yaml")
+    db_arg(check)
+    check.set_defaults(handler=cmd_check)
+
+    test = commands.add_parser(
+        "test",
+        help="run scenario files and report pass/fail",
+        description="Run the scenarios of each scenario file (see the README's 'Scenario files') "
+        "against its system, each as a recorded session, and print a pass/fail table with the "
+        "reason for each failure. Exit 0 when all pass, 1 when any fails, 2 for a broken file. "
+        "The scripted model runs instantly unless --realtime.",
+    )
+    test.add_argument("files", nargs="+", metavar="FILE.scenarios.yaml")
+    test.add_argument("--json", action="store_true", help="print {passed, failed, results: [...]}")
+    test.add_argument("--jobs", "-j", type=int, default=4, metavar="N", help="scenarios run at once")
+    test.add_argument(
+        "--model", action="append", default=[], metavar="AGENT=MODEL", help="run AGENT on MODEL (repeatable)"
+    )
+    test.add_argument("--realtime", action="store_true", help="keep the scripted model's declared latency")
+    db_arg(test)
+    test.set_defaults(handler=cmd_test)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    system = load_system(args.system)
+    return asyncio.run(_run(args, system))
+
+
+async def _run(args: argparse.Namespace, system: System) -> int:
+    from playground.cli.output import StepPrinter, print_summary
+    from playground.service import run_session
+    from playground.tracing import configure_tracing
+
+    tracer = configure_tracing(
+        otlp_endpoint=args.otlp, console=args.trace_console, capture_content=args.capture_content
+    )
+    live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [StepPrinter()]
+    async with open_store(args) as store:
+        result = await run_session(system, args.input, store=store, tracer=tracer, live=live)
+    if tracer is not None:
+        tracer.shutdown()
+    if args.json:
+        print(json.dumps(result.as_json(), ensure_ascii=False))
+    else:
+        print_summary(result)
+    return exit_code(result.status)
+
+
+# -- check ----------------------------------------------------------------------------------
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from playground.errors import SpecError
+
+    broken = 0
+    for path in args.systems:
+        try:
+            system = load_system(path)
+        except SpecError as exc:
+            broken += 1
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            spec = system.spec
+            print(f"ok: {path}: {spec.name} ({spec.pattern}, {len(spec.agents)} agents)")
+    return EXIT_USAGE if broken else EXIT_OK
+
+
+# -- test -----------------------------------------------------------------------------------
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    models = {}
+    for item in args.model:
+        agent, sep, model = item.partition("=")
+        if not sep or not agent or not model:
+            print(f"error: --model takes AGENT=MODEL, not {item!r}", file=sys.stderr)
+            return EXIT_USAGE
+        models[agent] = model
+    from playground.scenarios import load_scenarios
+
+    suites = [load_scenarios(path) for path in args.files]
+    return asyncio.run(_test(args, suites, models))
+
+
+async def _test(args: argparse.Namespace, suites: list[Any], models: dict[str, str]) -> int:
+    import time
+
+    from playground.scenarios import Runner, summary_json
+
+    started = time.perf_counter()
+    async with open_store(args) as store:
+        # The report needs each run's outcome, not its events (the store has them).
+        runner = Runner(store=store, models=models, realtime=args.realtime, keep_events=False)
+        results = await runner.run_all(suites, args.jobs)
+    summary = summary_json(results, started)
+    if args.json:
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        console = Console(highlight=False)
+        table = Table(show_edge=False, header_style="bold")
+        for column in ("", "scenario", "path", "cost (USD)", "session"):
+            table.add_column(column)
+        for r in results:
+            mark = "[green]PASS[/]" if r.passed else "[red]FAIL[/]"
+            table.add_row(
+                mark,
+                escape(r.name),
+                " → ".join(r.result.path),
+                f"{r.result.cost_usd:.6f}",
+                r.result.session_id,
+            )
+        console.print(table)
+        for r in results:
+            if not r.passed:
+                console.print(
+                    f"\n[red bold]FAIL[/] [bold]{escape(r.name)}[/] "
+                    f"[dim]({escape(r.file)}, session {r.result.session_id})[/]"
+                )
+                for failure in r.failures:
+                    console.print(f"  - {escape(failure)}")
+        colour = "green" if not summary["failed"] else "red"
+        console.print(
+            f"[{colour}]{summary['passed']} passed, {summary['failed']} failed[/] "
+            f"in {summary['elapsed_s']:.2f} s"
+        )
+    return EXIT_OK if not summary["failed"] else EXIT_FAILED
