@@ -30,7 +30,8 @@ from playground.engine import events as ev
 from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import CONTINUE, Controller, Decision, Gate
 from playground.engine.events import Event
-from playground.engine.runtime import EventSink, LLMFactory, RunResult, default_llm_factory
+from playground.engine.messages import render_context
+from playground.engine.runtime import EventSink, LLMFactory, RunResult, SideEffectsDone, default_llm_factory
 from playground.errors import PlaygroundError, StoreError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.service import run_session
@@ -215,6 +216,20 @@ class Recording:
     @property
     def last_step(self) -> int:
         return max((e.step for e in self.events if e.step is not None), default=0)
+
+
+def side_effects_of(
+    recording: Recording, system: System
+) -> dict[tuple[str, str, str], tuple[str, str | None]]:
+    """The recorded results of the system's side-effect tools, by (agent, tool, arguments):
+    a fork or replay serves them whatever step it runs live from, and never runs them again."""
+    done: SideEffectsDone = {}
+    for recorded in recording.tools:
+        tool = system.tools.get(recorded.tool)
+        if tool is not None and tool.side_effects:
+            key = (recorded.agent, recorded.tool, render_context(recorded.args))
+            done.setdefault(key, (recorded.result, recorded.error))
+    return done
 
 
 class ReplaySource:
@@ -548,6 +563,7 @@ async def fork_session(
         agents=agents,
         versions=versions,
         tool_replay=source.tool,
+        side_effects_done=side_effects_of(recording, system),
         parent_session_id=recording.session.session_id,
         clock=clock,
         forked_from_step=at_step,
@@ -614,6 +630,7 @@ async def replay_session(
         agents=agents,
         versions=versions,
         tool_replay=source.tool,
+        side_effects_done=side_effects_of(recording, system),
         parent_session_id=recording.session.session_id,
         clock=clock,
     )

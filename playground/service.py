@@ -8,6 +8,7 @@ started it.
 from __future__ import annotations
 
 import asyncio
+import operator
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from playground.engine.runtime import (
     LLMFactory,
     RunResult,
     Runtime,
+    SideEffectsDone,
     ToolReplay,
     default_llm_factory,
 )
@@ -31,14 +33,14 @@ from playground.store.store import Store
 async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSpec], dict[str, str]]:
     """Record the file's agent versions and return the active specs and their version ids.
 
-    Cached per system and store until this store changes a version, so running one
-    loaded system many times (scenarios, benchmarks) checks the store once.
+    Cached per system for the last store it ran with, until that store changes a version,
+    so running one loaded system many times (scenarios, benchmarks) checks the store once.
+    One entry, not one per store: the pytest plugin opens a store per scenario.
     """
-    key = ("active", store.token, store.generation)
-    cached = system.cache.get(key)
-    if cached is not None:
-        return cached  # type: ignore[no-any-return]
-    specs = {name: canonical_spec(agent) for name, agent in system.spec.agents.items()}
+    cached = system.cache.get("active")
+    if cached is not None and cached[0] == store.token and cached[1] == store.generation:
+        return cached[2], cached[3]
+    specs, file_vids = _file_specs(system)
     active = await store.record_versions(system.name, specs)
     agents: dict[str, AgentSpec] = {}
     versions: dict[str, str] = {}
@@ -46,7 +48,7 @@ async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSp
         vid = active[name]
         spec_json = (
             specs[name]
-            if active[name] == version_id_of_json(specs[name])
+            if active[name] == file_vids[name]
             else await store.version_spec(system.name, name, vid)
         )
         agents[name] = (
@@ -54,8 +56,26 @@ async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSp
         )
         versions[name] = vid
     _check_compatible(system, agents, versions)
-    system.cache[("active", store.token, store.generation)] = (agents, versions)
+    system.cache["active"] = (store.token, store.generation, agents, versions)
     return agents, versions
+
+
+def _file_specs(system: System) -> tuple[dict[str, str], dict[str, str]]:
+    """The file's agents as canonical JSON, and their version ids, computed once per loaded
+    system: a store seen for the first time (the pytest plugin opens one per scenario) still
+    records them all, but does not serialise and hash every agent again."""
+    agents = system.spec.agents
+    cached = system.cache.get("file_specs")
+    if (
+        cached is not None
+        and len(cached[0]) == len(agents)
+        and all(map(operator.is_, cached[0], agents.values()))
+    ):
+        return cached[1], cached[2]
+    specs = {name: canonical_spec(agent) for name, agent in agents.items()}
+    vids = {name: version_id_of_json(spec_json) for name, spec_json in specs.items()}
+    system.cache["file_specs"] = (list(agents.values()), specs, vids)  # the specs keep their ids
+    return specs, vids
 
 
 def _check_compatible(system: System, agents: dict[str, AgentSpec], versions: dict[str, str]) -> None:
@@ -93,23 +113,29 @@ async def run_session(
     agents: dict[str, AgentSpec] | None = None,
     versions: dict[str, str] | None = None,
     tool_replay: ToolReplay | None = None,
+    side_effects_done: SideEffectsDone | None = None,
     parent_session_id: str | None = None,
     forked_from_step: int | None = None,
     agent: str | None = None,
     context: dict[str, Any] | None = None,
     session_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    make_way_after: bool = True,
 ) -> RunResult:
     """Run ``request`` through ``system``: record it in ``store`` and trace it with ``tracer``.
 
     Args:
         agents: Specs to run instead of the store's active versions (with their ``versions``).
         tool_replay: Answers tool calls from a recording (fork and replay).
+        side_effects_done: Recorded results of side-effect tools, served instead of running them.
         parent_session_id: The session this one was forked or replayed from.
         forked_from_step: The parent's step where this session starts running live.
         agent: Run only this agent, in isolation, on ``context`` (scenario tests).
         session_id: The new session's id (default: random).
         clock: The time and id sources of the run (tests pass a fixed one).
+        make_way_after: Let the store's writer in before returning (:func:`make_way`). False:
+            the caller does, once it is done with the result (the scenario runner checks a
+            run's events first, while they are fresh, and lets them go before other runs go).
     """
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
@@ -131,6 +157,7 @@ async def run_session(
         sinks=sinks,
         live=live,
         tool_replay=tool_replay,
+        side_effects_done=side_effects_done,
         session_id=session_id,
         clock=clock,
     )
@@ -156,7 +183,7 @@ async def run_session(
         await store.finish_session(result)
     # Spans export in the background (batched); whoever owns the tracer flushes or shuts it
     # down when done. Flushing here would hold the event loop until the collector answers.
-    if store is not None or tracer is not None:
+    if make_way_after and (store is not None or tracer is not None):
         await make_way()
     return result
 

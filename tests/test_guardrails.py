@@ -292,3 +292,79 @@ async def test_validators_refuse_input_to_the_sender_and_output_to_the_agent(tmp
     assert refused[0] == ("input", "billing", "unknown customer id")
     assert refused[1] == ("output", None, "ValueError: answer in 20 characters or fewer")
     assert result.output == "ok"
+
+
+SIDE_EFFECTS = """\
+name: mailer
+pattern: router
+entry: a
+tools:
+  send_mail: {function: tools.py:send_mail, side_effects: true}
+agents:
+  a:
+    tools: [send_mail]
+    handoffs: [{to: b}]
+    script:
+      - {tool: send_mail, args: {to: "ann"}}
+      - reply: "sent: {tool_result}"
+  b: {script: [{reply: done}]}
+"""
+
+MAILER = """\
+from pathlib import Path
+
+
+def send_mail(to: str) -> str:
+    log = Path(__file__).with_name("sent.log")
+    with log.open("a") as out:
+        out.write(to + "\\n")
+    return f"mail {len(log.read_text().splitlines())} to {to}"
+"""
+
+
+async def test_a_side_effect_tool_never_runs_twice_when_its_step_is_retried(tmp_path: Path) -> None:
+    import asyncio
+
+    from playground.engine import StepController
+
+    (tmp_path / "tools.py").write_text(MAILER)
+    controller = StepController(breakpoints={"agent:a"})
+    task = asyncio.create_task(Runtime(system_from(tmp_path, SIDE_EFFECTS), controller=controller).run("go"))
+    gate = await controller.wait_paused()
+    while not (gate.kind == "model_call" and gate.can_retry):  # held before a's second call
+        controller.resume()
+        await asyncio.sleep(0)
+        gate = await controller.wait_paused()
+    assert controller.retry() is None  # run the first call again: it asks for send_mail again
+    controller.breakpoints.clear()
+    while not task.done():
+        paused = asyncio.create_task(controller.wait_paused())
+        await asyncio.wait({task, paused}, return_when=asyncio.FIRST_COMPLETED)
+        if paused.done():
+            controller.resume()
+        else:
+            paused.cancel()
+    result = await task
+    assert result.status == "completed", result.error
+    assert (tmp_path / "sent.log").read_text().splitlines() == ["ann"]  # sent once
+    returned = [e for e in result.events if isinstance(e, ev.ToolReturned)]
+    assert [(e.result, e.side_effect_served) for e in returned] == [
+        ("mail 1 to ann", False),
+        ("mail 1 to ann", True),
+    ]
+
+
+async def test_a_fork_before_a_side_effect_serves_its_recorded_result(tmp_path: Path) -> None:
+    from playground.replay import fork_session
+    from playground.service import run_session
+    from playground.store import Store
+
+    (tmp_path / "tools.py").write_text(MAILER)
+    system = system_from(tmp_path, SIDE_EFFECTS)
+    async with Store(tmp_path / "s.db") as store:
+        recorded = await run_session(system, "go", store=store)
+        fork = await fork_session(store, recorded.session_id, 1)  # from a's first model call: all live
+    assert fork.result.status == "completed", fork.result.error
+    assert (tmp_path / "sent.log").read_text().splitlines() == ["ann"]
+    [returned] = [e for e in fork.result.events if isinstance(e, ev.ToolReturned)]
+    assert returned.side_effect_served and returned.result == "mail 1 to ann"

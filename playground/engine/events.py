@@ -195,6 +195,9 @@ class ToolReturned(_Event):
     """Taken from a recorded session: the tool did not run."""
     truncated_from: int | None = None
     """The result's length when it was longer than ``limits.max_tool_result_chars`` and cut."""
+    side_effect_served: bool = False
+    """A tool with ``side_effects`` was asked again with the same arguments (a retried step,
+    a fork or a replay): its earlier result was served, and it did not run again."""
 
 
 class PermissionDenied(_Event):

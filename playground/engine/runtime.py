@@ -59,6 +59,7 @@ __all__ = [
     "LLMFactory",
     "RunResult",
     "Runtime",
+    "SideEffectsDone",
     "ToolReplay",
     "default_llm_factory",
 ]
@@ -71,6 +72,8 @@ LLMFactory = Callable[[AgentSpec, str], LLM]
 """Returns the model to call for an agent and a model string."""
 ToolReplay = Callable[[str, str, dict[str, Any]], "tuple[str, str | None] | None"]
 """(agent, tool, args) -> the recorded (result, error), or None to run the tool."""
+SideEffectsDone = dict[tuple[str, str, str], tuple[str, str | None]]
+"""Side-effect tools' results by (agent, tool, arguments as JSON): served, never run twice."""
 
 E = TypeVar("E", bound=EventBase)
 
@@ -93,6 +96,8 @@ class Runtime:
         session_id: The session's id (a new random one if absent).
         tool_replay: Answers tool calls from a recording (fork, replay) instead of running them.
         clock: The time and id sources (tests pass a fixed one).
+        side_effects_done: Results of side-effect tools that already ran (a fork's or a
+            replay's recording), by (agent, tool, arguments as JSON): served, never run again.
     """
 
     def __init__(
@@ -108,6 +113,7 @@ class Runtime:
         session_id: str | None = None,
         tool_replay: ToolReplay | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        side_effects_done: SideEffectsDone | None = None,
     ) -> None:
         self.system = system
         self.spec = system.spec
@@ -140,6 +146,8 @@ class Runtime:
         """What the run has done so far, as far as loops are concerned."""
         self.budgeted = declares_budget(self.spec, self.agents)
         """Whether any budget is declared (else model calls skip the budget check)."""
+        self.side_effects_done = dict(side_effects_done or {})
+        """Side-effect tools' results by (agent, tool, arguments as JSON): never run twice."""
         self.budget_waived: set[str] = set()
         """Budgets (``run:LIMIT`` or ``AGENT:LIMIT``) an operator or an escalation let pass."""
         self.llms: dict[tuple[str, str], LLM] = {}

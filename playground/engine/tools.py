@@ -267,8 +267,14 @@ async def run_tool(
     t0 = perf()
     error = None
     recorded = run.tool_replay(name, call.name, args) if run.tool_replay is not None else None
+    done_key = (name, call.name, render_context(args)) if tool.side_effects else None
+    served = False
+    if recorded is None and done_key is not None:
+        recorded = run.side_effects_done.get(done_key)
+        served = recorded is not None
     if recorded is not None:
         result, error = recorded
+        served = served or tool.side_effects
     else:
         timeout_s = tool.timeout_s or run.spec.limits.tool_timeout_s
         try:
@@ -304,7 +310,10 @@ async def run_tool(
         latency_ms=latency,
         replayed=recorded is not None,
         truncated_from=truncated_from,
+        side_effect_served=served,
     )
+    if done_key is not None and recorded is None:
+        run.side_effects_done[done_key] = (result, error)
     if error:
         return Answered(f"Error: {error}", returned.seq)
     if truncated_from is not None:

@@ -193,12 +193,12 @@ def _dotted(loc: Iterable[str | int]) -> str:
     return out
 
 
-def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
+def _line(lines: dict[Loc, int], loc: Loc) -> int:
     while loc:
         if loc in lines:
             return lines[loc]
         loc = loc[:-1]
-    return lines.get(())
+    return lines.get((), 1)  # an empty file: its first line
 
 
 def _model_at(loc: Loc, root: type[BaseModel]) -> type[BaseModel] | None:
@@ -280,6 +280,7 @@ class Tool:
     validate: Callable[[dict[str, Any]], dict[str, Any]]
     is_async: bool
     timeout_s: float | None = None
+    side_effects: bool = False
 
 
 def load_tool(name: str, ref: str, base: Path) -> Tool:
@@ -553,8 +554,8 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
                 f"{shown}:{_line(lines, loc)}: {_dotted(loc)}: the tools file {outside!r} is outside"
                 " the system file's folder"
             )
-        if not isinstance(decl, str) and decl.timeout_s is not None:
-            tool = dataclasses.replace(tool, timeout_s=decl.timeout_s)
+        if not isinstance(decl, str) and (decl.timeout_s is not None or decl.side_effects):
+            tool = dataclasses.replace(tool, timeout_s=decl.timeout_s, side_effects=decl.side_effects)
         tools[tool_name] = tool
     _check(spec, shown, lines)
     notes_ = tuple(dict.fromkeys(notes))

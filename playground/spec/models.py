@@ -413,6 +413,10 @@ class ToolDecl(_Spec):
     """``file.py:function``, the path relative to the system file."""
     timeout_s: float | None = Field(None, gt=0)
     """Limit of one call of this tool (default: ``limits.tool_timeout_s``)."""
+    side_effects: bool = False
+    """The tool changes the world (sends a mail, moves money): it never runs twice for the
+    same arguments in a run (a retried step gets its first result), and a fork or replay
+    serves its recorded result whatever the step it forks from; events say so."""
 
     @property
     def ref(self) -> str:
