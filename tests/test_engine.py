@@ -51,6 +51,7 @@ async def test_router_sends_billing_questions_to_billing() -> None:
         "agent_started",
         "model_requested",
         "model_responded",
+        "guard_allowed",  # the router's redaction guard found nothing to redact
         "handoff_delivered",
         "agent_finished",
         "agent_started",
@@ -63,7 +64,7 @@ async def test_router_sends_billing_questions_to_billing() -> None:
         "agent_finished",
         "run_finished",
     ]
-    assert [e.seq for e in result.events] == list(range(1, 16))
+    assert [e.seq for e in result.events] == list(range(1, 17))
     per_agent = result.as_json()["per_agent"]
     assert per_agent["router"]["calls"] == 1 and per_agent["billing"]["calls"] == 2
     assert per_agent["billing"]["cost_usd"] > 0  # from the agent's price: override
