@@ -498,3 +498,25 @@ async def test_guards_validators_and_fields_from_the_request_from_python(tmp_pat
         "validation_failed",
     ]
     assert result.output == "calm: card [card]"
+
+
+def test_the_cli_refuses_to_roll_back_to_code_that_is_gone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from playground.cli import main
+
+    file = write_py(tmp_path, VERSIONED, "versioned.py")
+    ref, db = f"{file}:system", ["--db", str(tmp_path / "s.db")]
+    assert main(["run", ref, "--input", "x", "-q", *db]) == 0
+    old = version_id(load_system_ref(ref).spec.agents["billing"])
+    file.write_text(textwrap.dedent(VERSIONED).lstrip().replace('"BODY"', '"NEW BODY"'), encoding="utf-8")
+    assert main(["run", ref, "--input", "x", "-q", *db]) == 0
+    capsys.readouterr()
+    assert main(["versions", "diff", ref, "--agent", "billing", old, *db]) == 0
+    assert "code: tool lookup: body changed" in capsys.readouterr().out
+    assert main(["rollback", ref, "--agent", "billing", "--to", old, *db]) == 2
+    refused = capsys.readouterr().err
+    assert f"billing cannot be rolled back to {old}" in refused and "runs code that is no longer" in refused
+    # Nothing moved: the next run still runs the code in the file.
+    assert main(["run", ref, "--input", "x", "--json", *db]) == 0
+    assert '"output": "NEW BODY"' in capsys.readouterr().out

@@ -55,16 +55,33 @@ def db_path(args: argparse.Namespace) -> Path:
 
 
 def load_system(ref: str) -> System:
-    """The system a command names (``SYSTEM.yaml``).
+    """The system a command names: ``SYSTEM.yaml``, ``path/file.py:NAME`` or
+    ``package.module:NAME`` (a system, an agent of the playground or of the OpenAI Agents
+    SDK, or a function with no arguments returning one).
 
     A broken file raises :class:`~playground.errors.SpecError`, which ``main`` turns
     into one line on stderr and exit 2, before any store is opened. Every command that
-    takes a system loads it here, so another kind of reference (a Python object, see
-    the bring-your-own-agents issue) is added in this one place.
+    takes a system loads it here.
     """
-    from playground.spec import load_system as load
+    from playground.spec.load import load_system_ref
 
-    return load(ref)
+    return load_system_ref(ref)
+
+
+async def refuse_misfits(store: Store, system: System, wanted: dict[str, str]) -> None:
+    """Raise :class:`UsageError` if a version to roll an agent to cannot run in ``system`` as
+    loaded now (an agent or tool it needs is gone, or its code is no longer what the file
+    says): refused before any pointer moves."""
+    from playground.spec.load import misfit
+    from playground.spec.models import AgentSpec
+
+    for agent, version in wanted.items():
+        if agent not in system.spec.agents:
+            continue
+        spec = AgentSpec.model_validate_json(await store.version_spec(system.name, agent, version))
+        problem = misfit(system, spec)
+        if problem:
+            raise UsageError(f"{agent} cannot be rolled back to {version}: that version {problem}")
 
 
 @asynccontextmanager

@@ -17,6 +17,7 @@ from playground.cli.common import (
     load_system,
     open_store,
     record_versions,
+    refuse_misfits,
     when,
 )
 
@@ -277,6 +278,9 @@ async def _rollback(args: argparse.Namespace, system: System) -> int:
     async with open_store(args) as store:
         await record_versions(store, system)
         if args.snapshot is not None:
+            for snapshot in await store.snapshots(system.name):
+                if snapshot.name == args.snapshot:
+                    await refuse_misfits(store, system, snapshot.versions)
             changes = await store.restore_snapshot(system.name, args.snapshot)
             if not changes:
                 console.print(f"every agent is already on snapshot {escape(args.snapshot)!r}")
@@ -286,7 +290,9 @@ async def _rollback(args: argparse.Namespace, system: System) -> int:
                 console.print(f"  {escape(agent)}: {was or '-'} -> [bold]{now}[/]")
             return EXIT_OK
         known_agent(system, args.agent)
-        was, now = await store.rollback(system.name, args.agent, args.to, note=args.note)
+        target = await store.resolve_version(system.name, args.agent, args.to)
+        await refuse_misfits(store, system, {args.agent: target})
+        was, now = await store.rollback(system.name, args.agent, target, note=args.note)
     if was == now:
         console.print(f"{escape(args.agent)} is already on {now}")
     else:
