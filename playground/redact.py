@@ -174,11 +174,14 @@ def _forms(value: str) -> list[str]:
     return forms
 
 
-def scrub(text: str, secrets: Iterable[tuple[str, str]] | None = None) -> str:
-    """``text`` with every secret replaced by ``[redacted]``."""
+def scrub(
+    text: str, secrets: Iterable[tuple[str, str]] | None = None, *, replacement: str = REDACTED
+) -> str:
+    """``text`` with every secret replaced by ``[redacted]`` (or ``replacement``: Rich markup
+    needs ``\\[redacted]``)."""
     for secret, _ in current() if secrets is None else secrets:
         if secret in text:
-            text = text.replace(secret, REDACTED)
+            text = text.replace(secret, replacement)
     return text
 
 

@@ -11,6 +11,7 @@ module                      commands
 :mod:`~.versions`           ``versions``, ``rollback``, ``snapshot``, ``snapshots``
 :mod:`~.replay`             ``fork``, ``replay``, ``compare``, ``comparisons``
 :mod:`~.tui`                ``tui``, and ``playground`` with no command
+:mod:`~.doctor`             ``doctor``
 ==========================  ===============================================
 
 What they share lives in :mod:`~.common` (exit codes, ``--db``, :func:`~.common.load_system`
@@ -46,10 +47,10 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from playground.cli import common, replay, run, sessions, tui, versions
+from playground.cli import common, doctor, replay, run, sessions, tui, versions
 from playground.cli.common import EXIT_FAILED, EXIT_USAGE
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (run, sessions, tui, versions, replay)
+COMMAND_MODULES: tuple[ModuleType, ...] = (run, sessions, tui, versions, replay, doctor)
 """The modules whose ``register(commands)`` adds the commands, in ``--help`` order."""
 
 __all__ = ["COMMAND_MODULES", "build_parser", "common", "main"]

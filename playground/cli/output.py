@@ -13,13 +13,35 @@ if TYPE_CHECKING:
     from playground.engine.events import Event
 
 
+def console(*, stderr: bool = False) -> Any:
+    """A Rich console whose printed text has every secret (:mod:`playground.redact`) scrubbed:
+    a model or a tool may echo a key, and the terminal is no place for it either."""
+    from rich.console import Console
+
+    from playground import redact
+
+    class Scrubbed(Console):
+        def print(self, *objects: Any, **kwargs: Any) -> None:
+            cleaned = [
+                redact.scrub(o, replacement="\\[redacted]") if isinstance(o, str) else o for o in objects
+            ]
+            super().print(*cleaned, **kwargs)
+
+    return Scrubbed(stderr=stderr, highlight=False)
+
+
+def scrubbed_json(data: Any) -> str:
+    """``data`` as one line of JSON, secrets scrubbed (what ``--json`` prints)."""
+    from playground import redact
+
+    return redact.scrub(json.dumps(data, ensure_ascii=False))
+
+
 class StepPrinter:
     """Prints one line per step as the run goes (the CLI's view of the event stream)."""
 
     def __init__(self) -> None:
-        from rich.console import Console
-
-        self.console = Console(stderr=True, highlight=False)
+        self.console = console(stderr=True)
 
     def __call__(self, event: Event) -> None:
         line = describe(event)
@@ -97,13 +119,12 @@ def describe(event: Event) -> str | None:
 
 
 def print_summary(result: Any) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    out = console()
     colour = {"completed": "green", "failed": "red"}.get(result.status, "yellow")
-    console.print(
+    out.print(
         f"\n[bold]{escape(result.system)}[/] session [bold]{result.session_id}[/] "
         f"[{colour}]{result.status}[/]  path: {' → '.join(result.path) or '-'}"
     )
@@ -128,13 +149,13 @@ def print_summary(result: Any) -> None:
         f"{result.cost_usd:.6f}",
         f"{result.latency_ms:.0f}",
     )
-    console.print(table)
+    out.print(table)
     if result.output:
-        console.print(f"\n[bold]output[/]\n{escape(result.output)}")
+        out.print(f"\n[bold]output[/]\n{escape(result.output)}")
     if result.error:
         error = result.error
-        console.print(f"\n[red bold]{escape(error['type'])}[/]: {escape(error['message'])}")
-        console.print(
+        out.print(f"\n[red bold]{escape(error['type'])}[/]: {escape(error['message'])}")
+        out.print(
             f"  origin: [bold]{escape(str(error.get('origin') or '-'))}[/]   "
             f"manifested: [bold]{escape(str(error.get('manifested') or '-'))}[/]"
         )

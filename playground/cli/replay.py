@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -13,6 +12,13 @@ from playground.cli.common import EXIT_OK, EXIT_USAGE, db_arg, exit_code, load_s
 
 if TYPE_CHECKING:
     from playground.engine.events import Event
+
+
+def _json_line(data: Any) -> str:
+    """``--json`` output: one line, secrets scrubbed."""
+    from playground.cli.output import scrubbed_json
+
+    return scrubbed_json(data)
 
 
 def register(commands: Any) -> None:
@@ -80,10 +86,15 @@ def _variant(args: argparse.Namespace) -> Any:
 
 
 def cmd_fork(args: argparse.Namespace) -> int:
+    from playground.bounds import LimitExceeded, loads_bounded
+
     edit = None
     if args.edit is not None:
         try:
-            edit = json.loads(args.edit)
+            edit = loads_bounded(args.edit, "--edit")
+        except LimitExceeded as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except ValueError as exc:
             print(f"error: --edit is not valid JSON: {exc}", file=sys.stderr)
             return EXIT_USAGE
@@ -123,7 +134,7 @@ async def _replayed(args: argparse.Namespace, go: Any) -> int:
         outcome = await go(store, live)
     data = outcome.as_json()
     if args.json:
-        print(json.dumps(data, ensure_ascii=False))
+        print(_json_line(data))
     else:
         print_summary(outcome.result)
         console = Console(highlight=False)
@@ -206,7 +217,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     report = asyncio.run(go())
     if args.json:
-        print(json.dumps(report, ensure_ascii=False))
+        print(_json_line(report))
     else:
         _print_comparison(report)
     return EXIT_OK
@@ -223,7 +234,7 @@ def cmd_comparisons(args: argparse.Namespace) -> int:
 
     data = asyncio.run(go())
     if args.json:
-        print(json.dumps(data, ensure_ascii=False))
+        print(_json_line(data))
     elif args.action == "show":
         _print_comparison(data)
     else:

@@ -29,8 +29,9 @@ def register(commands: Any) -> None:
         "run",
         help="run one request through a system, headless",
         description="Run one request through a system and print its path, per-agent costs and "
-        "output. Exit 0 when the run completed, 1 when it failed, 3 when aborted, "
-        "2 for a bad system file or usage.",
+        "output. Exit 0 when the run completed, 1 when it failed (or the store refused it: "
+        "damaged or read-only), 3 when aborted, 2 for a bad system file or usage. Keys in the "
+        "environment are scrubbed from everything printed, stored and traced.",
     )
     run.add_argument("system", metavar="SYSTEM.yaml")
     run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the request")
@@ -57,7 +58,10 @@ def register(commands: Any) -> None:
         "check",
         help="check system files without running them",
         description="Load each system file and report the first problem "
-        "of each, with file, line and field. Exit 2 if any is broken.",
+        "of each, with file, line and field, and what it noticed in files that load (a "
+        "tools file outside the system's folder). Exit 0 when every file loads, 2 if any "
+        "is broken (nothing else: a tools module that raises, exits or hangs at import is "
+        "a broken file).",
     )
     check.add_argument("systems", nargs="+", metavar="SYSTEM.yaml")
     db_arg(check)
@@ -86,12 +90,26 @@ def register(commands: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    problem = not_text(args.input)
+    if problem:
+        print(f"error: --input {problem}", file=sys.stderr)
+        return EXIT_USAGE
     system = load_system(args.system)
     return asyncio.run(_run(args, system))
 
 
+def not_text(value: str) -> str | None:
+    """Why a command-line argument is not text the store can keep (bytes that are not
+    UTF-8 arrive as lone surrogates), or None."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"is not UTF-8 text (an undecodable byte at character {exc.start + 1})"
+    return None
+
+
 async def _run(args: argparse.Namespace, system: System) -> int:
-    from playground.cli.output import StepPrinter, print_summary
+    from playground.cli.output import StepPrinter, print_summary, scrubbed_json
     from playground.service import run_session
     from playground.tracing import configure_tracing
 
@@ -104,7 +122,7 @@ async def _run(args: argparse.Namespace, system: System) -> int:
     if tracer is not None:
         tracer.shutdown()
     if args.json:
-        print(json.dumps(result.as_json(), ensure_ascii=False))
+        print(scrubbed_json(result.as_json()))
     else:
         print_summary(result)
     return exit_code(result.status)
@@ -126,6 +144,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         else:
             spec = system.spec
             print(f"ok: {path}: {spec.name} ({spec.pattern}, {len(spec.agents)} agents)")
+            for note in system.notes:
+                print(f"note: {note}")
     return EXIT_USAGE if broken else EXIT_OK
 
 

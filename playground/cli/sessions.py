@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from playground.cli.common import EXIT_OK, EXIT_USAGE, db_arg, guarded, open_store
+from playground.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, db_arg, guarded, open_store
 
 
 def register(commands: Any) -> None:
@@ -49,7 +49,10 @@ def register(commands: Any) -> None:
         "import",
         help="read a session written by 'playground export'",
         description="Add an exported session, its agent versions and its events to the store. "
-        "A session already in the store, or a file from a newer format version, is refused.",
+        "A session already in the store, a file from a newer format version, and a file with "
+        "any record that does not validate or is over a limit are refused, with the line; "
+        "nothing is written unless all of it is. Exit 0 when imported, 1 when refused, 2 for "
+        "usage.",
     )
     import_.add_argument("file", metavar="FILE", help="the export ('-' for stdin)")
     db_arg(import_)
@@ -74,7 +77,9 @@ async def _sessions(args: argparse.Namespace) -> int:
                 print("error: sessions show needs a session id", file=sys.stderr)
                 return EXIT_USAGE
             row = await store.session(args.session_id)
-            events = await store.events(row.session_id)
+            events, problems = await store.readable_events(row.session_id)
+            for problem in problems:
+                print(f"warning: session {row.session_id}: {problem}", file=sys.stderr)
             if args.json:
                 print(
                     json.dumps(
@@ -103,9 +108,13 @@ async def _sessions(args: argparse.Namespace) -> int:
                     f"[red]{escape(row.error['type'])}[/]: {escape(row.error['message'])} "
                     f"(origin {row.error.get('origin')}, manifested {row.error.get('manifested')})"
                 )
-            return EXIT_OK
+            return EXIT_FAILED if problems else EXIT_OK
         rows = await store.sessions(
             system=args.system, status=args.status, since=args.since, limit=args.limit
+        )
+    for unreadable in (r for r in rows if r.problem is not None):
+        print(
+            f"warning: session {unreadable.session_id} cannot be read: {unreadable.problem}", file=sys.stderr
         )
     if args.json:
         print(json.dumps([r.as_json() for r in rows], ensure_ascii=False))
@@ -167,15 +176,16 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 async def _import(args: argparse.Namespace) -> int:
-    from playground.errors import PlaygroundError, StoreError
+    from playground.errors import StoreError
+    from playground.store import read_export_file
 
     try:
-        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlaygroundError(f"cannot read {args.file!r}: {getattr(exc, 'strerror', None) or exc}") from None
+        lines = read_export_file(args.file)
+    except StoreError as exc:
+        raise StoreError(f"{args.file}: {exc}") from None
     async with open_store(args) as store:
         try:
-            row = await store.import_session(text.splitlines())
+            row = await store.import_session(lines)
         except StoreError as exc:
             raise StoreError(f"{args.file}: {exc}") from None
         events = await store.events(row.session_id)
