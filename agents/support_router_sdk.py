@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agents import Agent, RunContextWrapper, function_tool, handoff
 from pydantic import BaseModel, Field
 
-from agents import Agent, RunContextWrapper, function_tool, handoff
 from playground import import_file
 
 tools = import_file(Path(__file__).parent / "tools.py")

@@ -56,11 +56,6 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agents.models import get_default_model, get_default_model_settings
-from agents.tool_context import ToolContext
-from openai.types.responses import ResponseFunctionToolCall
-from pydantic import BaseModel, ValidationError
-
 from agents import (
     Agent,
     AgentOutputSchema,
@@ -71,6 +66,11 @@ from agents import (
     ModelSettings,
     RunContextWrapper,
 )
+from agents.models import get_default_model, get_default_model_settings
+from agents.tool_context import ToolContext
+from openai.types.responses import ResponseFunctionToolCall
+from pydantic import BaseModel, ValidationError
+
 from playground.define import object_schema, refuse_validators
 from playground.errors import SpecError
 from playground.spec.code import INSTRUCTIONS, fingerprint, source_hash, tool_key
