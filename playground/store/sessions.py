@@ -13,6 +13,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
@@ -22,10 +23,12 @@ from playground import redact
 from playground.engine.events import EVENT_ADAPTER, Event
 from playground.errors import StoreError
 from playground.store.base import doctor_hint, sqlite_errors
-from playground.store.rows import SessionRow
-from playground.store.writer import Writer
+from playground.store.rows import SESSION_COLUMNS, SessionRow
+from playground.store.schema import INSERT_CHUNK
+from playground.store.writer import Writer, _Chunk
 
 _EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
+_ROW_COLUMNS = frozenset({*SESSION_COLUMNS, "pid", "host"})
 
 
 class Sessions(Writer):
@@ -94,6 +97,58 @@ class Sessions(Writer):
             f"UPDATE sessions SET {', '.join(f'{column} = ?' for column in outcome)} WHERE session_id = ?",
             (*outcome.values(), result.session_id),
         )
+
+    @sqlite_errors("writing sessions")
+    async def replace_sessions(
+        self, sessions: Sequence[tuple[Mapping[str, Any], Sequence[Event]]], *, replaces: str
+    ) -> None:
+        """Write each session whole, its row and all its events, replacing what the store held
+        of it, in one transaction: for sessions rebuilt from elsewhere (an observed trace),
+        whose events can change, not only grow, until they end.
+
+        Args:
+            sessions: Each session's row (column to stored value, with ``session_id``) and
+                its events in ``seq`` order.
+            replaces: Only a stored session whose ``system_path`` starts with this may be
+                replaced (``"observed:"``): a recorded run is never overwritten.
+
+        Raises:
+            StoreError: An id names a stored session whose ``system_path`` does not start
+                with ``replaces`` (nothing is written), or the store cannot write.
+        """
+        if not sessions:
+            return
+        await self.flush()
+        ids = [str(row["session_id"]) for row, _ in sessions]
+        shapes: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
+        for row, _ in sessions:
+            unknown = set(row) - _ROW_COLUMNS
+            if unknown:
+                raise StoreError(f"a session row has no column {sorted(unknown)[0]!r}")
+            shapes.setdefault(tuple(row), []).append(tuple(row.values()))
+        secrets = redact.current()
+        chunks = [
+            _Chunk.row([_Chunk.of(i, list(e))], secrets) for i, (_, e) in zip(ids, sessions, strict=True) if e
+        ]
+        marks = ", ".join("?" * len(ids))
+        async with self._transaction() as db:
+            async with db.execute(
+                f"SELECT session_id, system_path FROM sessions WHERE session_id IN ({marks})", ids
+            ) as cursor:
+                clash = [r[0] for r in await cursor.fetchall() if not str(r[1]).startswith(replaces)]
+            if clash:
+                raise StoreError(
+                    f"session {clash[0]} is already in {str(self.path)!r} as a recorded run; "
+                    "it was not replaced"
+                )
+            await db.executemany("DELETE FROM event_chunks WHERE session_id = ?", [(i,) for i in ids])
+            for columns, values in shapes.items():
+                await db.executemany(
+                    f"INSERT OR REPLACE INTO sessions ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' * len(columns))})",
+                    values,
+                )
+            await db.executemany(INSERT_CHUNK, chunks)
 
     async def _mark_interrupted(self) -> None:
         db = self.db
