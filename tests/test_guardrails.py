@@ -368,3 +368,84 @@ async def test_a_fork_before_a_side_effect_serves_its_recorded_result(tmp_path: 
     assert (tmp_path / "sent.log").read_text().splitlines() == ["ann"]
     [returned] = [e for e in fork.result.events if isinstance(e, ev.ToolReturned)]
     assert returned.side_effect_served and returned.result == "mail 1 to ann"
+
+
+APPROVAL = """\
+name: refunds
+pattern: router
+entry: a
+tools:
+  refund: {function: tools.py:refund, approval: required}
+agents:
+  a:
+    tools: [refund]
+    handoffs: [{to: b}]
+    script:
+      - {tool: refund, args: {amount: 40}}
+      - reply: "{tool_result}"
+  b: {script: [{reply: done}]}
+"""
+
+REFUND = "def refund(amount: int) -> str:\n    return f'refunded {amount}'\n"
+
+
+def approval_system(tmp_path: Path) -> Runtime:
+    (tmp_path / "tools.py").write_text(REFUND)
+    return Runtime(system_from(tmp_path, APPROVAL))
+
+
+async def test_headless_a_call_that_needs_approval_stops_the_run_waiting(tmp_path: Path) -> None:
+    result = await approval_system(tmp_path).run("refund me")
+    assert result.status == "waiting_approval"
+    assert result.error is not None and result.error["type"] == "waiting_approval"
+    assert f"playground approve {result.session_id}" in result.error["message"]
+    kinds = [e.kind for e in result.events]
+    assert kinds[-1] == "approval_requested" and "tool_called" not in kinds
+
+
+async def test_an_operator_approves_edits_or_denies_a_held_call(tmp_path: Path) -> None:
+    import asyncio
+
+    from playground.engine import StepController
+
+    for action, output in (("approve", "refunded 40"), ("edit", "refunded 25"), ("deny", "Error: a person")):
+        controller = StepController()
+        runtime = approval_system(tmp_path)
+        runtime.controller = controller
+        task = asyncio.create_task(runtime.run("refund me"))
+        gate = await controller.wait_paused()  # held whatever the breakpoints
+        assert gate.kind == "tool_call" and gate.payload["approval"] is True
+        if action == "approve":
+            controller.resume()
+        elif action == "edit":
+            assert controller.edit({"args": {"amount": 25}}) is None
+        else:
+            assert controller.deny("over the limit") is None
+        result = await task
+        assert result.status == "completed", result.error
+        assert result.output.startswith(output)
+        [decided] = [e for e in result.events if isinstance(e, ev.ApprovalDecided)]
+        assert decided.verdict == ("denied" if action == "deny" else "approved")
+        assert decided.edited == (action == "edit")
+        ran = [e for e in result.events if isinstance(e, ev.ToolCalled)]
+        assert len(ran) == (0 if action == "deny" else 1)
+
+
+def test_cli_run_exits_4_waiting_for_approval(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text(REFUND)
+    path = write_system(tmp_path, APPROVAL)
+    out = subprocess.run(
+        [*CLI, "run", str(path), "--input", "refund me", "--json", "--db", str(tmp_path / "s.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 4, out.stderr
+    assert json.loads(out.stdout)["status"] == "waiting_approval"
+    sessions = subprocess.run(
+        [*CLI, "sessions", "--json", "--db", str(tmp_path / "s.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert [s["status"] for s in json.loads(sessions.stdout)] == ["waiting_approval"]

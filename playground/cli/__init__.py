@@ -10,6 +10,8 @@ module                      commands
 :mod:`~.sessions`           ``sessions``, ``export``, ``import``
 :mod:`~.versions`           ``versions``, ``rollback``, ``snapshot``, ``snapshots``
 :mod:`~.replay`             ``fork``, ``replay``, ``compare``, ``comparisons``
+:mod:`~.diff`               ``diff``
+:mod:`~.observe`            ``observe``
 :mod:`~.tui`                ``tui``, and ``playground`` with no command
 :mod:`~.doctor`             ``doctor``
 ==========================  ===============================================
@@ -47,10 +49,10 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from playground.cli import common, doctor, replay, run, sessions, tui, versions
+from playground.cli import common, diff, doctor, observe, replay, run, sessions, tui, versions
 from playground.cli.common import EXIT_FAILED, EXIT_USAGE
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (run, sessions, tui, versions, replay, doctor)
+COMMAND_MODULES: tuple[ModuleType, ...] = (run, sessions, observe, tui, versions, replay, diff, doctor)
 """The modules whose ``register(commands)`` adds the commands, in ``--help`` order."""
 
 __all__ = ["COMMAND_MODULES", "build_parser", "common", "main"]

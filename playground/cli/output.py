@@ -93,6 +93,11 @@ def describe(event: Event) -> str | None:
             return None
         case ev.GuardRewrote():
             return f"  {who} guard {escape(event.guard)} rewrote {', '.join(event.changed) or 'the history'}"
+        case ev.ApprovalRequested():
+            return f"  [yellow]approval needed[/]: {who} {escape(event.tool)}({escape(str(event.args))})"
+        case ev.ApprovalDecided():
+            why = f": {escape(event.reason)}" if event.reason else ""
+            return f"  {who} {escape(event.tool)} {event.verdict}{' (edited)' if event.edited else ''}{why}"
         case ev.GuardDenied():
             return f"  [red]guard denied[/] {who} -> {escape(event.target)}: {escape(event.reason)}"
         case ev.BudgetExceeded():

@@ -35,6 +35,7 @@ from playground.engine.outcomes import (
     Invalid,
     Reply,
     RetryStep,
+    WaitingApproval,
 )
 from playground.engine.plans import system_prompt
 from playground.engine.tools import run_call, run_concurrently
@@ -88,6 +89,8 @@ async def activate(
             run, name, act, "handoff", handoff_to=escalation.handoff.target, cause=escalation.handoff.cause
         )
         raise
+    except WaitingApproval:
+        raise  # the activation is suspended, not ended: `playground approve` resumes it
     except Aborted:
         if run.failed_in is None:
             run.failed_in = name

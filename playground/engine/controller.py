@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 GateKind = Literal["model_call", "tool_call", "handoff"]
-Action = Literal["continue", "edit", "retry", "abort"]
+Action = Literal["continue", "edit", "retry", "abort", "deny"]
 
 
 @dataclass
@@ -59,7 +59,8 @@ class Decision:
 
     Attributes:
         action: ``continue``, ``edit`` (use ``payload``), ``retry`` (run the last
-            model call again) or ``abort``.
+            model call again), ``deny`` (a tool call that needs approval, with
+            ``payload["reason"]``) or ``abort``.
         payload: The edited payload, with ``edit``.
         operator: The operator action that led here (``step``, ``continue``, ...),
             recorded as an event; None for an automatic decision.
@@ -191,6 +192,14 @@ class StepController:
         if not self.pending.can_retry:
             return "no model call of this agent to retry yet"
         self._resolve(Decision("retry", operator="retry"))
+        return None
+
+    def deny(self, reason: str) -> str | None:
+        """Refuse a held tool call that needs approval; the model is told ``reason``.
+        Returns an error message if nothing that needs approval is held."""
+        if self.pending is None or not self.pending.payload.get("approval"):
+            return "nothing that needs approval is held"
+        self._resolve(Decision("deny", {"reason": reason}, operator="deny"))
         return None
 
     def abort(self) -> None:

@@ -182,6 +182,29 @@ class ToolCalled(_Event):
     args: dict[str, Any]
 
 
+class ApprovalRequested(_Event):
+    """A tool that needs a person's approval is about to run: the run holds (the TUI), or
+    stops with the session ``waiting_approval`` (headless) until ``playground approve``."""
+
+    kind: Literal["approval_requested"] = "approval_requested"
+    tool: str
+    call_id: str
+    args: dict[str, Any]
+
+
+class ApprovalDecided(_Event):
+    """A person approved (maybe with edited arguments) or denied a tool call."""
+
+    kind: Literal["approval_decided"] = "approval_decided"
+    tool: str
+    call_id: str
+    verdict: Literal["approved", "denied"]
+    reason: str = ""
+    edited: bool = False
+    args: dict[str, Any] = {}
+    """The arguments the tool runs with (after an edit)."""
+
+
 class ToolReturned(_Event):
     """A tool returned or raised."""
 
@@ -391,6 +414,8 @@ Event = Annotated[
     | RetryScheduled
     | FallbackUsed
     | ToolCalled
+    | ApprovalRequested
+    | ApprovalDecided
     | ToolReturned
     | PermissionDenied
     | HandoffDelivered

@@ -44,6 +44,16 @@ class Aborted(Exception):
     """An operator aborted the run at a gate."""
 
 
+class WaitingApproval(Exception):
+    """A tool needs a person's approval and nobody is there to give it (a headless run):
+    the run stops, resumable, with the session ``waiting_approval``."""
+
+    def __init__(self, tool: str, requested: int) -> None:
+        super().__init__(tool)
+        self.tool = tool
+        self.requested = requested
+
+
 class Escalate(Exception):
     """A loop was detected and the run is handed to the ``on_loop`` agent."""
 

@@ -45,7 +45,7 @@ from playground.engine.lineage import failing_field, trace
 from playground.engine.loops import LoopWatch
 from playground.engine.messages import render_context
 from playground.engine.model_calls import default_llm_factory
-from playground.engine.outcomes import Aborted, Escalate, Failure, Reply
+from playground.engine.outcomes import Aborted, Escalate, Failure, Reply, WaitingApproval
 from playground.engine.pipeline import drive_isolated, drive_pipeline
 from playground.engine.plans import Plan, file_versions, make_plan, world_of
 from playground.engine.results import AgentTotals, RunResult
@@ -98,6 +98,8 @@ class Runtime:
         clock: The time and id sources (tests pass a fixed one).
         side_effects_done: Results of side-effect tools that already ran (a fork's or a
             replay's recording), by (agent, tool, arguments as JSON): served, never run again.
+        approvals: Decisions a person already took on calls that need approval (``playground
+            approve``), by (agent, tool, arguments as JSON).
     """
 
     def __init__(
@@ -114,6 +116,7 @@ class Runtime:
         tool_replay: ToolReplay | None = None,
         clock: Clock = SYSTEM_CLOCK,
         side_effects_done: SideEffectsDone | None = None,
+        approvals: dict[tuple[str, str, str], Decision] | None = None,
     ) -> None:
         self.system = system
         self.spec = system.spec
@@ -146,6 +149,9 @@ class Runtime:
         """What the run has done so far, as far as loops are concerned."""
         self.budgeted = declares_budget(self.spec, self.agents)
         """Whether any budget is declared (else model calls skip the budget check)."""
+        self.approvals: dict[tuple[str, str, str], Decision] = dict(approvals or {})
+        """Decisions already taken on tool calls that need approval (a resumed run), by
+        (agent, tool, arguments as JSON)."""
         self.side_effects_done = dict(side_effects_done or {})
         """Side-effect tools' results by (agent, tool, arguments as JSON): never run twice."""
         self.budget_waived: set[str] = set()
@@ -308,6 +314,8 @@ class Runtime:
                     continue
             if decision.action == "retry" and not can_retry:
                 continue
+            if decision.action == "deny" and not payload.get("approval"):
+                continue  # only a call that needs approval can be denied
             return decision
 
     _deadline: asyncio.Timeout | None = None
@@ -350,6 +358,14 @@ class Runtime:
         except Failure as failure:
             status = "failed"
             error = self._fail(failure)
+        except WaitingApproval as waiting:
+            status = "waiting_approval"
+            error = {
+                "type": "waiting_approval",
+                "message": f"{waiting.tool} needs a person's approval: playground approve {self.session_id}",
+                "origin": None,
+                "manifested": self._where(),
+            }
         except Aborted:
             status = "aborted"
             error = self._fail(

@@ -34,6 +34,7 @@ from playground.engine.outcomes import (
     Handoff,
     Invalid,
     RetryStep,
+    WaitingApproval,
 )
 from playground.engine.plans import TASK_SCHEMA
 from playground.engine.threads import call_in_thread
@@ -168,7 +169,76 @@ async def execute_call(
     found = run.loops.tool_call(name, prepared.call.name, render_context(args), cause)
     if found is not None:
         loop_found(run, name, None, found, cause)
+    if prepared.tool.approval:
+        approved = await await_approval(run, name, prepared, args, act, cause, step)
+        if isinstance(approved, Answered):
+            return approved
+        args, cause = approved
     return await run_tool(run, name, prepared.tool, prepared.call, args, act, cause, step)
+
+
+async def await_approval(
+    run: Runtime, name: str, prepared: Prepared, args: dict[str, Any], act: int, cause: int, step: int
+) -> tuple[dict[str, Any], int] | Answered:
+    """A person decides on a call that needs approval: the arguments it runs with (and the
+    decision's ``seq``), or the denial the model gets. Headless, the run stops here."""
+    call = prepared.call
+    key = (name, call.name, render_context(args))
+    requested = run.emit(
+        ev.ApprovalRequested,
+        agent=name,
+        step=step,
+        activation=act,
+        cause=cause,
+        tool=call.name,
+        call_id=call.id,
+        args=args,
+    )
+    decision = run.approvals.pop(key, None)
+    if decision is None:
+        if run.controller is None:
+            raise WaitingApproval(call.name, requested.seq)
+        check = prepared.check
+
+        def validate(payload: dict[str, Any]) -> str | None:
+            try:
+                check(payload.get("args", {}))
+            except ValidationError as exc:
+                return format_validation_error(exc)
+            return None
+
+        decision = await run.gate(
+            "tool_call",
+            name,
+            step,
+            {"tool": call.name, "args": args, "approval": True},
+            validate=validate,
+            hold=True,
+        )
+    edited = decision.action == "edit" and decision.payload is not None
+    if edited:
+        assert decision.payload is not None
+        args = prepared.check(decision.payload.get("args", {}))
+    denied = decision.action == "deny"
+    reason = str((decision.payload or {}).get("reason", "")) if denied else ""
+    decided = run.emit(
+        ev.ApprovalDecided,
+        agent=name,
+        step=step,
+        activation=act,
+        cause=requested.seq,
+        tool=call.name,
+        call_id=call.id,
+        verdict="denied" if denied else "approved",
+        reason=reason,
+        edited=edited,
+        args=args,
+    )
+    if denied:
+        return Answered(
+            f"Error: a person denied this call of {call.name}: {reason or 'no reason given'}", decided.seq
+        )
+    return args, decided.seq
 
 
 async def run_call(

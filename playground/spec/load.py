@@ -281,6 +281,7 @@ class Tool:
     is_async: bool
     timeout_s: float | None = None
     side_effects: bool = False
+    approval: bool = False
 
 
 def load_tool(name: str, ref: str, base: Path) -> Tool:
@@ -554,8 +555,13 @@ def load_system_text(text: str, shown: str, base: Path) -> System:
                 f"{shown}:{_line(lines, loc)}: {_dotted(loc)}: the tools file {outside!r} is outside"
                 " the system file's folder"
             )
-        if not isinstance(decl, str) and (decl.timeout_s is not None or decl.side_effects):
-            tool = dataclasses.replace(tool, timeout_s=decl.timeout_s, side_effects=decl.side_effects)
+        if not isinstance(decl, str):
+            tool = dataclasses.replace(
+                tool,
+                timeout_s=decl.timeout_s,
+                side_effects=decl.side_effects,
+                approval=decl.approval == "required",
+            )
         tools[tool_name] = tool
     _check(spec, shown, lines)
     notes_ = tuple(dict.fromkeys(notes))

@@ -413,6 +413,11 @@ class ToolDecl(_Spec):
     """``file.py:function``, the path relative to the system file."""
     timeout_s: float | None = Field(None, gt=0)
     """Limit of one call of this tool (default: ``limits.tool_timeout_s``)."""
+    approval: Literal["required"] | None = None
+    """``required``: a person approves each call before it runs. In the TUI the run holds
+    and the operator approves, edits the arguments or denies with a reason (the model gets
+    it); a headless run stops with the session ``waiting_approval`` (exit 4), and
+    ``playground approve SESSION`` resumes it."""
     side_effects: bool = False
     """The tool changes the world (sends a mail, moves money): it never runs twice for the
     same arguments in a run (a retried step gets its first result), and a fork or replay

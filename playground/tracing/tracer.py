@@ -57,8 +57,10 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -67,18 +69,30 @@ from typing import Any, TypeAlias, assert_never
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor
+from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import Decision, Sampler
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+from opentelemetry.trace import Span as SdkSpan
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE, TraceState
 
 from playground import redact
 from playground.engine import events as ev
 from playground.tracing import _content
 from playground.tracing import attributes as attr
+from playground.tracing.failures import EXPORT_LOG, short_error
 
 log = logging.getLogger("playground.tracing")
 
@@ -92,6 +106,8 @@ _SpanEvent: TypeAlias = (
     | ev.GuardAllowed
     | ev.GuardRewrote
     | ev.GuardDenied
+    | ev.ApprovalRequested
+    | ev.ApprovalDecided
     | ev.Escalated
     | ev.CheckpointReviewed
     | ev.OperatorActed
@@ -110,6 +126,7 @@ least this high need no enforcing."""
 # ids are 128 random bits: secrets.token_hex(16)).
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _UNSET = Status(StatusCode.UNSET)
+_OK = Status(StatusCode.OK)
 _getrandbits = random.getrandbits
 
 # litellm provider prefix -> gen_ai.provider.name (semconv well-known values).
@@ -173,6 +190,34 @@ def _provider_name(model: str) -> str:
             _provider_names.clear()
         name = _provider_names[model] = provider_name(model)
     return name
+
+
+_OI_KINDS: dict[str | None, str] = {
+    attr.OP_INVOKE_AGENT: attr.OI_AGENT,
+    attr.OP_CHAT: attr.OI_LLM,
+    attr.OP_EXECUTE_TOOL: attr.OI_TOOL,
+    None: attr.OI_TOOL,  # a handoff
+}
+"""``openinference.span.kind`` of a step span by its ``gen_ai.operation.name``."""
+
+
+def _value(attributes: dict[str, Any], which: str, text: str) -> None:
+    """``input.value``/``output.value`` and its mime type: JSON when the text is a JSON
+    object or list (handoff contexts, stage outputs, tool arguments), else plain text."""
+    mime = attr.MIME_TEXT
+    if text[:1] in ("{", "["):
+        try:
+            json.loads(text)
+        except ValueError:
+            pass
+        else:
+            mime = attr.MIME_JSON
+    if which == "input":
+        attributes[attr.INPUT_VALUE] = text
+        attributes[attr.INPUT_MIME_TYPE] = mime
+    else:
+        attributes[attr.OUTPUT_VALUE] = text
+        attributes[attr.OUTPUT_MIME_TYPE] = mime
 
 
 def _ns(ts: float) -> int:
@@ -254,24 +299,51 @@ class ExportWatch(SpanExporter):
         """Spans delivered."""
         self.failed = 0
         """Spans the exporter gave up on."""
+        self.reason: str | None = None
+        """Why the last failed export failed, in a few words."""
+        self._stopped = False
+        EXPORT_LOG.install()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             result = self.exporter.export(spans)
-        except Exception:
+        except Exception as error:
             self.failed += len(spans)
+            self.reason = short_error(error)
             raise
         if result is SpanExportResult.SUCCESS:
             self.exported += len(spans)
         else:
             self.failed += len(spans)
+            self.reason = getattr(self.exporter, "last_error", None) or EXPORT_LOG.last or "refused"
         return result
 
     def shutdown(self) -> None:
-        self.exporter.shutdown()
+        """Stop the exporter (once): an export waiting to retry gives up at once."""
+        if not self._stopped:
+            self._stopped = True
+            self.exporter.shutdown()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self.exporter.force_flush(timeout_millis)
+
+
+@dataclass(frozen=True)
+class ExportLoss:
+    """Spans that did not reach one exporter's target."""
+
+    target: str
+    lost: int
+    """Spans not delivered (failed, dropped, or still unsent when the tracer stopped)."""
+    total: int
+    """Spans the tracer handed to the exporter."""
+    reason: str | None
+    """Why, when the exporter said (``connection refused``, ``HTTP 405 Method Not Allowed``...)."""
+
+    def message(self) -> str:
+        """One line for the user."""
+        why = self.reason or "not delivered in time"
+        return f"{self.lost} of {self.total} spans were not exported to {self.target}: {why}"
 
 
 def default_resource(service_name: str | None = None) -> Resource:
@@ -339,10 +411,136 @@ class _Span(ReadableSpan):
     def fail(self, description: str) -> None:
         self._status = Status(StatusCode.ERROR, description)
 
+    def succeed(self) -> None:
+        """Status OK, unless the span already failed."""
+        if self._status is _UNSET:
+            self._status = _OK
+
+
+def _fast_spans_work() -> bool:
+    """Whether :class:`_Span` is what ``ReadableSpan`` itself would make (the feature test
+    of the fast path, run once at import).
+
+    A probe with every field set (parent, attributes, an event, a link, an error status,
+    times) is built both ways, ``_Span`` setting ``ReadableSpan``'s fields and the public
+    ``ReadableSpan(...)`` constructor; the fast path is used only if the constructor sets
+    no field ``_Span`` does not, and both read back the same through the public
+    properties and ``to_json``. Otherwise every span goes through the SDK's public
+    ``Tracer.start_span`` (:class:`_PublicSpan`).
+    """
+    try:
+        trace_id, state = 0x0AF7651916CD43DD8448EB211C80319C, DEFAULT_TRACE_STATE
+        context = SpanContext(trace_id, 0xB7AD6B7169203331, False, _SAMPLED, state)
+        parent = SpanContext(trace_id, 0x00F067AA0BA902B7, False, _SAMPLED, state)
+        link = Link(parent, {"playground.link.reason": "handoff"})
+        resource = Resource({"service.name": "probe"})
+        scope = InstrumentationScope(INSTRUMENTATION_NAME, "0")
+        attributes: dict[str, Any] = {"a": "x", "n": 1, "f": 0.5, "t": ("p", "q"), "b": True}
+        probe = _Span(
+            "probe", context, parent, SpanKind.CLIENT, 10, dict(attributes), resource, scope, (link,)
+        )
+        probe.add_event("playground.retry_scheduled", {"attempt": 2}, 15)
+        probe.fail("failed")
+        probe._end_time = 20
+        reference = ReadableSpan(
+            name="probe",
+            context=context,
+            parent=parent,
+            resource=resource,
+            attributes=dict(attributes),
+            events=(Event("playground.retry_scheduled", {"attempt": 2}, 15),),
+            links=(link,),
+            kind=SpanKind.CLIENT,
+            status=Status(StatusCode.ERROR, "failed"),
+            start_time=10,
+            end_time=20,
+            instrumentation_scope=scope,
+        )
+        return (
+            set(vars(reference)) <= set(vars(probe))
+            and probe.to_json() == reference.to_json()
+            and (probe.context, probe.parent, probe.kind) == (context, parent, SpanKind.CLIENT)
+            and (probe.resource, probe.instrumentation_scope) == (resource, scope)
+            and dict(probe.attributes or {}) == attributes
+            and [(e.name, dict(e.attributes or {}), e.timestamp) for e in probe.events]
+            == [("playground.retry_scheduled", {"attempt": 2}, 15)]
+            and (probe.start_time, probe.end_time) == (10, 20)
+            and probe.status.status_code is StatusCode.ERROR
+        )
+    except Exception:
+        log.debug("fast spans unavailable", exc_info=True)
+        return False
+
+
+FAST_SPANS = _fast_spans_work()
+"""Whether spans are built as finished ``ReadableSpan`` records (:class:`_Span`): the
+feature test's verdict. When False (or with ``PLAYGROUND_TRACING_PUBLIC_API=1``, or
+``EventTracer(fast_spans=False)``), spans go through the SDK's public ``Tracer``."""
+
+
+class _PublicSpan:
+    """A span through the SDK's public API: started with ``Tracer.start_span`` when its
+    event comes (so its children know its context), its attributes, span events and
+    status written when it ends. The SDK then enforces limits and sampling itself."""
+
+    __slots__ = ("_events", "_status", "attrs", "context", "sdk")
+
+    def __init__(self, sdk: SdkSpan, attributes: dict[str, Any]) -> None:
+        self.sdk = sdk
+        self.attrs = attributes
+        self.context = sdk.get_span_context()
+        self._events: list[tuple[str, dict[str, Any], int]] = []
+        self._status: Status | None = None
+
+    @property
+    def status(self) -> Status:
+        return self._status or _UNSET
+
+    def add_event(self, name: str, attributes: dict[str, Any], ts: int) -> None:
+        self._events.append((name, attributes, ts))
+
+    def fail(self, description: str) -> None:
+        self._status = Status(StatusCode.ERROR, description)
+
+    def succeed(self) -> None:
+        if self._status is None:
+            self._status = _OK
+
+    def end(self, end: int) -> None:
+        sdk = self.sdk
+        sdk.set_attributes(self.attrs)
+        for name, attributes, ts in self._events:
+            sdk.add_event(name, attributes, timestamp=ts)
+        if self._status is not None:
+            sdk.set_status(self._status)
+        sdk.end(end_time=end)
+
+
+class _SessionIds(IdGenerator):
+    """Random ids, except the root span's trace id: the session's correlation id."""
+
+    def __init__(self) -> None:
+        self._random = RandomIdGenerator()
+        self.next_trace_id = 0
+        """The trace id of the next root span (0: random)."""
+
+    def generate_span_id(self) -> int:
+        return self._random.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        trace_id, self.next_trace_id = self.next_trace_id, 0
+        return trace_id or self._random.generate_trace_id()
+
+    def is_trace_id_random(self) -> bool:
+        return True  # correlation ids are 128 random bits (secrets.token_hex(16))
+
+
+_AnySpan: TypeAlias = "_Span | _PublicSpan"
+
 
 @dataclass(slots=True)
 class _Activation:
-    span: _Span
+    span: _AnySpan
     agent: str
     input_tokens: int = 0
     output_tokens: int = 0
@@ -358,7 +556,7 @@ class _Activation:
 
 @dataclass(slots=True)
 class _Open:
-    span: _Span
+    span: _AnySpan
     activation: int | None
 
 
@@ -417,6 +615,7 @@ class EventTracer:
         capture_content: bool = False,
         resource: Resource | None = None,
         watches: Sequence[ExportWatch] = (),
+        fast_spans: bool | None = None,
     ) -> None:
         self.capture_content = capture_content
         self.resource = resource or default_resource()
@@ -430,6 +629,18 @@ class EventTracer:
         limits = SpanLimits()
         self._limits = _enforced_limits(limits)
         self._max_events: int = limits.max_events if limits.max_events is not None else 1 << 62
+        self.fast_spans = FAST_SPANS if fast_spans is None else fast_spans
+        """Spans built as finished records (the fast path), or through the SDK's ``Tracer``."""
+        self.spans_ended = 0
+        """Sampled spans handed to the processors so far (what an exporter should deliver)."""
+        self._ids: _SessionIds | None = None
+        self._sdk_tracer: Any = None
+        if not self.fast_spans:
+            self._ids = _SessionIds()
+            provider = TracerProvider(resource=self.resource, id_generator=self._ids, shutdown_on_exit=False)
+            for processor in self._processors:
+                provider.add_span_processor(processor)
+            self._sdk_tracer = provider.get_tracer(INSTRUMENTATION_NAME, self.scope.version)
         # Ours rather than an SDK provider's exit hook: it also ends the open sessions' spans.
         atexit.register(self.shutdown)
         self._sessions: dict[str, _Session] = {}
@@ -479,6 +690,8 @@ class EventTracer:
                     | ev.GuardAllowed()
                     | ev.GuardRewrote()
                     | ev.GuardDenied()
+                    | ev.ApprovalRequested()
+                    | ev.ApprovalDecided()
                     | ev.Escalated()
                     | ev.CheckpointReviewed()
                     | ev.OperatorActed()
@@ -543,6 +756,52 @@ class EventTracer:
         """:meth:`shutdown` in a worker thread."""
         await asyncio.to_thread(self.shutdown)
 
+    def finish(self, timeout_s: float = 2.0) -> list[ExportLoss]:
+        """Stop within ``timeout_s``: end open sessions, give the exporters that long to
+        deliver, then stop them without waiting for the rest (a dead collector does not
+        hold the exit for the exporter's retries). Returns what did not arrive.
+
+        What :meth:`shutdown` does, bounded in time: the SDK's batch processor exports on
+        the flushing thread and retries for up to 10 s, so the flush and the stop run on
+        daemon threads that are waited for at most ``timeout_s`` in all.
+        """
+        if not self._closed:
+            deadline = time.monotonic() + timeout_s
+            self._closed = True
+            atexit.unregister(self.shutdown)
+            now = time.time()
+            for session in list(self._sessions.values()):
+                self._interrupt(session, now, "the playground stopped before the run ended")
+            self._sessions.clear()
+            flushing = threading.Thread(
+                target=self.flush, args=(timeout_s,), name="playground-trace-flush", daemon=True
+            )
+            flushing.start()
+            flushing.join(timeout_s)
+            for watch in self._watches:
+                watch.shutdown()  # a retry waiting stops now
+            stopping = threading.Thread(
+                target=self._shutdown_processors,
+                name="playground-trace-stop",
+                daemon=True,
+            )
+            stopping.start()
+            stopping.join(max(0.1, deadline - time.monotonic()))
+        return self.export_losses()
+
+    def _shutdown_processors(self) -> None:
+        for processor in self._processors:
+            processor.shutdown()
+
+    def export_losses(self) -> list[ExportLoss]:
+        """Per exporter watched, the spans it has not delivered (none: an empty list)."""
+        losses = []
+        for watch in self._watches:
+            lost = self.spans_ended - watch.exported
+            if lost > 0:
+                losses.append(ExportLoss(watch.target, lost, self.spans_ended, watch.reason))
+        return losses
+
     # -- spans as records -----------------------------------------------------------------
 
     def _start(
@@ -554,14 +813,36 @@ class EventTracer:
         attributes: dict[str, Any],
         start: int,
         links: Sequence[Link] = (),
-    ) -> _Span:
-        context = _new_context(session.trace_id, _span_id(), session.trace_state)
-        return _Span(name, context, parent, kind, start, attributes, self.resource, self.scope, links)
+    ) -> _AnySpan:
+        if self._sdk_tracer is None:
+            context = _new_context(session.trace_id, _span_id(), session.trace_state)
+            return _Span(name, context, parent, kind, start, attributes, self.resource, self.scope, links)
+        if parent is None:  # a root: no parent, whatever span the caller has current
+            assert self._ids is not None
+            self._ids.next_trace_id = session.trace_id
+            where = Context()
+        else:
+            where = set_span_in_context(NonRecordingSpan(parent))
+        sdk = self._sdk_tracer.start_span(
+            name,
+            context=where,
+            kind=kind,
+            attributes=attributes,
+            links=links,
+            start_time=start,
+            record_exception=False,
+            set_status_on_exception=False,
+        )
+        return _PublicSpan(sdk, attributes)
 
-    def _end(self, session: _Session, span: _Span, end: int) -> None:
+    def _end(self, session: _Session, span: _AnySpan, end: int) -> None:
         """The span ended: hand it to the processors as the SDK's span would."""
+        if isinstance(span, _PublicSpan):
+            self._end_public(span, end)
+            return
         if not session.sampled:
             return
+        self.spans_ended += 1
         span._end_time = end
         if redact.current():  # no key leaves in a span: scrubbed as the store scrubs
             redact.scrub_attributes(span.attrs)
@@ -575,6 +856,19 @@ class EventTracer:
             span._attributes, span._events, span._links = self._bounded(span)
         for on_end in self._on_end:
             on_end(span)
+
+    def _end_public(self, span: _PublicSpan, end: int) -> None:
+        if not span.sdk.is_recording():  # not sampled
+            return
+        self.spans_ended += 1
+        if redact.current():  # no key leaves in a span: scrubbed as the store scrubs
+            redact.scrub_attributes(span.attrs)
+            for _, attributes, _ in span._events:
+                redact.scrub_attributes(attributes)
+            description = span.status.description
+            if description and redact.scrub(description) != description:
+                span.fail(redact.scrub(description))
+        span.end(end)
 
     def _bounded(self, span: _Span) -> tuple[BoundedAttributes, BoundedList[Event], BoundedList[Link]]:
         """The span's data under span limits lower than a span here may need (rare)."""
@@ -614,17 +908,23 @@ class EventTracer:
         if operation is not None and event.agent is not None and event.step is not None:
             return {  # the usual case, in one go
                 attr.EVENT_SEQ: event.seq,
+                attr.OI_SPAN_KIND: _OI_KINDS[operation],
                 attr.GEN_AI_OPERATION_NAME: operation,
                 attr.GEN_AI_CONVERSATION_ID: event.session_id,
+                attr.OI_SESSION_ID: event.session_id,
                 attr.GEN_AI_AGENT_NAME: event.agent,
                 attr.STEP: event.step,
             }
-        attributes: dict[str, Any] = {attr.EVENT_SEQ: event.seq}
+        attributes: dict[str, Any] = {
+            attr.EVENT_SEQ: event.seq,
+            attr.OI_SPAN_KIND: _OI_KINDS[operation],
+        }
         if operation is not None:
             attributes[attr.GEN_AI_OPERATION_NAME] = operation
-            attributes[attr.GEN_AI_CONVERSATION_ID] = event.session_id
-            if event.agent is not None:
-                attributes[attr.GEN_AI_AGENT_NAME] = event.agent
+        attributes[attr.GEN_AI_CONVERSATION_ID] = event.session_id
+        attributes[attr.OI_SESSION_ID] = event.session_id
+        if event.agent is not None:
+            attributes[attr.GEN_AI_AGENT_NAME] = event.agent
         if event.step is not None:
             attributes[attr.STEP] = event.step
         return attributes
@@ -685,9 +985,11 @@ class EventTracer:
         if old is not None:  # the same session id started again: end what was open
             self._interrupt(old, event.ts, "the session started again")
         attributes: dict[str, Any] = {
+            attr.OI_SPAN_KIND: attr.OI_CHAIN,
             attr.GEN_AI_OPERATION_NAME: attr.OP_INVOKE_WORKFLOW,
             attr.GEN_AI_WORKFLOW_NAME: event.system,
             attr.GEN_AI_CONVERSATION_ID: event.session_id,
+            attr.OI_SESSION_ID: event.session_id,
             attr.SESSION_ID: event.session_id,
         }
         if event.versions:
@@ -699,10 +1001,11 @@ class EventTracer:
         if self.capture_content:
             attributes[attr.INPUT] = event.input
             attributes[attr.GEN_AI_INPUT_MESSAGES] = _content.user_message(event.input)
+            _value(attributes, "input", event.input)
         name = f"{attr.OP_INVOKE_WORKFLOW} {event.system}"
         trace_id = self._trace_id(event.correlation_id)
         sampled, state = True, DEFAULT_TRACE_STATE
-        if self._sampler is not None:
+        if self._sampler is not None and self._sdk_tracer is None:
             # An empty context: the run is a root even if the caller has a span active.
             decision = self._sampler.should_sample(Context(), trace_id, name, SpanKind.INTERNAL, attributes)
             sampled = decision.decision is Decision.RECORD_AND_SAMPLE
@@ -744,8 +1047,11 @@ class EventTracer:
             attributes[attr.GEN_AI_REQUEST_MODEL] = event.model
         if event.parent_activation is not None:
             attributes[attr.PARENT_ACTIVATION] = event.parent_activation
+        attributes[attr.OI_AGENT_NAME] = event.agent or ""
         if self.capture_content:
             attributes[attr.GEN_AI_INPUT_MESSAGES] = _content.user_message(event.incoming)
+            incoming = event.incoming if event.context is None else _content.dumps(event.context)
+            _value(attributes, "input", incoming)
         agent = event.agent or ""
         span = self._start(
             session,
@@ -778,8 +1084,11 @@ class EventTracer:
             attributes[attr.HANDOFF_TARGET] = event.handoff_to
         if self.capture_content and event.output:
             attributes[attr.GEN_AI_OUTPUT_MESSAGES] = _content.output_message(event.output)
+            _value(attributes, "output", event.output)
         if event.outcome == "failed":
             act.span.fail(f"agent {act.agent!r} failed")
+        elif event.outcome != "aborted":
+            act.span.succeed()
         self._end(session, act.span, _ns(event.ts))
 
     def _model_requested(self, event: ev.ModelRequested) -> None:
@@ -788,8 +1097,11 @@ class EventTracer:
             return
         owner = self._owner(session, event)
         attributes = self._step_attributes(event, attr.OP_CHAT)
-        attributes[attr.GEN_AI_PROVIDER_NAME] = _provider_name(event.model)
+        provider = _provider_name(event.model)
+        attributes[attr.GEN_AI_PROVIDER_NAME] = provider
         attributes[attr.GEN_AI_REQUEST_MODEL] = event.model
+        attributes[attr.LLM_PROVIDER] = provider
+        attributes[attr.LLM_MODEL_NAME] = event.model
         if event.attempt > 1:
             attributes[attr.ATTEMPT] = event.attempt
         if self.capture_content:
@@ -797,6 +1109,8 @@ class EventTracer:
             if system is not None:
                 attributes[attr.GEN_AI_SYSTEM_INSTRUCTIONS] = system
             attributes[attr.GEN_AI_INPUT_MESSAGES] = messages
+            attributes[attr.INPUT_VALUE] = _content.dumps(event.messages)
+            attributes[attr.INPUT_MIME_TYPE] = attr.MIME_JSON
         span = self._start(
             session,
             f"{attr.OP_CHAT} {event.model}",
@@ -823,12 +1137,26 @@ class EventTracer:
         attributes[attr.GEN_AI_USAGE_INPUT_TOKENS] = event.input_tokens
         attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = event.output_tokens
         attributes[attr.COST_USD] = event.cost_usd
+        attributes[attr.LLM_MODEL_NAME] = event.model
+        attributes[attr.LLM_TOKENS_PROMPT] = event.input_tokens
+        attributes[attr.LLM_TOKENS_COMPLETION] = event.output_tokens
+        attributes[attr.LLM_TOKENS_TOTAL] = event.input_tokens + event.output_tokens
+        attributes[attr.LLM_COST_TOTAL] = event.cost_usd
         if event.first_token_ms is not None:
             attributes[attr.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = event.first_token_ms / 1000
         if event.retry_of is not None:
             attributes[attr.RETRY_OF] = event.retry_of
         if self.capture_content:
             attributes[attr.GEN_AI_OUTPUT_MESSAGES] = _content.output_message(event.text, event.tool_calls)
+            if event.tool_calls:
+                attributes[attr.OUTPUT_VALUE] = _content.dumps(
+                    {"content": event.text, "tool_calls": event.tool_calls}
+                )
+                attributes[attr.OUTPUT_MIME_TYPE] = attr.MIME_JSON
+            else:
+                attributes[attr.OUTPUT_VALUE] = event.text
+                attributes[attr.OUTPUT_MIME_TYPE] = attr.MIME_TEXT
+        call.span.succeed()
         self._end(session, call.span, end)
         act = session.activations.get(call.activation) if call.activation else None
         for totals in (act, session.root) if act is not None else (session.root,):
@@ -861,8 +1189,12 @@ class EventTracer:
         attributes = self._step_attributes(event, attr.OP_EXECUTE_TOOL)
         attributes[attr.GEN_AI_TOOL_NAME] = event.tool
         attributes[attr.GEN_AI_TOOL_CALL_ID] = event.call_id
+        attributes[attr.OI_TOOL_NAME] = event.tool
         if self.capture_content:
-            attributes[attr.GEN_AI_TOOL_CALL_ARGUMENTS] = _content.dumps(event.args)
+            arguments = _content.dumps(event.args)
+            attributes[attr.GEN_AI_TOOL_CALL_ARGUMENTS] = arguments
+            attributes[attr.INPUT_VALUE] = arguments
+            attributes[attr.INPUT_MIME_TYPE] = attr.MIME_JSON
         span = self._start(
             session,
             f"{attr.OP_EXECUTE_TOOL} {event.tool}",
@@ -882,6 +1214,7 @@ class EventTracer:
             return
         if self.capture_content:
             tool.span.attrs[attr.GEN_AI_TOOL_CALL_RESULT] = event.result
+            _value(tool.span.attrs, "output", event.result)
         if event.error is not None:
             # The engine writes "ExceptionType: message"; the message may quote the
             # arguments, so it is recorded only with content capture.
@@ -893,6 +1226,8 @@ class EventTracer:
             else:
                 description = f"{error_type} (tool {event.tool!r}, agent {event.agent!r})"
             tool.span.fail(description)
+        else:
+            tool.span.succeed()
         self._end(session, tool.span, _ns(event.ts))
 
     def _handoff_delivered(self, event: ev.HandoffDelivered) -> None:
@@ -916,7 +1251,10 @@ class EventTracer:
         if event.payload_schema:
             attributes[attr.HANDOFF_SCHEMA] = event.payload_schema
         if self.capture_content:
-            attributes[attr.HANDOFF_PAYLOAD] = _content.dumps(event.payload)
+            payload = _content.dumps(event.payload)
+            attributes[attr.HANDOFF_PAYLOAD] = payload
+            attributes[attr.INPUT_VALUE] = payload
+            attributes[attr.INPUT_MIME_TYPE] = attr.MIME_JSON
         span = self._start(
             session,
             f"handoff {event.source} -> {event.target}",
@@ -925,6 +1263,7 @@ class EventTracer:
             attributes,
             min(start, end),
         )
+        span.succeed()
         self._end(session, span, end)
         session.handoffs[event.seq] = span.context
 
@@ -941,6 +1280,8 @@ class EventTracer:
         if self.capture_content:
             attributes[attr.OUTPUT] = event.output
             attributes[attr.GEN_AI_OUTPUT_MESSAGES] = _content.output_message(event.output)
+            _value(attributes, "output", event.output)
+        root.span.succeed()
         self._end(session, root.span, _ns(event.ts))
 
     def _run_failed(self, event: ev.RunFailed) -> None:
@@ -1035,6 +1376,14 @@ class EventTracer:
                     "playground.guard.target": event.target,
                     "playground.guard.changed": tuple(event.changed),
                     "playground.guard.history_changed": event.history_changed,
+                }
+            case ev.ApprovalRequested():
+                return {"playground.approval.tool": event.tool}
+            case ev.ApprovalDecided():
+                return {
+                    "playground.approval.tool": event.tool,
+                    "playground.approval.verdict": event.verdict,
+                    "playground.approval.edited": event.edited,
                 }
             case ev.GuardDenied():
                 return {

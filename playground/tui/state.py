@@ -43,6 +43,7 @@ StepKind = Literal[
     "loop",
     "budget",
     "guard",
+    "approval",
     "escalation",
     "review",
     "operator",
@@ -448,6 +449,14 @@ class RunView:
                     agent.add(
                         "note", f"guard {item.guard} rewrote {', '.join(item.changed) or 'the history'}"
                     )
+            case ev.ApprovalRequested():
+                self._instant(item, "approval", f"approval needed: {item.tool}")
+                agent = self._agent(item.agent)
+                if agent is not None:
+                    agent.add("note", f"{item.tool} needs a person's approval")
+            case ev.ApprovalDecided():
+                verdict_ok = "ok" if item.verdict == "approved" else "failed"
+                self._instant(item, "approval", f"{item.tool} {item.verdict}", verdict_ok)
             case ev.GuardDenied():
                 self._instant(item, "guard", f"guard denied → {item.target}: {item.reason}", "failed")
                 agent = self._agent(item.agent)
@@ -611,9 +620,9 @@ class RunView:
         if delegator is not None:
             delegator.children = max(0, delegator.children - 1)
             parent = self._agent(delegator.agent)
-            if not delegator.children and parent is not None and parent.state == "waiting":
-                if not parent.pending:
-                    parent.state = "calling a tool" if delegator.tools else "thinking"
+            waiting = parent is not None and parent.state == "waiting" and not parent.pending
+            if parent is not None and waiting and not delegator.children:
+                parent.state = "calling a tool" if delegator.tools else "thinking"
         agent = self._agent(event.agent)
         still = any(r.agent == event.agent for r in self._running.values())
         if agent is not None and not still:  # the same worker may run twice at once

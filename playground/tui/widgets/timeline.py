@@ -32,6 +32,7 @@ ICONS = {
     "loop": "⟲",
     "budget": "$",
     "guard": "⛨",
+    "approval": "✋",
     "escalation": "⇑",
     "review": "✔",
     "operator": "⚑",
