@@ -7,8 +7,10 @@ agent with a next agent hands off to it, the last one replies. The SDK calls it 
 its ``Model`` interface, the playground through its ``LLM`` interface (the agents mapped
 by ``playground.openai_agents.system_from_agent``); neither touches a network.
 
-Prints, as microseconds (mean of ``--runs`` runs, best of five rounds): the marginal cost
-of one more hop, (T(long) - T(short)) / extra hops, and the fixed cost per session, for
+Prints, as microseconds per hop (mean of ``--runs`` runs, best of five rounds): a run's
+whole time over its hops, for a short and a long chain (the SDK re-reads the whole
+conversation each turn, so its cost per hop grows with the run), and the marginal cost of
+one more hop, (T(long) - T(short)) / extra hops, for
 
 - the SDK's ``Runner.run`` (tracing off),
 - the playground's engine running the same agents, nothing attached,
@@ -173,19 +175,18 @@ async def main() -> None:
     for label, fn, settle in configs:
         t_short = await timed(functools.partial(fn, short), runs, settle)
         t_long = await timed(functools.partial(fn, long), runs, settle)
-        per_hop = (t_long - t_short) / (long - short)
-        rows.append((label, per_hop, t_short - per_hop * (short - 1)))
+        rows.append((label, t_short / (short - 1), t_long / (long - 1), (t_long - t_short) / (long - short)))
     await store.close()
     print(
-        f"per agent hop on the same SDK agents and the same instant fake model ({short}- vs {long}-agent"
-        f" chains, mean of {runs} runs, best of 5)"
+        f"µs per agent hop, the same SDK agents on the same instant fake model (mean of {runs} runs,"
+        " best of 5; a run's whole time over its hops, and the marginal cost of one more hop)"
     )
-    print(f"{'':42} {'µs/hop':>9} {'µs/session':>11}")
-    for label, per_hop, fixed in rows:
-        print(f"{label:42} {per_hop:9.1f} {fixed:11.1f}")
-    sdk_hop = rows[0][1]
-    for label, per_hop, _ in rows[1:]:
-        print(f"{label}: {per_hop / sdk_hop:.2f}x the SDK's cost per hop")
+    print(f"{'':42} {f'{short} agents':>10} {f'{long} agents':>10} {'marginal':>10}")
+    for label, per_short, per_long, marginal in rows:
+        print(f"{label:42} {per_short:10.1f} {per_long:10.1f} {marginal:10.1f}")
+    base = rows[0]
+    for label, per_short, per_long, _ in rows[1:]:
+        print(f"{label}: {base[1] / per_short:.0f}x / {base[2] / per_long:.0f}x less than the SDK per hop")
 
 
 if __name__ == "__main__":

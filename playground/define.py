@@ -246,7 +246,23 @@ def define_system(
     Raises:
         SpecError: The first problem, with the file and line where it was defined.
     """
-    path, line = _caller()
+    return _define(name, _caller(), entry, pipeline, pattern, description, limits, on_loop, agents, options)
+
+
+def _define(
+    name: str,
+    where: tuple[str, int],
+    entry: Agent | None,
+    pipeline: Sequence[Agent | Sequence[Agent]] | None,
+    pattern: str | None,
+    description: str,
+    limits: Limits | Mapping[str, Any] | None,
+    on_loop: Agent | str,
+    agents: Sequence[Agent],
+    options: dict[str, Any],
+) -> System:
+    """:func:`define_system`, as if called at ``where`` (file, line): errors point there."""
+    path, line = where
     found = _walk([*agents, *([entry] if entry else []), *_stages(pipeline), *_agents_in(on_loop)])
     shown = _shown(path)
     lines: dict[Loc, int] = {(): line}
@@ -286,6 +302,12 @@ def define_system(
         raise explain(exc, shown, lines) from None
     _check(spec, shown, lines)
     return System(spec, tools, lines, checks=checks)
+
+
+def system_of_agent(entry: Agent, name: str) -> System:
+    """The system an agent is the entry of (every agent its handoffs and delegates reach),
+    defined where the agent was."""
+    return _define(name, entry.defined_at, entry, None, None, "", None, "stop", (), {})
 
 
 def _shown(path: str) -> str:

@@ -342,3 +342,43 @@ async def test_the_sdk_example_runs_offline() -> None:
         "component": "api",
         "question": "The API is down with an error",
     }
+
+
+SUPERVISOR = """
+from agents import Agent, function_tool
+
+from playground.openai_agents import system_from_agent
+
+translator = Agent(name="translator", instructions="Translate to French.")
+boss = Agent(
+    name="boss",
+    instructions="Translate with the tool, then answer.",
+    tools=[
+        translator.as_tool(tool_name="translate_to_french", tool_description="Translate a text to French")
+    ],
+)
+SCRIPTS = {
+    "boss": [{"tool": "translate_to_french", "args": {"input": "{input}"}}, {"reply": "boss: {tool_result}"}],
+    "translate_to_french": [{"reply": "bonjour"}],
+}
+
+
+def offline():
+    return system_from_agent(boss, model="scripted", scripts=SCRIPTS)
+"""
+
+
+async def test_agents_used_as_tools_are_delegates(tmp_path: Path) -> None:
+    file = tmp_path / "supervisor.py"
+    file.write_text(SUPERVISOR, encoding="utf-8")
+    system = load_system_ref(f"{file}:offline")
+    assert system.spec.pattern == "supervisor"
+    boss, worker = system.spec.agents["boss"], system.spec.agents["translate_to_french"]
+    assert boss.delegates == ["translate_to_french"] and worker.description == "Translate a text to French"
+    assert worker.instructions == "Translate to French."
+    assert worker.input is not None and worker.input.names == ("input",)  # the SDK's tool input
+    result = await Runtime(system).run("hello")
+    assert result.status == "completed", result.error
+    assert result.path == ["boss", "translate_to_french"] and result.output == "boss: bonjour"
+    called = of_kind(result.events, ev.ToolCalled)[0]
+    assert (called.tool, called.args) == ("translate_to_french", {"input": "hello"})

@@ -86,13 +86,13 @@ def load_python_system(ref: str) -> System:
 
 def resolve(value: Any, shown: str, name: str, *, default_name: str, called: bool = False) -> System:
     """The system ``value`` is (a system, an agent, or a function returning one)."""
-    from playground.define import Agent, define_system
+    from playground.define import Agent, system_of_agent
 
     if isinstance(value, System):
         return value
     if isinstance(value, Agent):
         entry = value
-        built: System = _defined(lambda: define_system(default_name, entry=entry), shown, name)
+        built: System = _defined(lambda: system_of_agent(entry, default_name), shown, name)
         return built
     sdk = sys.modules.get("agents")
     sdk_agent = getattr(sdk, "Agent", None) if sdk is not None else None
