@@ -88,8 +88,9 @@ async def _sessions(args: argparse.Namespace) -> int:
                     )
                 )
                 return EXIT_OK
+            observed = f" [cyan](observed: {escape(row.observed)})[/]" if row.observed else ""
             console.print(
-                f"[bold]{row.session_id}[/] {escape(row.system)} {row.status} "
+                f"[bold]{row.session_id}[/] {escape(row.system)}{observed} {row.status} "
                 f"path: {' → '.join(row.path)}  ${row.cost_usd:.6f}  {row.latency_ms:.0f} ms"
             )
             console.print(f"input: {escape(row.input)}")
@@ -128,14 +129,15 @@ async def _sessions(args: argparse.Namespace) -> int:
     import datetime as dt
 
     table = Table(show_edge=False, header_style="bold")
-    for column in ("session", "when", "system", "status", "path", "cost (USD)", "input"):
+    table.add_column("session", no_wrap=True)  # whole: it is what the other commands take
+    for column in ("when", "system", "status", "path", "cost (USD)", "input"):
         table.add_column(column)
     for r in rows:
         when = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
             r.session_id,
             when,
-            escape(r.system),
+            escape(r.system) + (f"\n[cyan]observed: {escape(r.observed)}[/]" if r.observed else ""),
             r.status,
             " → ".join(r.path),
             f"{r.cost_usd:.6f}",

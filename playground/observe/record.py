@@ -21,9 +21,7 @@ from typing import Any
 from playground.observe.mapping import ObservedSession
 from playground.redact import scrub
 from playground.store import Store
-
-OBSERVED_PREFIX = "observed:"
-"""``system_path`` of an observed session: this, then the framework."""
+from playground.store.rows import OBSERVED_PREFIX
 
 _HOST = socket.gethostname()
 

@@ -107,6 +107,10 @@ class SessionRecord(_Record):
     finished_at: Time | None = None
 
 
+OBSERVED_PREFIX = "observed:"
+"""``system_path`` of an observed session (received as OpenTelemetry traces, not run here):
+this, then the framework it came from."""
+
 SESSION_COLUMNS = tuple(SessionRecord.model_fields)
 """The columns of a session row that a session export carries (``pid`` and ``host``, which
 belong to the machine, stay behind)."""
@@ -177,6 +181,12 @@ class SessionRow:
     finished_at: float | None
     problem: str | None = None
     """Why the stored row could not be read (the row is then a placeholder)."""
+
+    @property
+    def observed(self) -> str | None:
+        """The framework an observed session came from; None for a session run here."""
+        path = self.system_path
+        return path.removeprefix(OBSERVED_PREFIX) if path.startswith(OBSERVED_PREFIX) else None
 
     @classmethod
     def from_record(cls, record: SessionRecord) -> SessionRow:
@@ -250,6 +260,7 @@ class SessionRow:
         data = {
             "session_id": self.session_id,
             "system": self.system,
+            "observed": self.observed,
             "status": self.status,
             "input": self.input,
             "output": self.output,
