@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import TYPE_CHECKING, Any
 
-from playground.cli.common import EXIT_FAILED, EXIT_OK, db_arg, db_path, guarded, open_store
+from playground.cli.common import EXIT_FAILED, EXIT_OK, count, db_arg, db_path, guarded, open_store
 
 if TYPE_CHECKING:
     from playground.observe.mapping import ObservedSession
@@ -102,7 +102,8 @@ async def observe(args: argparse.Namespace, stop: asyncio.Event | None = None) -
         running = sum(1 for s in observer.sessions.values() if s.status == "running")
         finished = len(observer.sessions) - running
         tail = f"; {running} still running (their root spans never came)" if running else ""
-        print(f"observed {finished} sessions from {receiver.stats.spans} spans{tail}", file=sys.stderr)
+        spans = count(receiver.stats.spans, "span")
+        print(f"observed {count(finished, 'session')} from {spans}{tail}", file=sys.stderr)
     return EXIT_OK
 
 

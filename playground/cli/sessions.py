@@ -135,9 +135,10 @@ async def _sessions(args: argparse.Namespace) -> int:
     for r in rows:
         when = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
         table.add_row(
-            r.session_id,
+            # An observed session says so under its id (never cut) and its framework under the system.
+            r.session_id + ("\n[cyan]observed[/]" if r.observed else ""),
             when,
-            escape(r.system) + (f"\n[cyan]observed: {escape(r.observed)}[/]" if r.observed else ""),
+            escape(r.system) + (f"\n[cyan]{escape(r.observed)}[/]" if r.observed else ""),
             r.status,
             " → ".join(r.path),
             f"{r.cost_usd:.6f}",
