@@ -10,7 +10,11 @@ zero latency, in one process. Prints, as median microseconds:
 for a bare asyncio loop, a bare asyncio loop writing one SQLite row per hop
 through aiosqlite (batched, WAL), the engine with nothing attached, the engine
 recording to SQLite, and the engine recording and exporting spans over
-OTLP/HTTP to a receiver on 127.0.0.1 (bench/otlp_receiver.py, in its own process).
+OTLP/HTTP to a receiver on 127.0.0.1 (bench/otlp_receiver.py, in its own process):
+once on the fast paths (spans built as finished records, protobuf written directly,
+each behind its feature test) and once on the SDK's public API they fall back to
+(``Tracer.start_span``, the stock OTLP exporter and batch processor), as
+``PLAYGROUND_TRACING_PUBLIC_API=1`` forces.
 
 Usage: python bench/bench_engine.py [--short 10] [--long 40] [--runs 200]
 """
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import os
 import subprocess
 import sys
 import tempfile
@@ -128,17 +133,29 @@ async def main() -> None:
     from playground.tracing import configure_tracing
 
     tracer = configure_tracing(otlp_endpoint=f"http://127.0.0.1:{port}")
+    assert tracer is not None and tracer.fast_spans
+    os.environ["PLAYGROUND_TRACING_PUBLIC_API"] = "1"
+    public = configure_tracing(otlp_endpoint=f"http://127.0.0.1:{port}")
+    del os.environ["PLAYGROUND_TRACING_PUBLIC_API"]
+    assert public is not None and not public.fast_spans
 
     async def exported(n: int) -> None:
         result = await run_session(systems[n], "hello", store=store, tracer=tracer)
+        assert result.status == "completed"
+
+    async def exported_public(n: int) -> None:
+        result = await run_session(systems[n], "hello", store=store, tracer=public)
         assert result.status == "completed"
 
     rows = []
 
     async def settle_tracer() -> None:
         await store.flush()
-        if tracer is not None:
-            tracer.flush()
+        tracer.flush()
+
+    async def settle_public() -> None:
+        await store.flush()
+        public.flush()
 
     configs: list[tuple[str, Callable[[int], Awaitable[None]], Callable[[], Awaitable[None]] | None]] = [
         ("bare asyncio loop", bare, None),
@@ -146,6 +163,7 @@ async def main() -> None:
         ("engine, nothing attached", engine, None),
         ("engine, recording to SQLite", recorded, store.flush),
         ("engine, recording + OTLP/HTTP export", exported, settle_tracer),
+        ("  the same on the SDK's public API", exported_public, settle_public),
     ]
     for label, fn, settle in configs:
         t_short = await timed(functools.partial(fn, short), runs, settle)
@@ -156,8 +174,8 @@ async def main() -> None:
         rows.append((label, per_hop, fixed))
     await store.close()
     await db.close()
-    if tracer is not None:
-        tracer.shutdown()
+    tracer.shutdown()
+    public.shutdown()
     posts, _ = receiver.communicate()
     print(
         f"engine overhead per agent hop ({short}- vs {long}-agent chains, scripted model at zero latency,"

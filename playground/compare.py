@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from playground.engine import events as ev
-from playground.engine.runtime import RunResult
+from playground.engine.runtime import EventSink, RunResult
 from playground.errors import PlaygroundError, StoreError
 from playground.spec.identity import canonical_spec, version_id
 from playground.spec.load import System
@@ -190,8 +190,10 @@ async def compare(
     session_id: str | None = None,
     jobs: int = 4,
     realtime: bool = False,
+    tracer: EventSink | None = None,
 ) -> dict[str, Any]:
-    """Run both variants over the inputs and return (and store) the report."""
+    """Run both variants over the inputs and return (and store) the report; ``tracer``
+    traces every session of it."""
     from playground.scenarios import Runner, check, faulty_factory, load_scenarios
     from playground.service import active_agents, run_session
 
@@ -208,7 +210,7 @@ async def compare(
 
         async def replayed(side: Side) -> RunResult:
             variant = Variant(agent, side.version, side.model)
-            return (await replay_session(store, session_id, variant=variant)).result
+            return (await replay_session(store, session_id, variant=variant, tracer=tracer)).result
 
         ra, rb = await asyncio.gather(replayed(side_a), replayed(side_b))
         inputs.append(input_report(f"session {session_id}", _request(ra), ra, rb))
@@ -247,6 +249,7 @@ async def compare(
                     else runner.base,
                     agent=scenario.agent if scenario is not None else None,
                     context=scenario.context if scenario is not None else None,
+                    tracer=tracer,
                 )
 
         results = await asyncio.gather(*(one(s, c) for c in cases for s in (agents_a, agents_b)))

@@ -34,6 +34,11 @@ class StoreError(PlaygroundError):
     """The store cannot be opened or is from a newer version of the playground."""
 
 
+class ConfigError(PlaygroundError):
+    """Options or environment variables ask for what the playground cannot do (e.g.
+    ``OTEL_EXPORTER_OTLP_PROTOCOL=grpc`` without the gRPC exporter). The CLI exits 2."""
+
+
 class ModelError(PlaygroundError):
     """A model call failed.
 

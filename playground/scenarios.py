@@ -32,7 +32,7 @@ from playground.engine.events import (
     LoopDetected,
     ToolCalled,
 )
-from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
+from playground.engine.runtime import EventSink, LLMFactory, RunResult, default_llm_factory
 from playground.errors import SpecError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta, ToolCall
 from playground.llm.scripted import FAILURES
@@ -351,6 +351,8 @@ class Runner:
     realtime: bool = False
     base: LLMFactory = default_llm_factory
     keep_events: bool = True
+    tracer: EventSink | None = None
+    """Traces every scenario's session (``playground test`` with ``--otlp`` or ``OTEL_*``)."""
 
     async def agents_for(self, system: System) -> tuple[dict[str, AgentSpec], dict[str, str] | None]:
         from playground.service import active_agents
@@ -393,6 +395,7 @@ class Runner:
             agent=scenario.agent,
             context=scenario.context,
             make_way_after=False,
+            tracer=self.tracer,
         )
         # Checked before other runs get a turn (make_way), while the events are fresh and only
         # one run's are alive: measured ~4 µs per hop less than checking after other runs went.

@@ -37,9 +37,15 @@ Adding a command:
 4. Load a system with ``common.load_system(args.system)`` before opening the store (a
    broken file exits 2 with one line, and no store is created), and open the store
    with ``async with common.open_store(args) as store``. Errors of our own tree
-   (``SpecError``: exit 2, other ``PlaygroundError``: exit 1) and :class:`~.common.UsageError`
-   (through :func:`~.common.guarded`: exit 2) become one line on stderr; do not catch them.
-5. The help text is a contract: say what the command prints and its exit codes.
+   (``SpecError`` and ``ConfigError``: exit 2, other ``PlaygroundError``: exit 1) and
+   :class:`~.common.UsageError` (through :func:`~.common.guarded`: exit 2) become one line
+   on stderr; do not catch them.
+5. A command that runs agents traces like ``run``: ``tracing_args(parser)`` adds ``--otlp``,
+   ``--trace-console`` and ``--capture-content``, and ``with common.tracing(args) as tracer:``
+   around its ``asyncio.run(...)`` gives the tracer to pass to ``run_session`` (or
+   ``fork_session``, ``replay_session``, ``Runner``, ``compare``) and, at the end, waits at
+   most two seconds for the spans and says once how many did not arrive.
+6. The help text is a contract: say what the command prints and its exit codes.
 """
 
 from __future__ import annotations
@@ -75,11 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(versions.versions_shorthand(list(sys.argv[1:] if argv is None else argv)))
-    from playground.errors import PlaygroundError, SpecError
+    from playground.errors import ConfigError, PlaygroundError, SpecError
 
     try:
         return int(args.handler(args))
-    except SpecError as exc:
+    except (SpecError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PlaygroundError as exc:

@@ -8,14 +8,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from playground.spec import System
     from playground.store import Store
+    from playground.tracing.tracer import EventTracer
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -45,6 +46,66 @@ def db_arg(parser: argparse.ArgumentParser, top: bool = False) -> None:
         default=None if top else argparse.SUPPRESS,
         help="the session store (default: $PLAYGROUND_DB or sessions/playground.db here)",
     )
+
+
+TRACE_FINISH_S = 2.0
+"""How long a command waits at exit for spans to reach the collector before it gives up
+on them (and says how many did not arrive)."""
+
+
+def tracing_args(parser: argparse.ArgumentParser) -> None:
+    """``--otlp``, ``--trace-console`` and ``--capture-content``: every command that runs
+    agents takes them, and reads the ``OTEL_*`` variables the same way (see :func:`tracing`)."""
+    parser.add_argument(
+        "--otlp",
+        metavar="ENDPOINT",
+        help="export spans over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    parser.add_argument("--trace-console", action="store_true", help="print spans to stderr")
+    parser.add_argument(
+        "--capture-content",
+        action="store_const",
+        const=True,
+        default=None,
+        help="put prompts and replies in spans "
+        "(default: $OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT, else off)",
+    )
+
+
+def open_tracer(args: argparse.Namespace) -> EventTracer | None:
+    """The tracer the command's options and the ``OTEL_*`` variables ask for, or None.
+
+    Raises:
+        ConfigError: They ask for what the playground cannot do (``main`` exits 2).
+    """
+    from playground.tracing import configure_tracing
+
+    return configure_tracing(
+        otlp_endpoint=getattr(args, "otlp", None),
+        console=bool(getattr(args, "trace_console", False)),
+        capture_content=getattr(args, "capture_content", None),
+    )
+
+
+def close_tracer(tracer: EventTracer | None) -> None:
+    """Give the spans :data:`TRACE_FINISH_S` to arrive, then say once on stderr how many
+    did not, and why."""
+    if tracer is None:
+        return
+    for loss in tracer.finish(TRACE_FINISH_S):
+        print(f"warning: {loss.message()}", file=sys.stderr)
+
+
+@contextmanager
+def tracing(args: argparse.Namespace) -> Iterator[EventTracer | None]:
+    """:func:`open_tracer` for the block, :func:`close_tracer` after it (also on errors).
+
+    Use it around ``asyncio.run(...)``, not inside: closing waits up to two seconds."""
+    tracer = open_tracer(args)
+    try:
+        yield tracer
+    finally:
+        close_tracer(tracer)
 
 
 def db_path(args: argparse.Namespace) -> Path:

@@ -8,7 +8,16 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from playground.cli.common import EXIT_OK, EXIT_USAGE, db_arg, exit_code, load_system, open_store
+from playground.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    db_arg,
+    exit_code,
+    load_system,
+    open_store,
+    tracing,
+    tracing_args,
+)
 
 if TYPE_CHECKING:
     from playground.engine.events import Event
@@ -70,6 +79,7 @@ def _variant_args(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--model", metavar="MODEL", help="run --agent on this model (any litellm string)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--quiet", "-q", action="store_true", help="no live step lines")
+    tracing_args(parser)
     db_arg(parser)
 
 
@@ -106,9 +116,12 @@ def cmd_fork(args: argparse.Namespace) -> int:
     async def go(store: Any, live: list[Callable[[Event], None]]) -> Any:
         from playground.replay import fork_session
 
-        return await fork_session(store, args.session_id, args.at, variant=variant, edit=edit, live=live)
+        return await fork_session(
+            store, args.session_id, args.at, variant=variant, edit=edit, live=live, tracer=tracer
+        )
 
-    return asyncio.run(_replayed(args, go))
+    with tracing(args) as tracer:
+        return asyncio.run(_replayed(args, go))
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -118,10 +131,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from playground.replay import replay_session
 
         return await replay_session(
-            store, args.session_id, variant=variant, current=args.current, force=args.force, live=live
+            store,
+            args.session_id,
+            variant=variant,
+            current=args.current,
+            force=args.force,
+            live=live,
+            tracer=tracer,
         )
 
-    return asyncio.run(_replayed(args, go))
+    with tracing(args) as tracer:
+        return asyncio.run(_replayed(args, go))
 
 
 async def _replayed(args: argparse.Namespace, go: Any) -> int:
@@ -180,6 +200,7 @@ def _register_compare(commands: Any) -> None:
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
     compare.add_argument("--jobs", "-j", type=int, default=4, metavar="N")
     compare.add_argument("--realtime", action="store_true", help="keep the scripted model's latency")
+    tracing_args(compare)
     db_arg(compare)
     compare.set_defaults(handler=cmd_compare)
     listing = commands.add_parser(
@@ -213,9 +234,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                 session_id=args.session,
                 jobs=args.jobs,
                 realtime=args.realtime,
+                tracer=tracer,
             )
 
-    report = asyncio.run(go())
+    with tracing(args) as tracer:
+        report = asyncio.run(go())
     if args.json:
         print(_json_line(report))
     else:

@@ -17,11 +17,14 @@ from playground.cli.common import (
     exit_code,
     load_system,
     open_store,
+    tracing,
+    tracing_args,
 )
 
 if TYPE_CHECKING:
     from playground.engine.events import Event
     from playground.spec import System
+    from playground.tracing.tracer import EventTracer
 
 
 def register(commands: Any) -> None:
@@ -41,15 +44,7 @@ def register(commands: Any) -> None:
         help="print one JSON object: session_id, status, path, output, cost_usd, tokens, "
         "latency_ms, per_agent, error",
     )
-    run.add_argument(
-        "--otlp",
-        metavar="ENDPOINT",
-        help="export spans over OTLP/HTTP (default: $OTEL_EXPORTER_OTLP_ENDPOINT)",
-    )
-    run.add_argument("--trace-console", action="store_true", help="print spans to stderr")
-    run.add_argument(
-        "--capture-content", action="store_true", help="put prompts and replies in spans (off by default)"
-    )
+    tracing_args(run)
     run.add_argument("--quiet", "-q", action="store_true", help="no live step lines, just the summary")
     db_arg(run)
     run.set_defaults(handler=cmd_run)
@@ -82,6 +77,7 @@ def register(commands: Any) -> None:
         "--model", action="append", default=[], metavar="AGENT=MODEL", help="run AGENT on MODEL (repeatable)"
     )
     test.add_argument("--realtime", action="store_true", help="keep the scripted model's declared latency")
+    tracing_args(test)
     db_arg(test)
     test.set_defaults(handler=cmd_test)
 
@@ -95,7 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"error: --input {problem}", file=sys.stderr)
         return EXIT_USAGE
     system = load_system(args.system)
-    return asyncio.run(_run(args, system))
+    with tracing(args) as tracer:
+        return asyncio.run(_run(args, system, tracer))
 
 
 def not_text(value: str) -> str | None:
@@ -108,19 +105,13 @@ def not_text(value: str) -> str | None:
     return None
 
 
-async def _run(args: argparse.Namespace, system: System) -> int:
+async def _run(args: argparse.Namespace, system: System, tracer: EventTracer | None) -> int:
     from playground.cli.output import StepPrinter, print_summary, scrubbed_json
     from playground.service import run_session
-    from playground.tracing import configure_tracing
 
-    tracer = configure_tracing(
-        otlp_endpoint=args.otlp, console=args.trace_console, capture_content=args.capture_content
-    )
     live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [StepPrinter()]
     async with open_store(args) as store:
         result = await run_session(system, args.input, store=store, tracer=tracer, live=live)
-    if tracer is not None:
-        tracer.shutdown()
     if args.json:
         print(scrubbed_json(result.as_json()))
     else:
@@ -163,10 +154,13 @@ def cmd_test(args: argparse.Namespace) -> int:
     from playground.scenarios import load_scenarios
 
     suites = [load_scenarios(path) for path in args.files]
-    return asyncio.run(_test(args, suites, models))
+    with tracing(args) as tracer:
+        return asyncio.run(_test(args, suites, models, tracer))
 
 
-async def _test(args: argparse.Namespace, suites: list[Any], models: dict[str, str]) -> int:
+async def _test(
+    args: argparse.Namespace, suites: list[Any], models: dict[str, str], tracer: EventTracer | None
+) -> int:
     import time
 
     from playground.scenarios import Runner, summary_json
@@ -174,7 +168,7 @@ async def _test(args: argparse.Namespace, suites: list[Any], models: dict[str, s
     started = time.perf_counter()
     async with open_store(args) as store:
         # The report needs each run's outcome, not its events (the store has them).
-        runner = Runner(store=store, models=models, realtime=args.realtime, keep_events=False)
+        runner = Runner(store=store, models=models, realtime=args.realtime, keep_events=False, tracer=tracer)
         results = await runner.run_all(suites, args.jobs)
     summary = summary_json(results, started)
     if args.json:

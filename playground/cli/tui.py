@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from playground.cli.common import EXIT_OK, EXIT_USAGE, db_arg, db_path, load_system
+from playground.cli.common import EXIT_OK, EXIT_USAGE, db_arg, db_path, load_system, tracing, tracing_args
 from playground.cli.observe import DEFAULT_PORT
 
 if TYPE_CHECKING:
@@ -35,6 +35,7 @@ def register(commands: Any) -> None:
         default=DEFAULT_PORT,
         help=f"with --observe: the OTLP/HTTP port on 127.0.0.1 (default: {DEFAULT_PORT}; 0 picks one)",
     )
+    tracing_args(tui)
     db_arg(tui)
     tui.set_defaults(handler=cmd_tui)
 
@@ -59,6 +60,10 @@ def cmd_tui(args: argparse.Namespace) -> int:
 def open_tui(args: argparse.Namespace, system: System | None, *, observe: int | None = None) -> int:
     from playground.tui.app import PlaygroundApp
 
-    app = PlaygroundApp(system, db_path=db_path(args), agents_dir=Path("agents"), observe=observe)
-    code = app.run()
+    # Traced as `run` is (--otlp, OTEL_*); the spans get two seconds after the app closes.
+    with tracing(args) as tracer:
+        app = PlaygroundApp(
+            system, db_path=db_path(args), agents_dir=Path("agents"), observe=observe, tracer=tracer
+        )
+        code = app.run()
     return app.return_code or (code or EXIT_OK)

@@ -137,3 +137,32 @@ HANDOFF_PAYLOAD: Final = "playground.handoff.payload"
 
 # Links from an activation to what caused it.
 LINK_REASON: Final = "playground.link.reason"
+
+# OpenInference (Arize Phoenix and other OpenInference backends), beside the GenAI names:
+# the span kind on every span, the session on every span, input and output values with
+# their mime types (content: only with content capture), LLM token counts and cost on
+# chat spans only (backends sum them over a trace).
+OI_SPAN_KIND: Final = "openinference.span.kind"
+OI_CHAIN: Final = "CHAIN"
+"""The root (a run of the workflow)."""
+OI_AGENT: Final = "AGENT"
+OI_LLM: Final = "LLM"
+OI_TOOL: Final = "TOOL"
+"""Tool calls and handoffs (a handoff is the model calling a transfer, as the OpenAI
+Agents SDK's OpenInference instrumentation also shows it)."""
+OI_SESSION_ID: Final = "session.id"
+INPUT_VALUE: Final = "input.value"
+INPUT_MIME_TYPE: Final = "input.mime_type"
+OUTPUT_VALUE: Final = "output.value"
+OUTPUT_MIME_TYPE: Final = "output.mime_type"
+MIME_TEXT: Final = "text/plain"
+MIME_JSON: Final = "application/json"
+OI_AGENT_NAME: Final = "agent.name"
+OI_TOOL_NAME: Final = "tool.name"
+LLM_MODEL_NAME: Final = "llm.model_name"
+LLM_PROVIDER: Final = "llm.provider"
+LLM_TOKENS_PROMPT: Final = "llm.token_count.prompt"
+LLM_TOKENS_COMPLETION: Final = "llm.token_count.completion"
+LLM_TOKENS_TOTAL: Final = "llm.token_count.total"
+LLM_COST_TOTAL: Final = "llm.cost.total"
+"""USD, the call's cost as the run computed it (litellm's cost map or the agent's ``price``)."""

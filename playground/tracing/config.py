@@ -21,6 +21,15 @@ TRACES_PATH = "/v1/traces"
 """The OTLP/HTTP traces path, appended to a base endpoint."""
 CAPTURE_CONTENT_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 """The GenAI instrumentations' switch for recording prompts and replies."""
+PUBLIC_API_ENV = "PLAYGROUND_TRACING_PUBLIC_API"
+"""Set to ``1`` to build spans through the SDK's ``Tracer`` and encode OTLP with the
+stock encoder, whatever the feature tests say (the fast paths' escape hatch)."""
+EXPORTERS = ("otlp", "console", "none")
+"""The ``OTEL_TRACES_EXPORTER`` values the playground knows."""
+GRPC_HINT = (
+    "install the gRPC exporter (pip install 'agent-playground[grpc]'), or use OTLP/HTTP: "
+    "OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf and the collector's HTTP port (usually 4318)"
+)
 
 # Batch sizing (ours and the SDK's batch processor). The SDK default queue (2,048 spans) drops spans
 # without a word when export falls behind (shared/FACTS.md: 11.8k of 50k kept in a
@@ -55,7 +64,8 @@ def env_endpoint() -> str | None:
 
 def _env_traces_url() -> str:
     traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
-    return traces or otlp_traces_url(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", ""))
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip() or "http://localhost:4318"
+    return traces or otlp_traces_url(base)
 
 
 def otlp_traces_url(endpoint: str) -> str:
@@ -118,6 +128,69 @@ def _otlp_processor(watch: ExportWatch, *, large_batches: bool) -> SpanProcessor
     )
 
 
+def traces_exporters() -> set[str]:
+    """The exporters ``OTEL_TRACES_EXPORTER`` names (empty when it is not set).
+
+    Raises:
+        ConfigError: A name the playground does not export to (``zipkin``, ``jaeger``...).
+    """
+    from playground.errors import ConfigError
+
+    value = os.environ.get("OTEL_TRACES_EXPORTER", "")
+    names = {name.strip().lower() for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(EXPORTERS))
+    if unknown:
+        raise ConfigError(
+            f"OTEL_TRACES_EXPORTER={value!r}: the playground exports to "
+            f"{', '.join(EXPORTERS)} (unknown: {', '.join(unknown)}); Jaeger and Zipkin take OTLP"
+        )
+    return names
+
+
+def otlp_protocol() -> str:
+    """``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` or ``OTEL_EXPORTER_OTLP_PROTOCOL``; default ``http/protobuf``.
+
+    Raises:
+        ConfigError: ``http/json`` (no Python exporter writes it) or an unknown protocol.
+    """
+    from playground.errors import ConfigError
+
+    for name in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(name, "").strip().lower()
+        if value:
+            break
+    else:
+        return "http/protobuf"
+    if value in ("http/protobuf", "grpc"):
+        return value
+    raise ConfigError(
+        f"{name}={value!r}: the playground exports OTLP as http/protobuf (or grpc with the "
+        "gRPC exporter installed); set it to http/protobuf"
+    )
+
+
+def _grpc_exporter(endpoint: str | None) -> SpanExporter:
+    """The standard OTLP/gRPC span exporter (the ``grpc`` extra).
+
+    Raises:
+        ConfigError: It is not installed.
+    """
+    from playground.errors import ConfigError
+
+    try:
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
+            OTLPSpanExporter as GrpcSpanExporter,
+        )
+    except ImportError:
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL=grpc: {GRPC_HINT}") from None
+    return GrpcSpanExporter(endpoint=endpoint)  # type: ignore[no-any-return]
+
+
+def public_api_forced() -> bool:
+    """Whether ``PLAYGROUND_TRACING_PUBLIC_API`` turns the fast paths off."""
+    return _flag(PUBLIC_API_ENV)
+
+
 def configure_tracing(
     otlp_endpoint: str | None = None,
     console: bool = False,
@@ -158,9 +231,16 @@ def configure_tracing(
     """
     if _flag("OTEL_SDK_DISABLED"):
         return None
-    from_env = env_endpoint() if not otlp_endpoint else None
+    # Options win over the environment; OTEL_TRACES_EXPORTER picks what the environment
+    # asks for (without it, an OTLP endpoint in the environment means OTLP).
+    named = traces_exporters()
+    from_env = False
+    if not otlp_endpoint and "none" not in named:
+        from_env = "otlp" in named or (not named and env_endpoint() is not None)
+    console = console or ("console" in named and "none" not in named)
     if not otlp_endpoint and not from_env and not console and exporter is None:
         return None
+    protocol = otlp_protocol() if (otlp_endpoint or from_env) else "http/protobuf"
 
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
 
@@ -174,13 +254,21 @@ def configure_tracing(
         processors.append(SimpleSpanProcessor(exporter))
     if console:
         processors.append(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr, formatter=_console_line)))
-    if otlp_endpoint or from_env:
+    public = public_api_forced()
+    if (otlp_endpoint or from_env) and protocol == "grpc":
+        # The standard exporter as it is: the endpoint is host:port (usually 4317).
+        grpc_target = otlp_endpoint or env_endpoint() or "http://localhost:4317"
+        watch = ExportWatch(_grpc_exporter(otlp_endpoint), grpc_target)
+        watches.append(watch)
+        processors.append(_batch(watch, large_batches=not capture_content))
+    elif otlp_endpoint or from_env:
         from playground.tracing.otlp import FastOTLPSpanExporter
 
         # With endpoint=None the exporter resolves the environment itself (base
         # endpoint + /v1/traces, or the traces endpoint as is).
         url = otlp_traces_url(otlp_endpoint) if otlp_endpoint else None
-        watch = ExportWatch(FastOTLPSpanExporter(endpoint=url), url or _env_traces_url())
+        fast = FastOTLPSpanExporter(endpoint=url, direct=False if public else None)
+        watch = ExportWatch(fast, url or _env_traces_url())
         watches.append(watch)
         processors.append(_otlp_processor(watch, large_batches=not capture_content))
     return EventTracer(
@@ -188,4 +276,5 @@ def configure_tracing(
         capture_content=capture_content,
         resource=default_resource(service_name),
         watches=watches,
+        fast_spans=False if public else None,
     )

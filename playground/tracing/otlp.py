@@ -56,6 +56,8 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.trace import SpanKind, Status
 
+from playground.tracing.failures import EXPORT_LOG, describe_failure, short_error
+
 log = logging.getLogger("playground.tracing")
 
 CACHE_ENTRIES = 8192
@@ -422,17 +424,105 @@ class SpanEncoder:
         return encoded
 
 
-try:  # what OTLPSpanExporter.export uses besides the encoder (1.45)
+try:  # what OTLPSpanExporter.export uses besides the encoder
     from opentelemetry.exporter.otlp.proto.http._common import (
         RequestPayloadTooLargeError,
         _is_request_too_large,
     )
-    from opentelemetry.exporter.otlp.proto.http.version import __version__ as _EXPORTER_VERSION
-except ImportError:  # another version: FastOTLPSpanExporter exports as the stock one
-    _DIRECT = False
+except ImportError:  # laid out otherwise: FastOTLPSpanExporter exports as the stock one
+    _HAS_COMMON = False
 else:
-    # export() below follows the 1.45 exporter's; another release may export otherwise.
-    _DIRECT = _EXPORTER_VERSION.startswith("1.45.")
+    _HAS_COMMON = True
+
+
+def _probe_spans() -> list[ReadableSpan]:
+    """Spans with every field and value kind the tracer writes, made with the public
+    ``ReadableSpan`` constructor (so the encoder reads what the SDK itself sets)."""
+    from opentelemetry.sdk.trace import Event
+    from opentelemetry.trace import Link, SpanContext, StatusCode, TraceFlags
+    from opentelemetry.trace.span import TraceState
+
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    trace_id = 0x0AF7651916CD43DD8448EB211C80319C
+    root = SpanContext(trace_id, 0xB7AD6B7169203331, False, flags)
+    child = SpanContext(trace_id, 0x00F067AA0BA902B7, False, flags, TraceState([("k", "v")]))
+    remote = SpanContext(trace_id, 0x1111111111111111, True, flags)
+    resource = Resource({"service.name": "probe", "n": 3}, schema_url="https://example.com/r")
+    scope = InstrumentationScope("probe", "1.0", "https://example.com/s", {"k": "v"})
+    attributes: dict[str, Any] = {"s": "x" * 300, "i": -5, "b": True, "f": 0.25, "t": ("a", "b"), "n": (1, 2)}
+    return [
+        ReadableSpan(
+            name="root",
+            context=root,
+            resource=resource,
+            attributes={"s": "v", "i": 1 << 40},
+            kind=SpanKind.INTERNAL,
+            status=Status(StatusCode.OK),
+            start_time=1,
+            end_time=9,
+            instrumentation_scope=scope,
+        ),
+        ReadableSpan(
+            name="child",
+            context=child,
+            parent=root,
+            resource=resource,
+            attributes=attributes,
+            events=(Event("e", {"a": 1}, 3),),
+            links=(Link(remote, {"r": "x"}),),
+            kind=SpanKind.CLIENT,
+            status=Status(StatusCode.ERROR, "failed"),
+            start_time=2,
+            end_time=4,
+            instrumentation_scope=scope,
+        ),
+        ReadableSpan(name="bare", context=remote, parent=remote, resource=resource, start_time=5, end_time=6),
+    ]
+
+
+_encoder_verdict: bool | None = None
+
+
+def encoder_matches_stock() -> bool:
+    """The direct encoder's feature test: it writes the stock encoder's bytes for spans of
+    every shape the tracer makes (:func:`_probe_spans`), read from fields the installed
+    SDK sets. Run once per process (about a millisecond)."""
+    global _encoder_verdict
+    if _encoder_verdict is None:
+        try:
+            spans = _probe_spans()
+            _encoder_verdict = SpanEncoder()._encode(spans) == bytes(
+                encode_spans(spans).SerializePartialToString()
+            )
+        except Exception:
+            log.debug("direct OTLP encoding unavailable", exc_info=True)
+            _encoder_verdict = False
+    return _encoder_verdict
+
+
+def send_path_available(exporter: OTLPSpanExporter) -> bool:
+    """The feature test of what :meth:`FastOTLPSpanExporter.send` uses of the exporter's
+    own (private) members: an HTTP client whose ``export`` takes the request bytes and
+    returns a result with ``success``, ``status_code`` and ``error``, the metrics'
+    ``export_operation``, the size limit and the shutdown flag."""
+    import inspect
+    import typing
+
+    try:
+        export = exporter._client.export
+        fields = typing.get_type_hints(export).get("return")
+        names = set(getattr(fields, "__dataclass_fields__", None) or getattr(fields, "__annotations__", {}))
+        inspect.signature(export).bind(b"")
+        return (
+            _HAS_COMMON
+            and {"success", "status_code", "error"} <= names
+            and callable(exporter._metrics.export_operation)
+            and isinstance(exporter._max_request_size, int)
+            and isinstance(exporter._shutdown, bool)
+        )
+    except Exception:
+        log.debug("the exporter's send path is not the expected one", exc_info=True)
+        return False
 
 
 class FastOTLPSpanExporter(OTLPSpanExporter):
@@ -445,15 +535,16 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
     bytes), ``export`` is the base class's, stock encoder included.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, direct: bool | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.encoder = SpanEncoder()
         """The encoder; its ``fallbacks`` counts batches the stock encoder took."""
-        self.direct = _DIRECT and all(
-            hasattr(self, name) for name in ("_client", "_metrics", "_max_request_size", "_shutdown")
-        )
-        """Whether requests are encoded by :attr:`encoder` (the installed exporter is
-        the one this was written against)."""
+        self.direct = (direct is None or direct) and send_path_available(self) and encoder_matches_stock()
+        """Whether requests are encoded by :attr:`encoder` and posted by :meth:`send`: only
+        when the feature tests (:func:`send_path_available`, :func:`encoder_matches_stock`)
+        pass, and ``direct`` is not False. Otherwise ``export`` is the stock exporter's."""
+        self.last_error: str | None = None
+        """Why the last request failed (direct path), for the user."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if not self.direct:
@@ -486,6 +577,12 @@ class FastOTLPSpanExporter(OTLPSpanExporter):
                 return SpanExportResult.FAILURE
             export_result = self._client.export(serialized_data)
             if not export_result.success:
+                self.last_error = (
+                    describe_failure(
+                        export_result.status_code, getattr(export_result, "reason", None), export_result.error
+                    )
+                    or EXPORT_LOG.last
+                )
                 result.error = export_result.error
                 result.error_attrs = (
                     {HTTP_RESPONSE_STATUS_CODE: export_result.status_code}
@@ -593,14 +690,16 @@ class EncodingSpanProcessor(SpanProcessor):
                 else:
                     request = self._encoder.request(resource, scope, parts)
                     ok = self.exporter.send(request, count) is SpanExportResult.SUCCESS
-            except Exception:
+            except Exception as error:
                 log.exception("exporting spans failed")
+                self.exporter.last_error = short_error(error)
                 ok = False
             with self._lock:
                 if ok:
                     self.watch.exported += count
                 else:
                     self.watch.failed += count
+                    self.watch.reason = self.exporter.last_error or self.watch.reason
                 self._held -= count
                 self._idle.notify_all()
 

@@ -19,7 +19,7 @@ from textual.screen import Screen
 from textual.worker import Worker
 
 from playground.engine.clock import SYSTEM_CLOCK, Clock
-from playground.engine.runtime import LLMFactory, default_llm_factory
+from playground.engine.runtime import EventSink, LLMFactory, default_llm_factory
 from playground.errors import PlaygroundError
 from playground.spec.load import System
 from playground.store.store import Store, default_db_path
@@ -57,8 +57,12 @@ class PlaygroundApp(App[int]):
         clock: Clock = SYSTEM_CLOCK,
         observe: int | None = None,
         observe_host: str = "127.0.0.1",
+        tracer: EventSink | None = None,
     ) -> None:
         super().__init__()
+        self.tracer = tracer
+        """Traces every run, fork, replay and comparison started here (``--otlp`` and the
+        ``OTEL_*`` variables, as for ``playground run``); its owner finishes it."""
         self.observe = observe
         """Open the observe screen serving OTLP/HTTP on this port (``tui --observe``)."""
         self.observe_host = observe_host

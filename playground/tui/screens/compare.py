@@ -319,6 +319,7 @@ class CompareScreen(Screen[None]):
                             controller=run.controller,
                             base=self.llm_factory,
                             clock=self.clock,
+                            tracer=getattr(self.app, "tracer", None),
                         )
                         return outcome.result
                     return await run_session(
@@ -333,6 +334,7 @@ class CompareScreen(Screen[None]):
                         clock=self.clock,
                         agent=scenario.agent if scenario is not None else None,
                         context=scenario.context if scenario is not None else None,
+                        tracer=getattr(self.app, "tracer", None),
                     )
                 finally:
                     run.bridge.close()

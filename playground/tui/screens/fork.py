@@ -89,6 +89,7 @@ class Branch:
         base: LLMFactory,
         controller: Controller | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        tracer: EventSink | None = None,
     ) -> Awaitable[ReplayOutcome]:
         """Run the branch under ``controller``; its events go to ``live`` as they happen."""
         if self.mode == "fork":
@@ -102,6 +103,7 @@ class Branch:
                 base=base,
                 controller=controller,
                 clock=clock,
+                tracer=tracer,
             )
         return replay_session(
             store,
@@ -112,6 +114,7 @@ class Branch:
             force=True,
             controller=controller,
             clock=clock,
+            tracer=tracer,
         )
 
     def summary(self, outcome: ReplayOutcome) -> str:

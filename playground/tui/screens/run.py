@@ -334,6 +334,7 @@ class RunScreen(Screen[None]):
                 live=[bridge],
                 llm_factory=self.llm_factory,
                 clock=self.clock,
+                tracer=getattr(self.app, "tracer", None),
             )
         finally:
             bridge.close()
@@ -626,7 +627,14 @@ class RunScreen(Screen[None]):
     async def run_branch(self, branch: Branch, bridge: Bridge, controller: StepController) -> RunResult:
         """Run a fork or replay live; its events come back through ``bridge``."""
         try:
-            outcome = await branch.start(self.store, [bridge], self.llm_factory, controller, self.clock)
+            outcome = await branch.start(
+                self.store,
+                [bridge],
+                self.llm_factory,
+                controller,
+                self.clock,
+                tracer=getattr(self.app, "tracer", None),
+            )
         finally:
             bridge.close()
             self.controller = None
