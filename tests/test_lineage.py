@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -97,3 +98,25 @@ def test_cli_json_carries_the_lineage(tmp_path: Path) -> None:
     error = json.loads(out.stdout)["error"]
     assert error["origin"] == "ingest" and error["manifested"] == "convert"
     assert error["lineage"]["field"] == "currency"
+
+
+def test_sessions_show_prints_the_chain_from_origin_to_failure(tmp_path: Path) -> None:
+    db = str(tmp_path / "s.db")
+    subprocess.run(
+        [*CLI, "run", str(INVOICE), "--input", REQUEST, "--db", db, "-q"], capture_output=True, timeout=60
+    )
+    listed = subprocess.run(
+        [*CLI, "sessions", "--json", "--db", db], capture_output=True, text=True, timeout=60
+    )
+    session_id = json.loads(listed.stdout)[0]["session_id"]
+    shown = subprocess.run(
+        [*CLI, "sessions", "show", session_id, "--db", db],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    lines = shown.stdout.splitlines()
+    assert any(line.startswith("lineage of currency:") for line in lines)
+    assert any("ingest output (absent)  ← origin" in line for line in lines)
+    assert any("request request = 'EUR'" in line for line in lines)

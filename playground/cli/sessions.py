@@ -21,7 +21,9 @@ def register(commands: Any) -> None:
     sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     sessions.add_argument("session_id", nargs="?", metavar="ID", help="with show: a session id or prefix")
     sessions.add_argument("--system", metavar="NAME", help="only this system's sessions")
-    sessions.add_argument("--status", choices=["running", "completed", "failed", "aborted", "interrupted"])
+    sessions.add_argument(
+        "--status", choices=["running", "completed", "failed", "aborted", "interrupted", "waiting_approval"]
+    )
     sessions.add_argument("--limit", type=int, default=30)
     sessions.add_argument(
         "--since",
@@ -69,6 +71,7 @@ async def _sessions(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from playground.cli.output import describe
+    from playground.engine import events as ev
 
     console = Console(highlight=False)
     async with open_store(args) as store:
@@ -109,6 +112,9 @@ async def _sessions(args: argparse.Namespace) -> int:
                     f"[red]{escape(row.error['type'])}[/]: {escape(row.error['message'])} "
                     f"(origin {row.error.get('origin')}, manifested {row.error.get('manifested')})"
                 )
+            failed = next((e for e in events if isinstance(e, ev.RunFailed)), None)
+            if failed is not None and failed.lineage:
+                print_lineage(console, failed.lineage)
             return EXIT_FAILED if problems else EXIT_OK
         rows = await store.sessions(
             system=args.system, status=args.status, since=args.since, limit=args.limit
@@ -209,3 +215,22 @@ def parse_since(text: str) -> float:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date: use YYYY-MM-DD or an ISO datetime such as 2025-01-31T14:00"
         ) from None
+
+
+def print_lineage(console: Any, lineage: dict[str, Any]) -> None:
+    """The chain a failing field went through, from the request to where the run failed."""
+    from rich.markup import escape
+
+    field = escape(str(lineage.get("field")))
+    console.print(f"lineage of [bold]{field}[/]: {escape(str(lineage.get('reason', '')))}")
+    origin = lineage.get("origin")
+    for hop in lineage.get("hops", []):
+        here = (
+            hop.get("agent") == origin and hop.get("kind") in ("output", "handoff") and not hop.get("present")
+        )
+        mark = "[red]✘[/]" if not hop.get("present") else "[green]✔[/]"
+        value = f" = {escape(repr(hop.get('value')))}" if hop.get("present") else " (absent)"
+        step = f" step {hop['step']}" if hop.get("step") is not None else ""
+        blame = "  [red]← origin[/]" if here else ""
+        who = escape(str(hop.get("agent")))
+        console.print(f"  {mark} seq {hop.get('seq')}{step} {who} {hop.get('kind')}{value}{blame}")
