@@ -255,7 +255,8 @@ class LiteLLM:
                 on_delta(text)
             except Exception as exc:
                 failed.append(exc)
-                stop.set()
+                stop.set()  # the thread stops at its next chunk and settles nothing
+                future.set_exception(exc)
 
         def forward(text: str) -> None:  # in the call's thread
             if stop.is_set():
