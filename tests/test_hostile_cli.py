@@ -4,6 +4,7 @@ and the documented exit codes when the store or the input is hostile."""
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -84,3 +85,55 @@ def test_input_that_is_not_utf8_is_refused_before_anything_is_stored(tmp_path: P
 def test_import_of_an_endless_file_is_refused(tmp_path: Path) -> None:
     code, _, err = cli("import", "/dev/zero", "--db", str(tmp_path / "s.db"))
     assert code == 1 and "/dev/zero" in err and "PLAYGROUND_MAX_IMPORT_BYTES" in err
+
+
+def test_a_tools_lone_surrogate_is_stored_and_printed_as_its_escape(tmp_path: Path) -> None:
+    """A tool's bytes that were not UTF-8 (a lone surrogate) reach the output: the session
+    row keeps its escape, and the terminal prints it instead of failing after the run."""
+    import subprocess
+    import sys
+
+    (tmp_path / "tools.py").write_text('def bad() -> str:\n    return "x\\ud800y"\n', encoding="utf-8")
+    path = write_system(
+        tmp_path,
+        """
+        name: t
+        pattern: router
+        entry: a
+        tools: {bad: tools.py:bad}
+        agents:
+          a:
+            tools: [bad]
+            handoffs: [{to: b}]
+            script:
+              - tool: bad
+                args: {}
+              - reply: "got {tool_result}"
+          b: {}
+        """,
+    )
+    db = tmp_path / "s.db"
+    for extra in ([], ["--json"]):
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "playground.cli",
+                "run",
+                str(path),
+                "--input",
+                "hi",
+                "--db",
+                str(db),
+                *extra,
+            ],
+            capture_output=True,
+            timeout=60,
+        )
+        assert out.returncode == 0 and b"Traceback" not in out.stderr, out.stderr.decode()
+        assert b"x\\ud800y" in out.stdout
+    code, out_text, _ = cli("sessions", "--db", str(db), "--json")
+    assert code == 0
+    rows = json.loads(out_text)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    assert rows[0]["output"] == "got x\\ud800y"

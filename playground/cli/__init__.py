@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):
+        # Text a tool or a model produced may hold lone surrogates (bytes that were not
+        # UTF-8): print their escapes rather than fail with a traceback after the run.
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(versions.versions_shorthand(list(sys.argv[1:] if argv is None else argv)))
     from playground.errors import ConfigError, PlaygroundError, SpecError

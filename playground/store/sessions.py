@@ -60,7 +60,7 @@ class Sessions(Writer):
             "system_path": system_path,
             "correlation_id": correlation_id,
             "status": "running",
-            "input": redact.scrub(input),
+            "input": storable(redact.scrub(input)),
             "versions": to_json(versions).decode(),
             "parent_session_id": parent_session_id,
             "forked_from_step": forked_from_step,
@@ -78,7 +78,7 @@ class Sessions(Writer):
         data = result.as_json()
         outcome = {
             "status": data["status"],
-            "output": redact.scrub(data["output"]),
+            "output": storable(redact.scrub(data["output"])),
             "error": redact.scrub(json.dumps(data["error"])) if data["error"] else None,
             "path": to_json(data["path"]).decode(),
             "totals": to_json(data["per_agent"]).decode(),
@@ -293,6 +293,16 @@ class Sessions(Writer):
                 except ValidationError as exc:
                     problems.append(_event_problem(item, exc))
         return events, problems
+
+
+def storable(text: str) -> str:
+    """``text`` as SQLite can store it: a lone surrogate (a tool's bytes that were not UTF-8)
+    is kept as its escape, ``\\ud800``, rather than failing the whole write."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def _event_problem(item: Any, exc: ValidationError) -> str:
