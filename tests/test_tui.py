@@ -214,15 +214,15 @@ async def test_step_mode_stops_at_every_gate_and_shows_what_is_next(system: Syst
         gate = await start_stepping(pilot, screen)
         assert (gate.kind, gate.agent) == ("model_call", "router")
         text = screen_text(app)
-        assert "PAUSED" in text and "before model call #1 of router" in text
+        assert "PAUSED" in text and "before step 1, router's model call" in text
         assert "last [user] I was charged twice" in text
 
         await pilot.press("s")
         gate = await step_until(pilot, screen, "handoff", "router")
         assert gate.payload["target"] == "billing"
         text = screen_text(app)
-        assert "before handoff #2 of router: hand off to billing" in text
-        assert "handoff router → billing · held before delivery" in text
+        assert "before step 2, router's handoff: hand off to billing" in text
+        assert "step 2 · handoff router → billing · held" in text
         assert "customer_id  str" in text
         assert "schema {customer_id: str, question: str}" in text
         assert screen.query_one("#pane-router", AgentPane).has_class("-active", "-held")
@@ -282,7 +282,8 @@ async def test_edit_the_held_handoff_payload(system: System, tmp_path: Path) -> 
         )
         text = screen_text(app)
         assert "router ⇢✎ billing" in text
-        assert "delivered, edited" in text
+        assert "step 2 · handoff router → billing · edited" in text
+        assert "delivered as the operator edited it" in text
 
 
 async def test_retry_the_held_step(system: System, tmp_path: Path) -> None:
@@ -364,7 +365,7 @@ async def test_breakpoint_on_the_focused_agent(system: System, tmp_path: Path) -
         gate = await screen.controller.wait_paused()
         await pilot.pause()
         assert (gate.kind, gate.agent) == ("model_call", "billing")
-        assert "before model call #3 of billing" in screen_text(app)
+        assert "before step 3, billing's model call" in screen_text(app)
 
         billing.focus()
         await pilot.press("b")
@@ -505,7 +506,8 @@ async def test_a_new_run_clears_the_selected_step(system: System, tmp_path: Path
         await pilot.press("enter")
         await pilot.pause()
         assert app.is_running
-        assert str(screen.query_one("#inspector").border_title).startswith("step #")
+        # The row of router's activation: no step of its own, so no step number.
+        assert str(screen.query_one("#inspector").border_title) == "activation"
         await pilot.press("a")
         await finish(pilot)
 
@@ -663,7 +665,8 @@ def test_snapshot_inspector_shows_the_selected_step(snap_compare: Any, tmp_path:
             await pilot.press("down")
         await pilot.pause()
         text = screen_text(app)
-        assert "step #" in text and "tool call" in text and "web_search" in text
+        # The engine's step number, the one the timeline row shows and fork takes.
+        assert "step 4 · tool call" in text and "web_search" in text
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
 

@@ -9,6 +9,7 @@ from textual.widgets import DataTable, Static
 
 from playground.observe import build_session
 from playground.observe.record import put_sessions
+from playground.store import Store
 from playground.tui.app import PlaygroundApp
 from playground.tui.screens.observe import READ_ONLY, ObserveScreen
 from playground.tui.screens.sessions import SessionChosen
@@ -101,6 +102,55 @@ async def test_an_observed_session_opens_from_the_store(tmp_path: Path) -> None:
         assert isinstance(screen, ObserveScreen) and screen.receiver is None
         assert screen.view is not None and screen.view.status == "failed"
         assert [p.agent for p in screen.query(AgentPane)] == ["triage", "billing"]
+
+
+async def test_waiting_then_following_at_80_columns(tmp_path: Path) -> None:
+    """What a user sees in a small terminal: where to send traces until one comes, then the
+    newest session, followed, with the list narrowed to its ids."""
+    stored = build_session(capture_spans("pydantic-ai-error"))
+    app = PlaygroundApp(db_path=tmp_path / "s.db", observe=0)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ObserveScreen) and screen.receiver is not None
+        assert screen.has_class("-narrow")
+        waiting = screen.query_one("#observe-waiting", Static)
+        assert waiting.display and "OTEL_EXPORTER_OTLP_ENDPOINT=" in str(waiting.render())
+        assert not screen.query_one("#main").display
+        banner = str(screen.query_one("#observe-banner", Static).render())
+        endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT=" + screen.receiver.url.removesuffix("/v1/traces")
+        assert banner.index("read-only") + len("read-only") < 78 and banner.index(endpoint) < 20
+        for body in posts("openai-agents-openinference-handoff"):
+            assert (await post(screen.receiver.url, *body))[0] == 200
+        await settled(screen)
+        await pilot.pause()
+        assert not waiting.display and screen.query_one("#main").display
+        assert screen.query_one("#observed", DataTable).size.width == 16
+        assert all(p.size.width >= 28 for p in screen.query(AgentPane))
+        first = screen.selected
+    # Opened again on the same store: the stored sessions listed, the newest shown, and a
+    # new session still followed (the list's first row lighting up is no choice of the user's).
+    async with Store(tmp_path / "s.db") as store:
+        await put_sessions(store, [stored])
+    app = PlaygroundApp(db_path=tmp_path / "s.db", observe=0)
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = app.screen
+        assert isinstance(screen, ObserveScreen) and screen.receiver is not None
+        await pilot.pause()
+        assert not screen.query_one("#observe-waiting").display
+        newest = (await app.store.sessions())[0].session_id
+        assert newest in (first, stored.session_id)
+        assert screen.selected == newest and screen.follow
+        table = screen.query_one("#observed", DataTable)
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == newest
+        for body in posts("langgraph-openinference-error"):
+            assert (await post(screen.receiver.url, *body))[0] == 200
+        await settled(screen)
+        await pilot.pause()
+        assert screen.follow and screen.selected not in (first, stored.session_id)
+        assert table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value == screen.selected
+        await pilot.press("up")
+        await pilot.pause()
+        assert not screen.follow and screen.selected == table.get_row_at(1)[0].plain
 
 
 def test_pane_ids_of_names_that_are_not_identifiers() -> None:

@@ -133,6 +133,10 @@ class Step:
     detail: list[tuple[str, str]] = field(default_factory=list)
     """Name/value pairs the inspector shows for this step."""
     handoff: HandoffView | None = None
+    parent: Step | None = field(default=None, repr=False, compare=False)
+    """The row this one shows under."""
+    tail: Step | None = field(default=None, repr=False, compare=False)
+    """The last row under this one (None: no row is under it)."""
 
     @property
     def latency_ms(self) -> float | None:
@@ -511,25 +515,29 @@ class RunView:
         A run of one branch at a time reads top to bottom in the order things happened:
         ``row`` goes last whenever the row it would then show under (the nearest row above
         that is less indented) is one of ``owner``'s. When branches run at once that row may
-        be a sibling branch's: ``row`` then goes at the end of ``anchor``'s rows instead.
+        be a sibling branch's: ``row`` then goes after the last of ``anchor``'s rows instead.
+        Each row knows the row it shows under and the last row under it, so this costs the
+        depth of the tree, not the length of the run.
         """
         rows = self.steps
         self._last = row
-        if anchor is not None and rows:
-            above = len(rows) - 1
-            while above >= 0 and rows[above].depth >= row.depth:
-                above -= 1
-            if above >= 0 and rows[above].owner != owner:
-                at = len(rows) - 1
-                while at >= 0 and rows[at] is not anchor:
-                    at -= 1
-                if at >= 0:
-                    at += 1
-                    while at < len(rows) and rows[at].depth > anchor.depth:
-                        at += 1
-                    rows.insert(at, row)
-                    return
-        rows.append(row)
+        prev = rows[-1] if rows else None
+        above = prev
+        while above is not None and above.depth >= row.depth:
+            above = above.parent
+        if anchor is not None and above is not None and above.owner != owner:
+            prev = anchor.tail or anchor
+            at = len(rows) - 1
+            while at >= 0 and rows[at] is not prev:  # near the end: only sibling branches follow
+                at -= 1
+            rows.insert(at + 1, row)
+            above = anchor
+        else:
+            rows.append(row)
+        row.parent = above
+        while above is not None and (above.tail or above) is prev:
+            above.tail = row
+            above = above.parent
 
     def _instant(self, event: ev.Event, kind: StepKind, label: str, status: str = "info", **kw: Any) -> Step:
         step = self._step(event, kind, label, **kw)

@@ -43,10 +43,24 @@ class ForkPoint:
 def fork_point(events: list[ev.Event], seq: int) -> ForkPoint | None:
     """The step a fork from the timeline row of event ``seq`` starts at.
 
-    That event's own step when it has one (a model call, tool call or handoff),
-    else the first step after it (an agent's activation forks at its first model
-    call). None when nothing runs after it.
+    That event's own step when it has one (a model call, tool call or handoff: the
+    number its row shows); for an agent's activation, that activation's first step; for
+    an operator's action, the step held when it acted; else the first step after it.
+    None when nothing runs after it.
     """
+    chosen = next((e for e in events if e.seq == seq), None)
+    match chosen:
+        case ev.AgentStarted():
+            own = [e for e in events if e.activation == seq]  # not a branch running beside it
+            return _first_step(own, seq) or _first_step(events, seq)
+        case ev.OperatorActed(detail={"step": int(step)}):
+            held = [e for e in events if e.step == step]
+            return _first_step(held, 0) or _first_step(events, seq)
+        case _:
+            return _first_step(events, seq)
+
+
+def _first_step(events: list[ev.Event], seq: int) -> ForkPoint | None:
     for event in events:
         if event.seq < seq or event.step is None:
             continue

@@ -28,6 +28,7 @@ from textual.widgets import DataTable, Footer, Header, Static
 
 from playground.engine import events as ev
 from playground.errors import PlaygroundError
+from playground.llm.litellm_model import preload
 from playground.observe.mapping import ObservedSession
 from playground.observe.observer import Observer
 from playground.observe.record import observed_framework
@@ -71,6 +72,8 @@ class ObserveScreen(Screen[None]):
     """
 
     CSS_PATH = "observe.tcss"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    """Below 120 columns the session list shows ids only, so the panes keep some width."""
     BINDINGS = [
         Binding("f", "follow", "Follow", id="observe.follow", tooltip="Show each new session as it arrives"),
         Binding("escape", "back", "Back", id="observe.back", tooltip="Back to the previous screen"),
@@ -115,6 +118,7 @@ class ObserveScreen(Screen[None]):
         with Horizontal(id="observe-body"):
             yield DataTable(id="observed", cursor_type="row", zebra_stripes=True)
             with Vertical(id="observe-run"):
+                yield Static(id="observe-waiting")
                 yield HandoffPath(id="path")
                 with Horizontal(id="main"):
                     yield PaneGrid(id="panes")
@@ -129,7 +133,8 @@ class ObserveScreen(Screen[None]):
         self.query_one("#timeline", Timeline).border_title = "timeline"
         self.query_one(Inspector).show_empty()
         table = self.query_one("#observed", DataTable)
-        table.add_columns("session", "system", "from", "status", "path", "cost (USD)")
+        # What tells sessions apart first: a narrow list still shows the id and the status.
+        table.add_columns("session", "status", "from", "system", "path", "cost (USD)")
         banner = self.query_one("#observe-banner", Static)
         if self.port is not None:
             self.observer = Observer(self.store)
@@ -145,20 +150,33 @@ class ObserveScreen(Screen[None]):
                 self.notify(str(exc), title="observe", severity="error", timeout=10)
             else:
                 self.receiver = receiver
+                endpoint = "OTEL_EXPORTER_OTLP_ENDPOINT=" + receiver.url.removesuffix("/v1/traces")
+                # What to set first: it fits 80 columns; the full URL follows where there is room.
                 banner.update(
                     Text.assemble(
                         ("observing ", "bold"),
-                        (receiver.url, "bold cyan"),
-                        (
-                            "  ·  OTEL_EXPORTER_OTLP_ENDPOINT=" + receiver.url.removesuffix("/v1/traces"),
-                            "dim",
-                        ),
-                        ("  ·  " + READ_ONLY, "yellow"),
+                        (endpoint, "bold cyan"),
+                        ("  ·  read-only", "yellow"),
+                        ("  ·  OTLP/HTTP: POST " + receiver.url, "dim"),
                     )
                 )
+                self.query_one("#observe-waiting", Static).update(
+                    Text.assemble(
+                        ("Waiting for traces.\n\n", "bold"),
+                        "Point an application's OpenTelemetry exporter here:\n  ",
+                        (endpoint, "bold cyan"),
+                        "\n(OTLP/HTTP, protobuf or JSON). Each trace becomes a session as its spans "
+                        "arrive: a pane per agent, the handoff path, the timeline and the totals.\n\n"
+                        "The README's 'Observe any framework' says how, for the OpenAI Agents SDK, "
+                        "pydantic-ai, LangGraph and the playground itself.",
+                    )
+                )
+                # Prices come from litellm's cost map: import it now, not when the first spans come.
+                self.run_worker(preload(), group="observe-preload", exit_on_error=False)
         else:
             banner.update(Text(READ_ONLY, "yellow"))
         await self._load_stored()
+        self._waiting(not self.sessions and self.receiver is not None)
         self.set_interval(0.25, self._tick)
         table.focus()
 
@@ -188,9 +206,18 @@ class ObserveScreen(Screen[None]):
             if row.session_id == self.selected or self.port is None:
                 shown.events = await self.store.events(row.session_id)
             self._put(shown)
-        if self.selected is None and self.port is None and self.sessions:
+        if self.selected is None and self.sessions:  # the newest, as following would
             self.selected = next(reversed(self.sessions))
+            newest = self.sessions[self.selected]
+            newest.events = newest.events or await self.store.events(self.selected)
+            self._put(newest)
         await self._show_selected(rebuild=True)
+
+    def _waiting(self, waiting: bool) -> None:
+        """Say where to send traces until the first session comes, in place of the run's widgets."""
+        self.query_one("#observe-waiting").display = waiting
+        for selector in ("#path", "#main", "#totals"):
+            self.query_one(selector).display = not waiting
 
     # -- sessions coming in -------------------------------------------------------------------
 
@@ -201,6 +228,8 @@ class ObserveScreen(Screen[None]):
     async def on_observe_screen_session_updated(self, message: SessionUpdated) -> None:
         session = message.session
         result = session.result
+        if self.follow or self.selected is None:
+            self.selected = session.session_id
         self._put(
             Shown(
                 session.session_id,
@@ -212,18 +241,17 @@ class ObserveScreen(Screen[None]):
                 session.events,
             )
         )
-        if self.follow or self.selected is None:
-            self.selected = session.session_id
         if session.session_id == self.selected:
             await self._show_selected(rebuild=True)
 
     def _put(self, shown: Shown) -> None:
         table = self.query_one("#observed", DataTable)
+        style = STATUS_STYLES.get(shown.status, "")
         cells = (
-            shown.session_id,
-            shown.system,
+            Text(shown.session_id, style),  # the status at a glance where the list is narrow
+            Text(shown.status, style),
             shown.framework,
-            Text(shown.status, STATUS_STYLES.get(shown.status, "")),
+            shown.system,
             " → ".join(shown.path),
             f"{shown.cost_usd:.6f}",
         )
@@ -234,6 +262,7 @@ class ObserveScreen(Screen[None]):
                 table.update_cell(shown.session_id, column.key, value)
         else:
             table.add_row(*cells, key=shown.session_id)
+            self._waiting(False)
         self.sessions[shown.session_id] = shown
         if shown.session_id == self.selected:
             table.move_cursor(row=table.get_row_index(shown.session_id), animate=False)
@@ -244,8 +273,12 @@ class ObserveScreen(Screen[None]):
         key = message.row_key.value
         if key is None or key == self.selected or key not in self.sessions:
             return
+        if message.cursor_row != message.data_table.cursor_row:
+            return  # the cursor moved on since (following a burst of new sessions)
+        # The first row is highlighted by itself as it is added: that is no choice of the operator's.
+        if self.selected is not None:
+            self.follow = False
         self.selected = key
-        self.follow = False
         shown = self.sessions[key]
         if not shown.events:
             shown.events = await self.store.events(key)

@@ -217,7 +217,7 @@ class RunScreen(Screen[None]):
     def _redraw(self) -> None:
         view = self.view
         self._show_panes()
-        self.query_one(HandoffPath).show(view.path, view.handoffs, view.pending_handoff)
+        self.query_one(HandoffPath).show(view.hops, view.handoffs, view.pending_handoff, view.active_agents)
         pending = view.agents[view.gate.agent].pending if view.gate and view.gate.agent in view.agents else ""
         self.query_one(GateBanner).show(view.gate, pending)
         self._show_inspector()
@@ -228,14 +228,14 @@ class RunScreen(Screen[None]):
     def _show_panes(self, agents: set[str] | None = None) -> None:
         """Redraw the agents' panes (only those of ``agents`` when given)."""
         view = self.view
-        active = view.active
+        active = set(view.active_agents)  # several when agents run at once
         for pane in self.query(AgentPane):
             if agents is not None and pane.agent not in agents:
                 continue
             agent = view.agents.get(pane.agent)
             if agent is not None:
                 pane.show(
-                    agent, active=pane.agent == active, breakpoint=f"agent:{pane.agent}" in self.breakpoints
+                    agent, active=pane.agent in active, breakpoint=f"agent:{pane.agent}" in self.breakpoints
                 )
 
     def _breakpoint_summary(self) -> str:

@@ -58,12 +58,12 @@ class CompareSide(Vertical):
     def show(self, view: RunView, title: Text, diff: Text) -> None:
         """Redraw from ``view``; ``title`` and ``diff`` come from the screen, which sees both sides."""
         self.ensure_panes(view.path)
-        active = view.active
+        active = set(view.active_agents)
         for name, pane in self._panes.items():
             agent = view.agents.get(name)
             if agent is not None:
-                pane.show(agent, active=name == active, breakpoint=False)
+                pane.show(agent, active=name in active, breakpoint=False)
         self._title.update(title)
-        self._path.show(view.path, view.handoffs, view.pending_handoff)
+        self._path.show(view.hops, view.handoffs, view.pending_handoff, active)
         self._timeline.show(view.steps, view.elapsed())
         self._diff.update(diff)  # always shown, at a fixed height, so both sides stay aligned

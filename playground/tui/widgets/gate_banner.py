@@ -19,8 +19,10 @@ class GateBanner(Static):
             return
         text = Text(no_wrap=False)
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
-        text.append(f" before {KIND_NAMES.get(gate.kind, gate.kind)} #{gate.step} of ", "bold")
-        text.append(gate.agent, "bold")
+        # The step's number is the engine's: the timeline, the inspector and fork use it too.
+        text.append(
+            f" before step {gate.step}, {gate.agent}'s {KIND_NAMES.get(gate.kind, gate.kind)}", "bold"
+        )
         text.append(f": {pending}" if pending else "")
         keys = "s step · c continue · a abort"
         if gate.kind != "model_call":

@@ -1,6 +1,8 @@
-"""The handoff path so far (router → billing → …), each edge selectable."""
+"""The handoff path so far (router → billing → …), each handoff edge selectable."""
 
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual.binding import Binding
@@ -9,11 +11,25 @@ from textual.message import Message
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from playground.tui.state import HandoffView
+from playground.tui.state import HandoffView, Hop
 
 
 class HandoffPath(Widget, can_focus=True):
-    """One line: the agents in handling order; left/right select a handoff edge."""
+    """One line: the agents in handling order; left/right select a handoff edge.
+
+    Agents that ran at once share a stop, in brackets (``lead → [prices ∥ reviews]``);
+    the agents working now are highlighted, all of them.
+    """
+
+    COMPONENT_CLASSES = {"handoff-path--working"}
+    """The agents handling the request now."""
+
+    DEFAULT_CSS = """
+    HandoffPath > .handoff-path--working {
+        color: $accent;
+        text-style: bold;
+    }
+    """
 
     BINDINGS = [
         Binding("left", "move(-1)", "Previous handoff", show=False),
@@ -32,13 +48,23 @@ class HandoffPath(Widget, can_focus=True):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self._path: list[str] = []
+        self._hops: list[Hop] = []
         self._edges: list[HandoffView] = []
         self._pending: HandoffView | None = None
-        self._spans: list[tuple[int, int]] = []
+        self._working: frozenset[str] = frozenset()
+        self._spans: list[tuple[int, int, int]] = []
+        """``(start, end, edge index)`` of each selectable arrow, in cells of the line."""
 
-    def show(self, path: list[str], edges: list[HandoffView], pending: HandoffView | None) -> None:
-        self._path, self._edges, self._pending = path, edges, pending
+    def show(
+        self,
+        hops: list[Hop],
+        edges: list[HandoffView],
+        pending: HandoffView | None,
+        working: Iterable[str] = (),
+    ) -> None:
+        """Draw ``hops``; ``edges`` are the run's handoffs, ``working`` the agents handling it now."""
+        self._hops, self._edges, self._pending = hops, edges, pending
+        self._working = frozenset(working)
         if self.selected >= len(edges):
             self.selected = -1
         self.refresh()
@@ -47,26 +73,35 @@ class HandoffPath(Widget, can_focus=True):
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append("path ", "dim")
         self._spans = []
-        if not self._path:
+        if not self._hops:
             text.append("— (no run yet)", "dim")
             return text
-        edge = 0
-        for index, agent in enumerate(self._path):
+        working = self.get_component_rich_style("handoff-path--working", partial=True)
+        for index, hop in enumerate(self._hops):
             if index:
+                edge = next((i for i, e in enumerate(self._edges) if e is hop.handoff), -1)
                 start = len(text)
-                style = "reverse bold" if edge == self.selected else "bold blue"
-                arrow = " ⇢ " if edge < len(self._edges) else " → "
-                label = arrow
-                if edge < len(self._edges) and self._edges[edge].edited:
-                    label = " ⇢✎ "
-                text.append(label, style)
-                self._spans.append((start, len(text)))
-                edge += 1
-            text.append(agent, "bold")
+                if edge >= 0:
+                    label = " ⇢✎ " if self._edges[edge].edited else " ⇢ "
+                    text.append(label, "reverse bold" if edge == self.selected else "bold blue")
+                    self._spans.append((start, len(text), edge))
+                else:
+                    text.append(" → ", "bold blue")
+            group = len(hop.agents) > 1
+            if group:
+                text.append("[", "dim")
+            for position, agent in enumerate(hop.agents):
+                if position:
+                    text.append(" ∥ ", "dim")
+                text.append(agent, working if agent in self._working else "bold")
+            if group:
+                text.append("]", "dim")
         if self._pending is not None:
             text.append(" ⇢ ", "bold yellow")
             text.append(f"{self._pending.target}?", "bold yellow")
             text.append("  (held before delivery)", "yellow")
+        if any(len(hop.agents) > 1 for hop in self._hops):
+            text.append("   ∥ ran at once", "dim")
         if self._edges:
             text.append("   ←/→ select a handoff", "dim")
         return text
@@ -79,8 +114,8 @@ class HandoffPath(Widget, can_focus=True):
         self.post_message(self.EdgeSelected(self._edges[self.selected]))
 
     def on_click(self, event: Click) -> None:
-        for index, (start, end) in enumerate(self._spans):
-            if start - 3 <= event.x < end + 3 and index < len(self._edges):
-                self.selected = index
-                self.post_message(self.EdgeSelected(self._edges[index]))
+        for start, end, edge in self._spans:
+            if start - 3 <= event.x < end + 3:
+                self.selected = edge
+                self.post_message(self.EdgeSelected(self._edges[edge]))
                 return

@@ -31,13 +31,11 @@ class Inspector(Static):
         self._empty = True
 
     def show_handoff(self, handoff: HandoffView, system: System) -> None:
-        state = (
-            "held before delivery"
-            if handoff.pending
-            else ("delivered, edited" if handoff.edited else "delivered")
-        )
+        # Short, so the title shows whole beside its step number; the body says more.
+        state = "held" if handoff.pending else ("edited" if handoff.edited else "delivered")
         self._empty = False
-        self.border_title = f"handoff {handoff.source} → {handoff.target} · {state}"
+        number = f"step {handoff.step} · " if handoff.step is not None else ""
+        self.border_title = f"{number}handoff {handoff.source} → {handoff.target} · {state}"
         table = Table(show_edge=False, box=None, padding=(0, 1), expand=True, header_style="bold")
         table.add_column("field", style="bold", no_wrap=True)
         table.add_column("type", style="cyan", no_wrap=True)
@@ -57,6 +55,8 @@ class Inspector(Static):
         )
         schema = Text.assemble(("schema ", "dim"), (handoff.schema, "cyan"))
         parts: list[RenderableType] = [table, Text(), sizes, schema]
+        if handoff.edited and not handoff.pending:
+            parts.append(Text("delivered as the operator edited it", "yellow"))
         if handoff.pending:
             parts.append(Text("e edit · s deliver and step · c continue · r retry", "yellow"))
         self.update(Group(*parts))
@@ -65,7 +65,9 @@ class Inspector(Static):
         if step.handoff is not None:
             return
         self._empty = False
-        self.border_title = f"step #{step.seq} · {step.kind.replace('_', ' ')}"
+        kind = step.kind.replace("_", " ")
+        # The engine's step number, the one fork takes; rows that are no step get none.
+        self.border_title = f"step {step.step} · {kind}" if step.step is not None else kind
         table = Table(show_edge=False, show_header=False, box=None, padding=(0, 1), expand=True)
         table.add_column("name", style="bold", no_wrap=True)
         table.add_column("value", overflow="fold", ratio=1)

@@ -1,4 +1,5 @@
-"""The run's totals: session, status, elapsed, tokens and cost, per agent; a failure's origin."""
+"""The run's totals: session, status, elapsed (wall) and agent time, tokens and cost, per agent;
+a failure's origin."""
 
 from __future__ import annotations
 
@@ -24,13 +25,19 @@ class Totals(Static):
 
     def show(self, view: RunView) -> None:
         tokens_in, tokens_out, cost = view.totals()
+        elapsed, worked = view.elapsed(), view.agent_time()
+        # Agents that ran at the same time worked longer, together, than the run took.
+        agent_time: list[str | tuple[str, str]] = (
+            [(" · agent time ", "dim"), f"{worked:.1f} s"] if round(worked, 1) > round(elapsed, 1) else []
+        )
         line = Text.assemble(
             ("session ", "dim"),
             (view.session_id or "—", "bold"),
             "  ",
             (f" {view.status.upper()} ", f"reverse {STATUS_STYLES.get(view.status, '')}"),
             ("  elapsed ", "dim"),
-            f"{view.elapsed():.1f} s",
+            f"{elapsed:.1f} s",
+            *agent_time,
             ("  tokens ", "dim"),
             f"{tokens_in} in / {tokens_out} out",
             ("  cost ", "dim"),
