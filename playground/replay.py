@@ -412,9 +412,11 @@ class Variant:
     model: str | None = None
 
 
-async def _recorded_agents(
+async def recorded_agents(
     store: Store, session: SessionRow, system: System, *, force: bool
 ) -> tuple[dict[str, AgentSpec], dict[str, str]]:
+    """The agent specs and version ids ``session`` ran with, from the store; with ``force``,
+    the active versions for any the store does not have (else that is refused)."""
     agents: dict[str, AgentSpec] = {}
     versions: dict[str, str] = {}
     missing = []
@@ -475,7 +477,8 @@ async def _apply_variant(
         versions[variant.agent] = version_id(changed)
 
 
-async def _load(store: Store, session_id: str) -> tuple[Recording, System]:
+async def load_recording(store: Store, session_id: str) -> tuple[Recording, System]:
+    """A stored session as a :class:`Recording`, and its system loaded from where it ran."""
     session = await store.session(session_id)
     events = await store.events(session.session_id)
     file = ref_file(session.system_path) if session.system_path else None
@@ -539,14 +542,14 @@ async def fork_session(
     Args:
         edit: For a handoff at ``at_step``: the new context; for a tool call: the new arguments.
     """
-    recording, system = await _load(store, session_id)
+    recording, system = await load_recording(store, session_id)
     kind = recording.step_kind(at_step)
     if kind is None:
         raise PlaygroundError(
             f"session {recording.session.session_id} has no step {at_step} (steps 1..{recording.last_step}; "
             "'playground sessions show ID' lists them)"
         )
-    agents, versions = await _recorded_agents(store, recording.session, system, force=True)
+    agents, versions = await recorded_agents(store, recording.session, system, force=True)
     await _apply_variant(store, system, agents, versions, variant)
     source = ReplaySource(recording, "fork", before_step=at_step)
     if edit is not None:
@@ -602,7 +605,7 @@ async def replay_session(
         current: Replay onto the store's active versions instead of the recorded ones;
             refused when they differ from the recording, unless ``force``.
     """
-    recording, system = await _load(store, session_id)
+    recording, system = await load_recording(store, session_id)
     if current:
         from playground.service import active_agents
 
@@ -620,7 +623,7 @@ async def replay_session(
                 f"({listed}); those agents would run live. Pass --force to replay onto them anyway."
             )
     else:
-        agents, versions = await _recorded_agents(store, recording.session, system, force=force)
+        agents, versions = await recorded_agents(store, recording.session, system, force=force)
     await _apply_variant(store, system, agents, versions, variant)
     source = ReplaySource(recording, "replay")
     result = await run_session(

@@ -7,6 +7,7 @@ parsers and names each one's handler with ``set_defaults(handler=...)``:
 module                      commands
 ==========================  ===============================================
 :mod:`~.run`                ``run``, ``check``, ``test``
+:mod:`~.approve`            ``approve``
 :mod:`~.sessions`           ``sessions``, ``export``, ``import``
 :mod:`~.versions`           ``versions``, ``rollback``, ``snapshot``, ``snapshots``
 :mod:`~.replay`             ``fork``, ``replay``, ``compare``, ``comparisons``
@@ -55,10 +56,20 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from playground.cli import common, diff, doctor, observe, replay, run, sessions, tui, versions
+from playground.cli import approve, common, diff, doctor, observe, replay, run, sessions, tui, versions
 from playground.cli.common import EXIT_FAILED, EXIT_USAGE
 
-COMMAND_MODULES: tuple[ModuleType, ...] = (run, sessions, observe, tui, versions, replay, diff, doctor)
+COMMAND_MODULES: tuple[ModuleType, ...] = (
+    run,
+    approve,
+    sessions,
+    observe,
+    tui,
+    versions,
+    replay,
+    diff,
+    doctor,
+)
 """The modules whose ``register(commands)`` adds the commands, in ``--help`` order."""
 
 __all__ = ["COMMAND_MODULES", "build_parser", "common", "main"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from playground.engine import events as ev
@@ -99,7 +99,9 @@ class Runtime:
         side_effects_done: Results of side-effect tools that already ran (a fork's or a
             replay's recording), by (agent, tool, arguments as JSON): served, never run again.
         approvals: Decisions a person already took on calls that need approval (``playground
-            approve``), by (agent, tool, arguments as JSON).
+            approve``), by (agent, tool, arguments as JSON): one decision, or several taken in
+            order when the same call was asked for more than once (a model that asks again after
+            a denial).
     """
 
     def __init__(
@@ -116,7 +118,7 @@ class Runtime:
         tool_replay: ToolReplay | None = None,
         clock: Clock = SYSTEM_CLOCK,
         side_effects_done: SideEffectsDone | None = None,
-        approvals: dict[tuple[str, str, str], Decision] | None = None,
+        approvals: Mapping[tuple[str, str, str], Decision | Sequence[Decision]] | None = None,
     ) -> None:
         self.system = system
         self.spec = system.spec
@@ -149,9 +151,12 @@ class Runtime:
         """What the run has done so far, as far as loops are concerned."""
         self.budgeted = declares_budget(self.spec, self.agents)
         """Whether any budget is declared (else model calls skip the budget check)."""
-        self.approvals: dict[tuple[str, str, str], Decision] = dict(approvals or {})
+        self.approvals: dict[tuple[str, str, str], list[Decision]] = {
+            key: [taken] if isinstance(taken, Decision) else list(taken)
+            for key, taken in (approvals or {}).items()
+        }
         """Decisions already taken on tool calls that need approval (a resumed run), by
-        (agent, tool, arguments as JSON)."""
+        (agent, tool, arguments as JSON), each key's in the order they were taken."""
         self.side_effects_done = dict(side_effects_done or {})
         """Side-effect tools' results by (agent, tool, arguments as JSON): never run twice."""
         self.budget_waived: set[str] = set()

@@ -194,7 +194,8 @@ async def await_approval(
         call_id=call.id,
         args=args,
     )
-    decision = run.approvals.pop(key, None)
+    taken = run.approvals.get(key)
+    decision = taken.pop(0) if taken else None
     if decision is None:
         if run.controller is None:
             raise WaitingApproval(call.name, requested.seq)

@@ -150,6 +150,33 @@ class Sessions(Writer):
                 )
             await db.executemany(INSERT_CHUNK, chunks)
 
+    @sqlite_errors("resuming a session")
+    async def claim_waiting(self, session_id: str) -> bool:
+        """Take a session ``waiting_approval`` to resume it: it becomes ``running``, owned by
+        this process (a crash while resuming leaves it ``interrupted``, never resumed twice).
+        False if it is not waiting (any more: another ``playground approve`` took it)."""
+        await self.flush()
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE sessions SET status = 'running', pid = ?, host = ? "
+                "WHERE session_id = ? AND status = 'waiting_approval'",
+                (os.getpid(), self._host, session_id),
+            )
+            taken = cursor.rowcount
+            await cursor.close()
+        return taken == 1
+
+    @sqlite_errors("resuming a session")
+    async def unclaim(self, session_id: str) -> None:
+        """Give back a session :meth:`claim_waiting` took, nothing written: waiting again."""
+        await self.flush()
+        async with self._transaction() as db:
+            await db.execute(
+                "UPDATE sessions SET status = 'waiting_approval' "
+                "WHERE session_id = ? AND status = 'running' AND pid = ?",
+                (session_id, os.getpid()),
+            )
+
     async def _mark_interrupted(self) -> None:
         db = self.db
         host = socket.gethostname()
