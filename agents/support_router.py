@@ -95,9 +95,14 @@ router = Agent(
     description="Reads the request and picks one specialist.",
     price=PRICE,
     handoffs=[
-        Handoff(billing, "invoices, charges, refunds, payments", context=BillingQuestion),
+        # card numbers and e-mails never reach billing (a guard: the same function the YAML names)
+        Handoff(
+            billing, "invoices, charges, refunds, payments", context=BillingQuestion, guard=tools.redact_pii
+        ),
         Handoff(technical, "errors, outages, bugs, anything not working", context=TechnicalQuestion),
-        Handoff(general, "anything else that is clear enough to answer", context=Question),
+        Handoff(
+            general, "anything else that is clear enough to answer", context=Question, guard=tools.redact_pii
+        ),
         Handoff(clarify, "the request is too vague to route", context=Unclear),
     ],
     script=[

@@ -520,3 +520,19 @@ def test_the_cli_refuses_to_roll_back_to_code_that_is_gone(
     # Nothing moved: the next run still runs the code in the file.
     assert main(["run", ref, "--input", "x", "--json", *db]) == 0
     assert '"output": "NEW BODY"' in capsys.readouterr().out
+
+
+async def test_the_yaml_examples_scenarios_pass_on_the_python_example(tmp_path: Path) -> None:
+    from playground.scenarios import Runner, load_scenarios
+
+    text = (ROOT / "agents" / "support_router.scenarios.yaml").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    assert lines[1] == "system: support_router.yaml"
+    lines[1] = f"system: {ROOT / 'agents' / 'support_router.py'}:support_router"
+    scenarios = tmp_path / "python.scenarios.yaml"
+    scenarios.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    suite = load_scenarios(scenarios)
+    assert suite.system.spec.path.endswith("support_router.py:support_router")
+    results = await Runner().run_all([suite])
+    assert len(results) >= 5
+    assert [(r.name, r.failures) for r in results if not r.passed] == []
