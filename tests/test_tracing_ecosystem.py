@@ -516,3 +516,34 @@ def test_every_command_that_runs_agents_traces(tmp_path: Path, collector: tuple[
     listed = json.loads(cli("sessions", "--json", "--limit", "1000", env={}, db=db).stdout)
     traced = {row["correlation_id"] for row in listed if row["session_id"] != session["session_id"]}
     assert traced and traced <= trace_ids()  # each traced session is its own trace
+
+
+async def test_grpc_export_reaches_a_grpc_collector(clean_env: pytest.MonkeyPatch) -> None:
+    grpc = pytest.importorskip("grpc")  # the grpc extra
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.grpc.trace_exporter")
+    from concurrent import futures
+
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+
+    got: list[Any] = []
+
+    class Collector(trace_service_pb2_grpc.TraceServiceServicer):
+        def Export(self, request: Any, context: Any) -> Any:
+            got.append(request)
+            return trace_service_pb2.ExportTraceServiceResponse()
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Collector(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        clean_env.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+        clean_env.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+        tracer = configure_tracing()
+        assert tracer is not None
+        result = await Runtime(router_example(), sinks=[tracer]).run(REQUEST)
+        assert tracer.finish(10) == []
+    finally:
+        server.stop(0)
+    spans = [s for r in got for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
+    assert len(spans) == 8 and {s.trace_id.hex() for s in spans} == {result.correlation_id}

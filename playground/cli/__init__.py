@@ -14,6 +14,7 @@ module                      commands
 :mod:`~.diff`               ``diff``
 :mod:`~.observe`            ``observe``
 :mod:`~.tui`                ``tui``, and ``playground`` with no command
+:mod:`~.serve`              ``serve`` (the TUI in a browser)
 :mod:`~.doctor`             ``doctor``
 ==========================  ===============================================
 
@@ -56,7 +57,19 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
-from playground.cli import approve, common, diff, doctor, observe, replay, run, sessions, tui, versions
+from playground.cli import (
+    approve,
+    common,
+    diff,
+    doctor,
+    observe,
+    replay,
+    run,
+    serve,
+    sessions,
+    tui,
+    versions,
+)
 from playground.cli.common import EXIT_FAILED, EXIT_USAGE
 
 COMMAND_MODULES: tuple[ModuleType, ...] = (
@@ -65,6 +78,7 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
     sessions,
     observe,
     tui,
+    serve,
     versions,
     replay,
     diff,

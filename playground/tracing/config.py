@@ -183,7 +183,8 @@ def _grpc_exporter(endpoint: str | None) -> SpanExporter:
         )
     except ImportError:
         raise ConfigError(f"OTEL_EXPORTER_OTLP_PROTOCOL=grpc: {GRPC_HINT}") from None
-    return GrpcSpanExporter(endpoint=endpoint)  # type: ignore[no-any-return]
+    exporter: SpanExporter = GrpcSpanExporter(endpoint=endpoint)
+    return exporter
 
 
 def public_api_forced() -> bool:
