@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from playground.engine import Runtime, StepController
 from playground.engine import events as ev
 from playground.engine.controller import Gate
@@ -411,3 +413,39 @@ agents:
         result.output
         == "x" * 1000 + "\n[truncated: big returned 5000000 characters; the first 1000 are shown]"
     )
+
+
+async def test_an_async_tool_raising_system_exit_is_a_tool_error(tmp_path: Path) -> None:
+    (tmp_path / "tools.py").write_text("async def bye(x: str) -> str:\n    raise SystemExit(5)\n")
+    system = system_from(
+        tmp_path,
+        """\
+name: bye
+pattern: router
+entry: a
+tools: {bye: tools.py:bye}
+agents:
+  a:
+    tools: [bye]
+    handoffs: [{to: b}]
+    script: [{tool: bye, args: {x: "1"}}, {reply: "{tool_result}"}]
+  b: {script: [{reply: done}]}
+""",
+    )
+    result = await Runtime(system).run("go")
+    assert result.status == "completed"
+    assert result.output == "Error: SystemExit: 5"
+
+
+async def test_a_cancelled_run_records_its_abort(tmp_path: Path) -> None:
+    system = sync_system(tmp_path, 'tool: very_slow\n        args: {x: "1"}')
+    seen: list[ev.Event] = []
+    runtime = Runtime(system, sinks=[seen.append])
+    task = asyncio.create_task(runtime.run("go"))
+    while not any(isinstance(e, ev.ToolCalled) for e in seen):
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    failed = seen[-1]
+    assert isinstance(failed, ev.RunFailed) and failed.status == "aborted"

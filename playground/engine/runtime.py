@@ -388,6 +388,15 @@ class Runtime:
                     where,
                 )
             )
+        except asyncio.CancelledError:
+            # Ctrl-C, or the task running the session was cancelled: record the abort (the
+            # store's writer flushes it on close), then let the cancellation go on.
+            self._fail(
+                Failure("aborted", "the run was interrupted (cancelled)", None, self._where()),
+                status="aborted",
+            )
+            branch.close()
+            raise
         except Exception as exc:  # a bug of ours or of a tool: record it, never lose the session
             log.exception("run %s failed unexpectedly", self.session_id)
             status = "failed"

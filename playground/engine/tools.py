@@ -358,7 +358,9 @@ async def run_tool(
         except TimeoutError:
             where = "its own timeout_s" if tool.timeout_s else "limits.tool_timeout_s"
             error, result = f"TimeoutError: {call.name} did not return within {where} = {timeout_s} s", ""
-        except Exception as exc:
+        except asyncio.CancelledError:
+            raise  # the run is being cancelled (its timeout, an abort): not the tool's doing
+        except BaseException as exc:  # SystemExit and the like from a tool are the tool's error
             error, result = f"{type(exc).__name__}: {exc}", ""
     latency = (perf() - t0) * 1000
     run.totals_of(name).latency_ms += latency
