@@ -157,6 +157,7 @@ def load_scenarios(path: str | Path) -> Suite:
         raise explain(exc, shown, lines, ScenarioFile) from None
     system = load_system_ref(ref_relative_to(spec.system, Path(path).parent))
     agents = system.spec.agents
+    first: dict[str, int] = {}  # scenario name -> index of its first use
     for i, scenario in enumerate(spec.scenarios):
         loc: tuple[str | int, ...] = ("scenarios", i)
 
@@ -165,6 +166,11 @@ def load_scenarios(path: str | Path) -> Suite:
             line = next((lines[full[:n]] for n in range(len(full), 0, -1) if full[:n] in lines), None)
             raise SpecError(shown, line, ".".join(str(p) for p in full), problem)
 
+        if scenario.name in first:
+            # Names are test ids (pytest, playground test --json): two of one name are one id.
+            line = lines.get(("scenarios", first[scenario.name], "name"))
+            fail(("name",), f"{scenario.name!r} is the name of the scenario at line {line}: names are unique")
+        first[scenario.name] = i
         if scenario.input is None and (scenario.agent is None or scenario.context is None):
             fail((), "a scenario needs 'input', or 'agent' with 'context'")
         if scenario.agent is not None and scenario.agent not in agents:
