@@ -194,6 +194,15 @@ class StepController:
         self._resolve(Decision("retry", operator="retry"))
         return None
 
+    def approve(self) -> str | None:
+        """Run a held tool call that needs approval, then go on as before (stepping or not);
+        recorded as the operator's ``approve``. Returns an error message if nothing that needs
+        approval is held."""
+        if self.pending is None or not self.pending.payload.get("approval"):
+            return "nothing that needs approval is held"
+        self._resolve(Decision(operator="approve"))
+        return None
+
     def deny(self, reason: str) -> str | None:
         """Refuse a held tool call that needs approval; the model is told ``reason``.
         Returns an error message if nothing that needs approval is held."""

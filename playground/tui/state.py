@@ -454,13 +454,20 @@ class RunView:
                         "note", f"guard {item.guard} rewrote {', '.join(item.changed) or 'the history'}"
                     )
             case ev.ApprovalRequested():
-                self._instant(item, "approval", f"approval needed: {item.tool}")
+                self._instant(
+                    item,
+                    "approval",
+                    f"approval needed: {item.tool}",
+                    detail=[("tool", item.tool), ("args", _short(item.args, 400))],
+                )
                 agent = self._agent(item.agent)
                 if agent is not None:
                     agent.add("note", f"{item.tool} needs a person's approval")
             case ev.ApprovalDecided():
                 verdict_ok = "ok" if item.verdict == "approved" else "failed"
-                self._instant(item, "approval", f"{item.tool} {item.verdict}", verdict_ok)
+                decided = self._instant(item, "approval", f"{item.tool} {item.verdict}", verdict_ok)
+                decided.detail += [("reason", item.reason)] if item.reason else []
+                decided.detail += [("edited args", _short(item.args, 400))] if item.edited else []
             case ev.GuardDenied():
                 self._instant(item, "guard", f"guard denied → {item.target}: {item.reason}", "failed")
                 agent = self._agent(item.agent)

@@ -25,6 +25,7 @@ from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
 from playground.tui.bridge import Bridge
+from playground.tui.screens.deny_reason import DenyReasonScreen
 from playground.tui.screens.edit_payload import EditPayloadScreen
 from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_point
 from playground.tui.screens.model_swap import ModelSwapScreen
@@ -32,7 +33,7 @@ from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
 from playground.tui.state import HandoffView, RunView, Step, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
-from playground.tui.widgets.gate_banner import GateBanner
+from playground.tui.widgets.gate_banner import GateBanner, call_text
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
 from playground.tui.widgets.pane_grid import PaneGrid
@@ -40,7 +41,19 @@ from playground.tui.widgets.timeline import Timeline
 from playground.tui.widgets.totals import Totals
 
 READ_ONLY_DISABLED = frozenset(
-    {"step", "continue", "pause", "retry", "edit", "toggle_breakpoint", "swap_model", "abort", "focus_input"}
+    {
+        "step",
+        "continue",
+        "pause",
+        "retry",
+        "edit",
+        "approve",
+        "deny",
+        "toggle_breakpoint",
+        "swap_model",
+        "abort",
+        "focus_input",
+    }
 )
 """Actions a read-only session screen hides: nothing runs there."""
 
@@ -71,6 +84,20 @@ class RunScreen(Screen[None]):
         Binding("r", "retry", "Retry", id="run.retry", tooltip="Run the held agent's last model call again"),
         Binding(
             "e", "edit", "Edit", id="run.edit", tooltip="Edit the held handoff context or tool arguments"
+        ),
+        Binding(
+            "y,enter",
+            "approve",
+            "Approve",
+            id="run.approve",
+            tooltip="Run the held tool call that needs approval",
+        ),
+        Binding(
+            "n",
+            "deny",
+            "Deny",
+            id="run.deny",
+            tooltip="Refuse the held tool call that needs approval, with a reason the model is told",
         ),
         Binding(
             "b",
@@ -159,6 +186,8 @@ class RunScreen(Screen[None]):
         self._selected: HandoffView | Step | None = None
         self._leaving = False
         """Back was pressed during a run: close once the aborted run has recorded itself."""
+        self._approval_keys = False
+        """Whether y and n are offered (the run is held at a call that needs approval)."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -224,6 +253,10 @@ class RunScreen(Screen[None]):
         self.query_one(Timeline).show(view.steps, view.elapsed())
         self.query_one(Totals).show(view)
         self.sub_title = self._breakpoint_summary()
+        approval = view.gate is not None and bool(view.gate.payload.get("approval"))
+        if approval != self._approval_keys:
+            self._approval_keys = approval
+            self.refresh_bindings()  # y and n show in the footer only while a call waits
 
     def _show_panes(self, agents: set[str] | None = None) -> None:
         """Redraw the agents' panes (only those of ``agents`` when given)."""
@@ -252,10 +285,19 @@ class RunScreen(Screen[None]):
             inspector.show_handoff(selected, self.system)
         elif isinstance(selected, Step):
             inspector.show_step(selected)
+        elif (asked := self._approval_asked()) is not None:
+            inspector.show_step(asked)  # the held call that waits for the operator's verdict
         elif self.view.handoffs:
             inspector.show_handoff(self.view.handoffs[-1], self.system)
         else:
             inspector.show_empty()
+
+    def _approval_asked(self) -> Step | None:
+        """The timeline's row of the call held for approval, while one is held."""
+        gate = self.view.gate
+        if gate is None or not gate.payload.get("approval"):
+            return None
+        return next((s for s in reversed(self.view.steps) if s.kind == "approval"), None)
 
     def _tick(self) -> None:
         if self.view.status == "running":
@@ -430,11 +472,12 @@ class RunScreen(Screen[None]):
             return
         field = "context" if gate.kind == "handoff" else "args"
         payload = dict(gate.payload)
-        what = (
-            f"Handoff context {gate.agent} → {payload.get('target')}"
-            if gate.kind == "handoff"
-            else f"Arguments of {gate.agent}'s call to {payload.get('tool')}"
-        )
+        if gate.kind == "handoff":
+            what = f"Handoff context {gate.agent} → {payload.get('target')}"
+        elif payload.get("approval"):
+            what = f"Approve {gate.agent}'s call to {payload.get('tool')} with these arguments"
+        else:
+            what = f"Arguments of {gate.agent}'s call to {payload.get('tool')}"
 
         def validate(value: dict[str, Any]) -> str | None:
             return gate.validate({**payload, field: value})
@@ -451,6 +494,44 @@ class RunScreen(Screen[None]):
             self.notify("Edit delivered.")
 
         self.app.push_screen(EditPayloadScreen(what, dict(payload.get(field) or {}), validate), deliver)
+
+    def _held_approval(self) -> StepController | None:
+        """The controller, when the run is held at a tool call that needs approval."""
+        controller = self._held()
+        if controller is None or controller.pending is None or not controller.pending.payload.get("approval"):
+            self.notify("No tool call is waiting for approval.", severity="warning")
+            return None
+        return controller
+
+    def action_approve(self) -> None:
+        controller = self._held_approval()
+        if controller is None:
+            return
+        error = controller.approve()
+        if error is not None:
+            self.notify(f"Cannot approve: {error}.", severity="warning")
+            return
+        self.view.release()
+        self._redraw()
+
+    def action_deny(self) -> None:
+        controller = self._held_approval()
+        gate = controller.pending if controller is not None else None
+        if controller is None or gate is None:
+            return
+
+        def deliver(reason: str | None) -> None:
+            if reason is None or self.controller is not controller or controller.pending is not gate:
+                return
+            error = controller.deny(reason)
+            if error is not None:
+                self.notify(f"Cannot deny: {error}.", severity="warning")
+                return
+            self.view.release()
+            self._redraw()
+            self.notify(f"Denied {gate.payload.get('tool')}: the model is told why.")
+
+        self.app.push_screen(DenyReasonScreen(call_text(gate, 120)), deliver)
 
     def action_abort(self) -> None:
         controller = self.controller
@@ -678,6 +759,8 @@ class RunScreen(Screen[None]):
         if action == "back":
             opened_from_a_session = self.recorded is not None or self.branch is not None
             return opened_from_a_session and not isinstance(self.focused, Input)
+        if action in ("approve", "deny"):
+            return self.recorded is None and self._approval_keys
         return self.recorded is None or action not in READ_ONLY_DISABLED
 
     def action_leave_input(self) -> None:

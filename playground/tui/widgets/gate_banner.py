@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from rich.text import Text
 from textual.widgets import Static
 
@@ -17,6 +19,9 @@ class GateBanner(Static):
         self.display = gate is not None
         if gate is None:
             return
+        if gate.payload.get("approval"):
+            self.update(_approval(gate))
+            return
         text = Text(no_wrap=False)
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
@@ -31,3 +36,24 @@ class GateBanner(Static):
             keys = "r retry · " + keys
         text.append(f"\n{keys}", "dim")
         self.update(text)
+
+
+def call_text(gate: Gate, limit: int = 200) -> str:
+    """A held tool call as one line: ``refund(order_id=A-17, amount=40)``, cut at ``limit``."""
+    args = gate.payload.get("args") or {}
+    fields = ", ".join(
+        f"{name}={value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}"
+        for name, value in args.items()
+    )
+    text = " ".join(f"{gate.payload.get('tool')}({fields})".split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _approval(gate: Gate) -> Text:
+    """A call of an ``approval: required`` tool: the run waits for the operator's verdict."""
+    text = Text(no_wrap=False)
+    text.append(" ⏸ APPROVAL NEEDED ", "reverse bold magenta")
+    text.append(f" before step {gate.step}, {gate.agent} wants to run:\n", "bold")
+    text.append(call_text(gate))
+    text.append("\ny/enter approve · e edit the arguments · n deny with a reason · a abort", "dim")
+    return text
