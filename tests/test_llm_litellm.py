@@ -731,3 +731,79 @@ agents:
         ("call_r", "R(kettle reviews)"),
     ]
     assert result.output == "Kettles: cheap and liked."
+
+
+def guarded_system(tmp_path: Path, server: FakeOpenAI, tools: str, agents: str) -> Any:
+    settings = f"{{api_base: '{server.base_url}', api_key_env: FAKE_KEY}}"
+    path = tmp_path / "system.yaml"
+    path.write_text(
+        f"name: guarded\npattern: router\nentry: router\n"
+        f"limits: {{retries: 0, max_validation_retries: 2, call_timeout_s: 5}}\n{tools}agents:\n"
+        + agents.replace("SETTINGS", settings),
+        encoding="utf-8",
+    )
+    return load_system(path)
+
+
+async def test_a_model_that_ignores_schema_feedback_fails_the_run_after_the_declared_retries(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    agents = """\
+  router:
+    model: openai/x
+    model_settings: SETTINGS
+    handoffs:
+      - to: billing
+        context:
+          type: object
+          properties: {customer_id: {type: string, pattern: "^C-[0-9]+$"}}
+          required: [customer_id]
+  billing:
+    model: openai/b
+    model_settings: SETTINGS
+"""
+    bad = FakeToolCall("transfer_to_billing", {"customer_id": "not-an-id"})
+    fake_openai.push(*[Reply(tool_calls=[bad], model="x") for _ in range(3)])
+    result = await Runtime(guarded_system(tmp_path, fake_openai, "", agents)).run("refund")
+    assert result.status == "failed"
+    assert result.error is not None and result.error["type"] == "invalid_handoff_payload"
+    assert fake_openai.count == 3  # max_validation_retries = 2: the first call and two more
+    # Each retry carried the feedback, field by field, to the real model.
+    told = [m["content"] for m in fake_openai.requests[2]["messages"] if m["role"] == "tool"]
+    assert len(told) == 2 and all("does not match '^C-[0-9]+$'" in t for t in told)
+
+
+async def test_a_model_that_asks_for_a_side_effect_tool_twice_gets_it_run_once(
+    tmp_path: Path, fake_openai: FakeOpenAI
+) -> None:
+    (tmp_path / "tools.py").write_text(
+        "from pathlib import Path\n\n\ndef send_mail(to: str) -> str:\n"
+        "    log = Path(__file__).with_name('sent.log')\n"
+        "    log.write_text(log.read_text() + to + '\\n' if log.exists() else to + '\\n')\n"
+        "    return 'sent to ' + to\n"
+    )
+    tools = "tools:\n  send_mail: {function: tools.py:send_mail, side_effects: true}\n"
+    agents = """\
+  router:
+    model: openai/x
+    model_settings: SETTINGS
+    tools: [send_mail]
+    handoffs: [{to: billing}]
+  billing:
+    model: openai/b
+    model_settings: SETTINGS
+"""
+    mail = FakeToolCall("send_mail", {"to": "ann"})
+    fake_openai.push(
+        Reply(tool_calls=[mail], model="x"),
+        Reply(tool_calls=[mail], model="x"),  # the model asks again, same arguments
+        Reply("Done: mailed Ann.", model="x"),
+    )
+    result = await Runtime(guarded_system(tmp_path, fake_openai, tools, agents)).run("mail ann")
+    assert result.status == "completed", result.error
+    assert (tmp_path / "sent.log").read_text().splitlines() == ["ann"]
+    returned = of_kind(result.events, ev.ToolReturned)
+    assert [(r.result, r.side_effect_served) for r in returned] == [
+        ("sent to ann", False),
+        ("sent to ann", True),
+    ]
