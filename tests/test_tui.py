@@ -547,11 +547,18 @@ async def test_home_lists_systems_and_sessions_and_opens_one(system: System, tmp
         home = app.screen
         assert isinstance(home, HomeScreen)
         names = [f.system.name for f in home.systems if f.system]
-        assert names == ["content-pipeline", "research-supervisor", "support-router"]
+        assert names == [
+            "content-pipeline",
+            "invoice-pipeline",
+            "market-brief",
+            "research-supervisor",
+            "review-cycle",
+            "support-router",
+        ]
         text = screen_text(app)
         assert "supervisor" in text and "Routes each support request" in text
         assert "completed" in text and "router → billing" in text
-        await pilot.press("down", "down", "enter")
+        await pilot.press(*["down"] * names.index("support-router"), "enter")
         await pilot.pause()
         assert isinstance(app.screen, RunScreen)
         assert app.screen.system.name == "support-router"
