@@ -94,8 +94,10 @@ def test_observe_records_what_a_framework_posts(tmp_path: Path) -> None:
         "completed",
         ["triage", "billing"],
     )
-    narrow = playground("sessions", db=db).stdout.splitlines()
-    assert narrow[3].startswith(f" {finished['session_id']} ") and narrow[4].startswith(" observed ")
+    # 80 columns: a block per session (issue 15 item 6), its whole id first, then what it is.
+    narrow = playground("sessions", db=db).stdout
+    assert narrow.startswith(f"{finished['session_id']} observed  when ")
+    assert "system support-router openai-agents" in " ".join(narrow.split())
     wide = playground("sessions", db=db, columns=120).stdout.splitlines()
     assert "│ support-router " in wide[2] and "│ openai-agents " in wide[3]
     shown = playground("sessions", "show", finished["session_id"][:6], db=db)

@@ -56,6 +56,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from types import ModuleType
+from typing import Any
 
 from playground.cli import (
     approve,
@@ -89,6 +90,23 @@ COMMAND_MODULES: tuple[ModuleType, ...] = (
 __all__ = ["COMMAND_MODULES", "build_parser", "common", "main"]
 
 
+class _Version(argparse.Action):
+    """``--version``: the installed package's version, looked up only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            found = version("agent-playground")
+        except PackageNotFoundError:
+            found = "unknown (not installed)"
+        print(f"playground {found}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="playground",
@@ -96,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
         "on the systems in ./agents.",
     )
     common.db_arg(parser, top=True)
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(commands)
@@ -116,7 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return int(args.handler(args))
-    except (SpecError, ConfigError) as exc:
+    except (SpecError, ConfigError, common.UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except PlaygroundError as exc:

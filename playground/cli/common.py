@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -108,11 +109,65 @@ def tracing(args: argparse.Namespace) -> Iterator[EventTracer | None]:
         close_tracer(tracer)
 
 
+MAX_REQUEST_BYTES = 1_000_000
+"""The largest request ``--input -`` or ``--input @FILE`` reads (1 MB)."""
+
+
+def request_text(value: str, option: str = "--input") -> str:
+    """What ``--input`` names: the text itself, ``-`` for standard input, ``@FILE`` for a
+    file's text (``@@...`` for text that starts with ``@``).
+
+    Raises:
+        UsageError: The file cannot be read, is not UTF-8, or is over :data:`MAX_REQUEST_BYTES`.
+    """
+    if value == "-":
+        where, data = "standard input", sys.stdin.buffer.read(MAX_REQUEST_BYTES + 1)
+    elif value.startswith("@@"):
+        return value[1:]
+    elif value.startswith("@"):
+        where = value[1:]
+        try:
+            with open(where, "rb") as file:
+                data = file.read(MAX_REQUEST_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"{option} @{where}: cannot read it: {exc.strerror or exc}") from None
+    else:
+        return value
+    if len(data) > MAX_REQUEST_BYTES:
+        raise UsageError(
+            f"{option}: the request from {where} is over {MAX_REQUEST_BYTES:,} bytes "
+            "(MAX_REQUEST_BYTES in playground/cli/common.py)"
+        )
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option}: {where} is not UTF-8 text (byte {exc.start + 1})") from None
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (``--jobs``)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not 1 or more")
+    return value
+
+
 def db_path(args: argparse.Namespace) -> Path:
-    """The store ``--db``, ``$PLAYGROUND_DB`` or the workspace names."""
+    """The store ``--db``, ``$PLAYGROUND_DB`` or the workspace names.
+
+    Raises:
+        UsageError: It names a directory.
+    """
     from playground.store import default_db_path
 
-    return Path(args.db) if getattr(args, "db", None) else default_db_path()
+    path = Path(args.db) if getattr(args, "db", None) else default_db_path()
+    if path.is_dir():
+        example = path / "playground.db"
+        raise UsageError(f"the store {str(path)!r} is a directory: name a file, e.g. {example}")
+    return path
 
 
 def load_system(ref: str) -> System:
@@ -150,7 +205,14 @@ async def open_store(args: argparse.Namespace) -> AsyncIterator[Store]:
     """The store of ``--db`` (see :func:`db_path`), open for the block."""
     from playground.store import Store
 
-    async with Store(db_path(args)) as store:
+    path = db_path(args)
+    # The workspace's default store appearing silently is a store nobody finds: say where it
+    # is when it is created (a store named by --db or PLAYGROUND_DB is where it was asked).
+    chosen = getattr(args, "db", None) or os.environ.get("PLAYGROUND_DB")
+    created = not chosen and not path.exists()
+    async with Store(path) as store:
+        if created:
+            print(f"note: created the session store {path}", file=sys.stderr)
         yield store
 
 

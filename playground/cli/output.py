@@ -7,6 +7,7 @@ event stream). Rich is imported only when something is printed.
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Any, assert_never
 
 if TYPE_CHECKING:
@@ -27,7 +28,47 @@ def console(*, stderr: bool = False) -> Any:
             ]
             super().print(*cleaned, **kwargs)
 
-    return Scrubbed(stderr=stderr, highlight=False)
+    made = Scrubbed(stderr=stderr, highlight=False)
+    if not made.is_terminal and not os.environ.get("COLUMNS", "").strip():
+        # Piped or redirected: lines as long as they are. Rich would hard-wrap at 80
+        # columns and cut table cells (ids too) with an ellipsis.
+        made.width = PIPED_WIDTH
+    return made
+
+
+PIPED_WIDTH = 100_000
+"""The width the CLI prints at when its output is not a terminal (no wrapping, no cutting)."""
+
+
+def print_table(out: Any, table: Any) -> None:
+    """``table`` when its words fit ``out``'s width; narrower, one block per row instead (its
+    first cell, then ``column value`` pairs that wrap as text does), so an 80-column
+    terminal never squeezes a table into one-letter columns or cuts ids."""
+    from rich.measure import Measurement
+
+    # Measured at any width (at the console's own, the measure is capped to it); the minimum
+    # is each column at its longest word: below it Rich breaks words and cuts cells.
+    headers = [str(column.header) for column in table.columns]
+    columns = [list(column.cells) for column in table.columns]
+    if Measurement.get(out, out.options.update_width(PIPED_WIDTH), table).minimum <= out.width:
+        with out.capture() as drawn:
+            out.print(table)
+        cut = "…" in drawn.get() and not any("…" in str(cell) for column in columns for cell in column)
+        if not cut:  # Rich squeezes to the minimum, then cuts cells with an ellipsis
+            out.print(table)
+            return
+    if table.title:
+        out.print(f"[bold]{table.title}[/]")
+    for row in range(table.row_count):
+        cells = [" ".join(str(column[row]).split("\n")) for column in columns]
+        lead = 0
+        while lead < len(cells) - 1 and not headers[lead]:  # a marker column (●) goes first
+            lead += 1
+        head = " ".join(c for c in cells[: lead + 1] if c)
+        rest = "  ".join(
+            f"[dim]{h}[/] {c}" for h, c in zip(headers[lead + 1 :], cells[lead + 1 :], strict=True) if c
+        )
+        out.print(f"[bold]{head}[/]  {rest}" if rest else f"[bold]{head}[/]")
 
 
 def scrubbed_json(data: Any) -> str:

@@ -11,10 +11,13 @@ from typing import TYPE_CHECKING, Any
 from playground.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    UsageError,
     db_arg,
     exit_code,
     load_system,
     open_store,
+    positive_int,
+    request_text,
     tracing,
     tracing_args,
 )
@@ -145,9 +148,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 async def _replayed(args: argparse.Namespace, go: Any) -> int:
-    from rich.console import Console
-
     from playground.cli.output import StepPrinter, print_summary
+    from playground.cli.output import console as make_console
 
     live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [StepPrinter()]
     async with open_store(args) as store:
@@ -157,7 +159,7 @@ async def _replayed(args: argparse.Namespace, go: Any) -> int:
         print(_json_line(data))
     else:
         print_summary(outcome.result)
-        console = Console(highlight=False)
+        console = make_console()
         replayed = data["replayed"]
         console.print(
             f"\nfrom session [bold]{data['parent_session_id']}[/]"
@@ -168,10 +170,9 @@ async def _replayed(args: argparse.Namespace, go: Any) -> int:
         )
         divergence = data["first_divergence"]
         if divergence:
-            console.print(
-                f"first divergence: step {divergence.get('step')}, {divergence['agent']}: "
-                f"{divergence['reason']}"
-            )
+            step = divergence.get("step")
+            at = f"step {step}, " if step is not None else ""
+            console.print(f"first divergence: {at}{divergence['agent']}: {divergence['reason']}")
         elif "first_divergence" in data and not data["forked_from_step"]:
             console.print("no divergence: every call matched the recording")
     return exit_code(outcome.result.status)
@@ -198,7 +199,7 @@ def _register_compare(commands: Any) -> None:
     source.add_argument("--scenarios", metavar="FILE")
     source.add_argument("--session", metavar="ID")
     compare.add_argument("--json", action="store_true", help="print the report as JSON")
-    compare.add_argument("--jobs", "-j", type=int, default=4, metavar="N")
+    compare.add_argument("--jobs", "-j", type=positive_int, default=4, metavar="N")
     compare.add_argument("--realtime", action="store_true", help="keep the scripted model's latency")
     tracing_args(compare)
     db_arg(compare)
@@ -217,6 +218,10 @@ def _register_compare(commands: Any) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    if args.side_a == args.side_b:
+        raise UsageError(f"--a and --b are both {args.side_a!r}: compare two different versions or models")
+    if args.input is not None:
+        args.input = request_text(args.input)
     system = load_system(args.system)
 
     async def go() -> dict[str, Any]:
@@ -263,9 +268,11 @@ def cmd_comparisons(args: argparse.Namespace) -> int:
     else:
         import datetime as dt
 
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
+
+        from playground.cli.output import console as make_console
+        from playground.cli.output import print_table
 
         table = Table(show_edge=False, header_style="bold")
         for column in ("comparison", "when", "system", "agent", "a", "b", "inputs", "path changed"):
@@ -283,16 +290,18 @@ def cmd_comparisons(args: argparse.Namespace) -> int:
                 str(summary["inputs"]),
                 str(len(summary["path_changed"])),
             )
-        Console(highlight=False).print(table if data else "no comparisons yet")
+        print_table(make_console(), table) if data else make_console().print("no comparisons yet")
     return EXIT_OK
 
 
 def _print_comparison(report: dict[str, Any]) -> None:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from playground.cli.output import console as make_console
+    from playground.cli.output import print_table
+
+    console = make_console()
     a, b = report["a"], report["b"]
     console.print(
         f"[bold]{escape(report['system'])}[/]: [bold]{escape(report['agent'])}[/] "
@@ -339,7 +348,7 @@ def _print_comparison(report: dict[str, Any]) -> None:
                 f"{delta['tokens']:+d}",
                 f"{delta['latency_ms']:+.0f}",
             )
-        console.print(table)
+        print_table(console, table)
         if item["new_in_b"]:
             listed = ", ".join(f"{k} x{v}" for k, v in item["new_in_b"].items())
             console.print(f"  [red]new in B:[/] {escape(listed)}")

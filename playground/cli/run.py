@@ -17,6 +17,8 @@ from playground.cli.common import (
     exit_code,
     load_system,
     open_store,
+    positive_int,
+    request_text,
     tracing,
     tracing_args,
 )
@@ -37,7 +39,13 @@ def register(commands: Any) -> None:
         "environment are scrubbed from everything printed, stored and traced.",
     )
     run.add_argument("system", metavar="SYSTEM.yaml")
-    run.add_argument("--input", "-i", required=True, metavar="TEXT", help="the request")
+    run.add_argument(
+        "--input",
+        "-i",
+        required=True,
+        metavar="TEXT",
+        help="the request; '-' reads it from standard input, @FILE from a file (@@ for a leading @)",
+    )
     run.add_argument(
         "--json",
         action="store_true",
@@ -54,7 +62,8 @@ def register(commands: Any) -> None:
         help="check system files without running them",
         description="Load each system file and report the first problem "
         "of each, with file, line and field, and what it noticed in files that load (a "
-        "tools file outside the system's folder). Exit 0 when every file loads, 2 if any "
+        "tools file outside the system's folder). A scenario file (*.scenarios.yaml) is checked "
+        "as one, with its system. Exit 0 when every file loads, 2 if any "
         "is broken (nothing else: a tools module that raises, exits or hangs at import is "
         "a broken file).",
     )
@@ -72,7 +81,7 @@ def register(commands: Any) -> None:
     )
     test.add_argument("files", nargs="+", metavar="FILE.scenarios.yaml")
     test.add_argument("--json", action="store_true", help="print {passed, failed, results: [...]}")
-    test.add_argument("--jobs", "-j", type=int, default=4, metavar="N", help="scenarios run at once")
+    test.add_argument("--jobs", "-j", type=positive_int, default=4, metavar="N", help="scenarios run at once")
     test.add_argument(
         "--model", action="append", default=[], metavar="AGENT=MODEL", help="run AGENT on MODEL (repeatable)"
     )
@@ -86,6 +95,7 @@ def register(commands: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    args.input = request_text(args.input)
     problem = not_text(args.input)
     if problem:
         print(f"error: --input {problem}", file=sys.stderr)
@@ -127,6 +137,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     broken = 0
     for path in args.systems:
+        if is_scenario_file(path):  # `check agents/*.yaml` globs them too: check them as such
+            from playground.scenarios import load_scenarios
+
+            try:
+                suite = load_scenarios(path)
+            except SpecError as exc:
+                broken += 1
+                print(f"error: {exc}", file=sys.stderr)
+            else:
+                print(f"ok: {path}: {len(suite.scenarios)} scenarios of {suite.system.name}")
+            continue
         try:
             system = load_system(path)
         except SpecError as exc:
@@ -138,6 +159,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             for note in system.notes:
                 print(f"note: {note}")
     return EXIT_USAGE if broken else EXIT_OK
+
+
+def is_scenario_file(path: str) -> bool:
+    """A scenario file: named ``*.scenarios.yaml`` (or ``.yml``), as ``playground test`` and the
+    pytest plugin expect."""
+    return path.endswith((".scenarios.yaml", ".scenarios.yml"))
 
 
 # -- test -----------------------------------------------------------------------------------
@@ -174,11 +201,13 @@ async def _test(
     if args.json:
         print(json.dumps(summary, ensure_ascii=False))
     else:
-        from rich.console import Console
         from rich.markup import escape
         from rich.table import Table
 
-        console = Console(highlight=False)
+        from playground.cli.output import console as make_console
+        from playground.cli.output import print_table
+
+        console = make_console()
         table = Table(show_edge=False, header_style="bold")
         for column in ("", "scenario", "path", "cost (USD)", "session"):
             table.add_column(column)
@@ -191,7 +220,7 @@ async def _test(
                 f"{r.result.cost_usd:.6f}",
                 r.result.session_id,
             )
-        console.print(table)
+        print_table(console, table)
         for r in results:
             if not r.passed:
                 console.print(

@@ -66,14 +66,14 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 async def _sessions(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    from playground.cli.output import describe
+    from playground.cli.output import console as make_console
+    from playground.cli.output import describe, print_table
     from playground.engine import events as ev
 
-    console = Console(highlight=False)
+    console = make_console()
     async with open_store(args) as store:
         if args.action == "show":
             if not args.session_id:
@@ -150,7 +150,7 @@ async def _sessions(args: argparse.Namespace) -> int:
             f"{r.cost_usd:.6f}",
             escape(r.input[:40]),
         )
-    console.print(table)
+    print_table(console, table)
     return EXIT_OK
 
 

@@ -165,14 +165,15 @@ def cmd_versions(args: argparse.Namespace) -> int:
 
 
 async def _versions(args: argparse.Namespace, system: System) -> int:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
+    from playground.cli.output import console as make_console
+    from playground.cli.output import print_table
     from playground.spec.models import AgentSpec
     from playground.versions import NO_DIFFERENCES, diff_specs, spec_to_yaml
 
-    console = Console(highlight=False)
+    console = make_console()
     action = args.versions_action
     async with open_store(args) as store:
         await record_versions(store, system)
@@ -229,7 +230,7 @@ async def _versions(args: argparse.Namespace, system: System) -> int:
                     e.to_version,
                     escape(e.note),
                 )
-            console.print(table)
+            print_table(console, table)
             return EXIT_OK
         rows = await store.versions(system.name, args.agent)
         if args.agent is not None and not rows:
@@ -255,7 +256,7 @@ async def _versions(args: argparse.Namespace, system: System) -> int:
             r.source,
             escape(r.note),
         )
-    console.print(table)
+    print_table(console, table)
     return EXIT_OK
 
 
@@ -271,10 +272,11 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 async def _rollback(args: argparse.Namespace, system: System) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console(highlight=False)
+    from playground.cli.output import console as make_console
+
+    console = make_console()
     async with open_store(args) as store:
         await record_versions(store, system)
         if args.snapshot is not None:
@@ -306,10 +308,11 @@ def cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 async def _snapshot(args: argparse.Namespace, system: System) -> int:
-    from rich.console import Console
     from rich.markup import escape
 
-    console = Console(highlight=False)
+    from playground.cli.output import console as make_console
+
+    console = make_console()
     async with open_store(args) as store:
         await record_versions(store, system)
         versions = await store.snapshot(system.name, args.name, replace=args.replace)
@@ -325,11 +328,13 @@ def cmd_snapshots(args: argparse.Namespace) -> int:
 
 
 async def _snapshots(args: argparse.Namespace, system: System) -> int:
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console(highlight=False)
+    from playground.cli.output import console as make_console
+    from playground.cli.output import print_table
+
+    console = make_console()
     async with open_store(args) as store:
         await record_versions(store, system)
         rows = await store.snapshots(system.name)
@@ -352,5 +357,5 @@ async def _snapshots(args: argparse.Namespace, system: System) -> int:
             when(r.created_at),
             escape(", ".join(f"{a} {v}" for a, v in r.versions.items())),
         )
-    console.print(table)
+    print_table(console, table)
     return EXIT_OK

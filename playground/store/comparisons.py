@@ -21,7 +21,7 @@ class Comparisons(Writer):
     ) -> str:
         """Store a comparison report; returns its id (a new random one unless given)."""
         self.check_writable()
-        comparison_id = comparison_id or "c" + secrets.token_hex(5)
+        comparison_id = comparison_id or secrets.token_hex(6)  # 12 hex digits, as session ids
         self._queue(
             "INSERT INTO comparisons (comparison_id, system, agent, created_at, report)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -67,14 +67,20 @@ class Comparisons(Writer):
         """One stored comparison report, by id or unique prefix."""
         await self.flush()
         async with self.db.execute(
-            "SELECT comparison_id, report FROM comparisons WHERE comparison_id LIKE ? LIMIT 2",
+            "SELECT comparison_id, report FROM comparisons WHERE comparison_id LIKE ? LIMIT 6",
             (comparison_id.replace("%", "").replace("_", "") + "%",),
         ) as cursor:
             rows = list(await cursor.fetchall())
         if not rows:
             raise StoreError(f"no comparison {comparison_id!r} in {str(self.path)!r}")
-        if len(rows) > 1:
-            raise StoreError(f"{comparison_id!r} names more than one comparison; give more of its id")
+        exact = [row for row in rows if row["comparison_id"] == comparison_id]
+        if len(rows) > 1 and not exact:
+            listed = ", ".join(str(row["comparison_id"]) for row in rows[:5])
+            more = ", ..." if len(rows) > 5 else ""
+            raise StoreError(
+                f"{comparison_id!r} names more than one comparison ({listed}{more}); give more of its id"
+            )
+        rows = exact or rows
         try:
             report: dict[str, Any] = json.loads(rows[0]["report"])
         except ValueError:

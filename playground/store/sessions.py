@@ -260,14 +260,20 @@ class Sessions(Writer):
         """
         await self.flush()
         async with self.db.execute(
-            "SELECT * FROM sessions WHERE session_id LIKE ? ORDER BY created_at DESC LIMIT 2",
+            "SELECT * FROM sessions WHERE session_id LIKE ? ORDER BY created_at DESC LIMIT 6",
             (session_id.replace("%", "").replace("_", "") + "%",),
         ) as cursor:
             rows = list(await cursor.fetchall())
         if not rows:
             raise StoreError(f"no session {session_id!r} in {str(self.path)!r}")
-        if len(rows) > 1 and rows[0]["session_id"] != session_id:
-            raise StoreError(f"{session_id!r} names more than one session; give more of its id")
+        exact = [row for row in rows if row["session_id"] == session_id]
+        if len(rows) > 1 and not exact:
+            listed = ", ".join(str(row["session_id"]) for row in rows[:5])
+            more = ", ..." if len(rows) > 5 else ""
+            raise StoreError(
+                f"{session_id!r} names more than one session ({listed}{more}); give more of its id"
+            )
+        rows = exact or rows
         found = SessionRow.from_row(rows[0])
         if found.problem is not None:
             raise StoreError(
