@@ -524,6 +524,32 @@ class ReplayOutcome:
         }
 
 
+def _check_handoff_edit(
+    recording: Recording, system: System, agents: dict[str, AgentSpec], at_step: int, edit: dict[str, Any]
+) -> None:
+    """Refuse, before anything runs, a new context for the handoff at ``at_step`` that its
+    route would refuse (else the fork starts, meets the edit at the gate and is aborted,
+    leaving an aborted session behind). The same check the gate makes."""
+    from playground.engine.handoffs import check_route
+    from playground.engine.plans import make_plan, route_for
+
+    handed = next(
+        (e for e in recording.events if isinstance(e, ev.HandoffDelivered) and e.step == at_step), None
+    )
+    if handed is None or handed.source not in agents or handed.target not in agents:
+        return  # the gate checks it when the fork gets there
+    plan = make_plan(system, agents, handed.source)
+    route = route_for(agents, agents[handed.source], plan, handed.target)
+    if route is None:
+        return
+    problem = check_route(route, handed.target, edit)[1]
+    if problem is not None:
+        raise PlaygroundError(
+            f"the edit for step {at_step} (handoff {handed.source} -> {handed.target}) does not "
+            f"validate: {problem}; nothing was run"
+        )
+
+
 async def fork_session(
     store: Store,
     session_id: str,
@@ -557,6 +583,8 @@ async def fork_session(
             raise PlaygroundError(
                 f"step {at_step} is a model call; --edit applies to a handoff or a tool call"
             )
+        if kind == "handoff":
+            _check_handoff_edit(recording, system, agents, at_step, edit)
         payload = {"context": edit} if kind == "handoff" else {"args": edit}
         controller = _EditAtFork(source, kind, payload, inner=controller)
     result = await run_session(

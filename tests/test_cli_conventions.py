@@ -203,3 +203,23 @@ async def test_an_ambiguous_prefix_lists_the_candidates(tmp_path: Path) -> None:
         with pytest.raises(StoreError, match=r"'abc' names more than one session \(abc\w+, abc\w+\)"):
             await store.session("abc")
         assert (await store.session("abc1")).session_id == "abc111111111"
+
+
+def test_a_fork_whose_edit_fails_the_schema_runs_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run = json.loads(cli("run", "agents/support_router.yaml", "--input", REQUEST, "--json", db=db).stdout)
+    shown = json.loads(cli("sessions", "show", run["session_id"], "--json", db=db).stdout)
+    [step] = [e["step"] for e in shown["events"] if e["kind"] == "handoff_delivered"]
+    bad = cli("fork", run["session_id"], "--at", str(step), "--edit", '{"question": "no customer"}', db=db)
+    assert bad.returncode == 1
+    assert "does not validate" in bad.stderr and "nothing was run" in bad.stderr
+    listed = json.loads(cli("sessions", "--json", db=db).stdout)
+    assert [row["session_id"] for row in listed] == [run["session_id"]]  # no aborted fork left behind
+    good = cli(
+        "fork",
+        *(run["session_id"], "--at", str(step), "--json"),
+        *("--edit", '{"customer_id": "C-2", "question": "refund?"}'),
+        db=db,
+    )
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["parent_session_id"] == run["session_id"]
