@@ -121,6 +121,40 @@ def pane_id(agent: str) -> str:
     return f"pane-{safe}-{hashlib.sha1(agent.encode()).hexdigest()[:8]}"
 
 
+class PaneBody(VerticalScroll, can_focus=False):
+    """The scrolling part of a pane: follows the newest line unless the operator scrolled up.
+
+    Whether to follow is decided when the scroll position moves (the geometry is current
+    then), not when lines are added (the new lines are not laid out yet), and the scroll to
+    the end happens once the layout that changed the content's height is done. Scrolling
+    when the lines are added instead raced the layout, so a pane could stop short of its
+    last lines; :meth:`Widget.anchor` would settle that but pushes short content to the
+    bottom of the pane.
+    """
+
+    follow: bool = True
+    """Keep the last line in view (False once the operator scrolls away from the end)."""
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        self.follow = new_value >= self.max_scroll_y - 1
+
+    def watch_virtual_size(self) -> None:
+        # Called from the layout that measured the new content: scroll when it is done.
+        self._follow_end()
+
+    def on_resize(self, event: Resize) -> None:
+        self._follow_end()
+
+    def _follow_end(self) -> None:
+        if self.follow:
+            self.call_after_refresh(self._scroll_to_end)
+
+    def _scroll_to_end(self) -> None:
+        if self.follow:  # the operator may have scrolled up in the meantime
+            self.scroll_end(animate=False, immediate=True)
+
+
 class AgentPane(Vertical, can_focus=True):
     """Shows one :class:`~playground.tui.state.AgentView`; the screen calls :meth:`show`.
 
@@ -144,8 +178,7 @@ class AgentPane(Vertical, can_focus=True):
         self._lines = Static(classes="pane-lines")
         self._stream = Static(classes="pane-stream")
         self._pending = Static(classes="pane-pending")
-        self._body = VerticalScroll(self._lines, self._stream, self._pending, classes="pane-body")
-        self._body.can_focus = False
+        self._body = PaneBody(self._lines, self._stream, self._pending, classes="pane-body")
 
     def compose(self) -> ComposeResult:
         yield self._header
@@ -179,8 +212,6 @@ class AgentPane(Vertical, can_focus=True):
             header.no_wrap = True
             header.overflow = "ellipsis"
             self._header.update(header, layout=False)  # one row, always
-        body = self._body
-        at_end = body.scroll_y >= body.max_scroll_y - 1
         if fresh or view.revision != self._revision:
             self._revision = view.revision
             text = Text()
@@ -194,8 +225,6 @@ class AgentPane(Vertical, can_focus=True):
             self._pending_text = view.pending
             self._pending.update(Text(f"⏸ next: {view.pending}", "bold yellow") if view.pending else "")
             self._pending.display = bool(view.pending)
-        if at_end:  # follow the output (a no-op when nothing moved)
-            body.scroll_end(animate=False, immediate=False)
 
     def _show_stream(self, view: AgentView) -> bool:
         """Show the rows of the streaming reply that fit; True when the stream's height changed."""
@@ -233,5 +262,5 @@ class AgentPane(Vertical, can_focus=True):
             self.call_after_refresh(self._redraw_stream)
 
     def _redraw_stream(self) -> None:
-        if self._view is not None and self._show_stream(self._view):
-            self._body.scroll_end(animate=False, immediate=False)
+        if self._view is not None:
+            self._show_stream(self._view)
