@@ -128,7 +128,7 @@ def main() -> None:
         namespace = argparse.Namespace(db=str(tmp / f"test-{n}.db"), json=True, jobs=4, realtime=False)
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = asyncio.run(test_command(namespace, [suites[n]], {}))
+            code = asyncio.run(test_command(namespace, [suites[n]], {}, None))
         assert code == 0, out.getvalue()[-500:]
 
     def whole_command(n: int) -> None:
