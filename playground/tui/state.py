@@ -143,6 +143,37 @@ class Step:
         return None if self.end is None else (self.end - self.start) * 1000
 
 
+@dataclass(frozen=True, slots=True)
+class BlameHop:
+    """One place a failing field went through (a hop of the run's ``error.lineage``)."""
+
+    agent: str
+    """The agent (``request`` for the run's input)."""
+    kind: str
+    """``request``, ``input``, ``output``, ``handoff`` or ``tool_args``."""
+    seq: int
+    step: int | None
+    present: bool
+    value: Any
+    """The field's value there (None when absent)."""
+    payload: Any
+    """Everything the agent received or produced at this hop (None when not recorded)."""
+    origin: bool
+    """The first hop of the origin agent's that lost or changed the field."""
+
+
+@dataclass(frozen=True, slots=True)
+class Blame:
+    """Where a failed run's failure started: the field's hops from origin to manifestation."""
+
+    field: str
+    traced: bool
+    origin: str | None
+    manifested: str | None
+    reason: str
+    hops: list[BlameHop]
+
+
 @dataclass
 class HandoffView:
     """A handoff as the inspector shows it: delivered, or held at its gate."""
@@ -254,6 +285,10 @@ class RunView:
         self.input = ""
         self.output = ""
         self.error: dict[str, Any] | None = None
+        self.blame: Blame | None = None
+        """A failed run's lineage of the field it failed over, when the engine traced one."""
+        self._values: dict[int, Any] = {}
+        """What each agent received or produced, by event seq (the blame view's payloads)."""
         self.path: list[str] = []
         self.hops: list[Hop] = []
         """The path with the agents that ran at once as one stop."""
@@ -409,6 +444,7 @@ class RunView:
                 agent.state = "thinking"
             return
         self.last_ts = item.ts
+        self._remember(item)
         match item:
             case ev.AgentStarted():
                 self._on_agent_started(item)
@@ -483,6 +519,34 @@ class RunView:
                 pass  # the bridge turns deltas into TextChunks; a stored session has none
             case _:
                 assert_never(item)
+
+    def _remember(self, event: ev.Event) -> None:
+        """Keep (a reference to) the values lineage hops point at, by their event's seq."""
+        match event:
+            case ev.RunStarted():
+                self._values[event.seq] = event.input
+            case ev.AgentStarted():
+                self._values[event.seq] = event.context if event.context is not None else event.incoming
+            case ev.AgentFinished():
+                self._values[event.seq] = event.output
+            case ev.HandoffDelivered():
+                self._values[event.seq] = event.payload
+            case ev.ToolCalled():
+                self._values[event.seq] = event.args
+            case _:
+                pass
+
+    def step_at(self, seq: int, agent: str | None = None) -> Step | None:
+        """The timeline row of event ``seq``: the row it opened, else the last row of
+        ``agent`` begun before it (an agent's output: the call that produced it)."""
+        best: Step | None = None
+        for row in self.steps:
+            if row.seq == seq:
+                return row
+            earlier = row.seq < seq and (best is None or row.seq > best.seq)
+            if earlier and (agent is None or row.agent == agent) and row.kind != "run":
+                best = row
+        return best
 
     def _agent(self, name: str | None) -> AgentView | None:
         return self.agents.get(name) if name else None
@@ -891,6 +955,7 @@ class RunView:
             "manifested": event.manifested,
         }
         self.path = list(event.path) or self.path
+        self.blame = self._blame(event)
         self._close_all(event.ts, "failed")
         if event.status == "aborted":
             for agent in self.agents.values():
@@ -905,4 +970,50 @@ class RunView:
         self._instant(event, "run", f"run {event.status}: {event.error_type}", "failed", depth=0)
         self._steps_detail(
             ("error", event.message), ("origin", event.origin or "-"), ("manifested", event.manifested or "-")
+        )
+
+    def _blame(self, event: ev.RunFailed) -> Blame | None:
+        lineage = event.lineage
+        if not lineage or not isinstance(lineage.get("hops"), list):
+            return None
+        origin = lineage.get("origin")
+        hops: list[BlameHop] = []
+        marked = False
+        for raw in lineage["hops"]:
+            if not isinstance(raw, dict):
+                continue
+            seq = int(raw.get("seq", 0))
+            agent = str(raw.get("agent", "?"))
+            present = bool(raw.get("present"))
+            # The origin's hop is where its output no longer carries the field (or changed it).
+            is_origin = (
+                not marked
+                and origin is not None
+                and agent == origin
+                and raw.get("kind") in ("output", "handoff")
+            )
+            marked = marked or is_origin
+            step = raw.get("step")
+            if step is None:  # the number of the timeline row the hop goes to
+                row = self.step_at(seq, None if raw.get("kind") == "request" else agent)
+                step = row.step if row is not None else None
+            hops.append(
+                BlameHop(
+                    agent,
+                    str(raw.get("kind", "?")),
+                    seq,
+                    step,
+                    present,
+                    raw.get("value"),
+                    self._values.get(seq),
+                    is_origin,
+                )
+            )
+        return Blame(
+            str(lineage.get("field", "?")),
+            bool(lineage.get("traced")),
+            origin,
+            event.manifested,
+            str(lineage.get("reason", "")),
+            hops,
         )

@@ -33,6 +33,7 @@ from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
 from playground.tui.state import HandoffView, RunView, Step, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
+from playground.tui.widgets.blame_chain import BlameChain
 from playground.tui.widgets.gate_banner import GateBanner, call_text
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
@@ -122,6 +123,13 @@ class RunScreen(Screen[None]):
             tooltip="Versions of the focused agent: history, diff, roll back, snapshot, restore",
         ),
         Binding(
+            "w",
+            "blame",
+            "Blame",
+            id="run.blame",
+            tooltip="Where the failure started: the failing field's hops, origin to manifestation",
+        ),
+        Binding(
             "f", "fork", "Fork", show=False, id="run.fork", tooltip="Fork the session from the selected step"
         ),
         Binding(
@@ -188,6 +196,8 @@ class RunScreen(Screen[None]):
         """Back was pressed during a run: close once the aborted run has recorded itself."""
         self._approval_keys = False
         """Whether y and n are offered (the run is held at a call that needs approval)."""
+        self._blame_key = False
+        """Whether w is offered (the run failed over a field the engine traced)."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -205,6 +215,7 @@ class RunScreen(Screen[None]):
                 for name in self._pane_order():
                     yield AgentPane(name)
             with Vertical(id="side"):
+                yield BlameChain(id="blame")
                 yield Inspector(id="inspector")
                 yield Timeline(id="timeline")
         yield Totals(id="totals")
@@ -247,12 +258,16 @@ class RunScreen(Screen[None]):
         view = self.view
         self._show_panes()
         self.query_one(HandoffPath).show(view.hops, view.handoffs, view.pending_handoff, view.active_agents)
+        self.query_one(BlameChain).show(view.blame)
         pending = view.agents[view.gate.agent].pending if view.gate and view.gate.agent in view.agents else ""
         self.query_one(GateBanner).show(view.gate, pending)
         self._show_inspector()
         self.query_one(Timeline).show(view.steps, view.elapsed())
         self.query_one(Totals).show(view)
         self.sub_title = self._breakpoint_summary()
+        if (view.blame is not None) != self._blame_key:
+            self._blame_key = view.blame is not None
+            self.refresh_bindings()  # w shows in the footer only when there is a chain to see
         approval = view.gate is not None and bool(view.gate.payload.get("approval"))
         if approval != self._approval_keys:
             self._approval_keys = approval
@@ -333,6 +348,22 @@ class RunScreen(Screen[None]):
         step = message.step
         self._selected = step.handoff if step.handoff is not None else step
         self._show_inspector()
+
+    def on_blame_chain_hop_chosen(self, message: BlameChain.HopChosen) -> None:
+        hop = message.hop
+        row = self.view.step_at(hop.seq, None if hop.kind == "request" else hop.agent)
+        if row is None:
+            self.notify("That hop has no step in the timeline.", severity="warning")
+            return
+        timeline = self.query_one(Timeline)
+        timeline.select(row)
+        timeline.focus()
+
+    def action_blame(self) -> None:
+        if self.view.blame is None:
+            self.notify("Nothing to blame: the run has not failed over a field.", severity="warning")
+            return
+        self.query_one(BlameChain).focus()
 
     def on_handoff_path_edge_selected(self, message: HandoffPath.EdgeSelected) -> None:
         self._selected = message.handoff
@@ -759,6 +790,8 @@ class RunScreen(Screen[None]):
         if action == "back":
             opened_from_a_session = self.recorded is not None or self.branch is not None
             return opened_from_a_session and not isinstance(self.focused, Input)
+        if action == "blame":
+            return self._blame_key
         if action in ("approve", "deny"):
             return self.recorded is None and self._approval_keys
         return self.recorded is None or action not in READ_ONLY_DISABLED

@@ -130,6 +130,13 @@ class Timeline(ScrollView, can_focus=True):
         elif row >= top + height:
             self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
 
+    def select(self, step: Step) -> None:
+        """Put the cursor on ``step``'s row (and say it was selected)."""
+        index = next((i for i, row in enumerate(self._steps) if row is step), -1)
+        if index >= 0:
+            self.cursor = index
+            self.post_message(self.StepSelected(step))
+
     def action_move(self, delta: int) -> None:
         if not self._steps:
             return
