@@ -119,7 +119,7 @@ async def test_openinference_attributes_with_content(clean_env: pytest.MonkeyPat
         assert c["llm.token_count.completion"] == c["gen_ai.usage.output_tokens"]
         assert c["llm.token_count.total"] == c["llm.token_count.prompt"] + c["llm.token_count.completion"]
         assert c["llm.cost.total"] == c["playground.cost_usd"]
-        assert c["llm.model_name"] == "scripted" and c["llm.provider"] == "scripted"
+        assert c["llm.model_name"] == "scripted" and c["gen_ai.provider.name"] == "scripted"
         assert chat.status.status_code is StatusCode.OK
     # Token counts live on chat spans only: a backend summing them over the trace is exact.
     total = sum(attributes(s).get("llm.token_count.total", 0) for s in trace.spans)

@@ -59,11 +59,24 @@ Attributes follow the GenAI semantic conventions where they have a name, plus
   look it up in the store) and ``playground.step``; ``gen_ai.agent.name`` and
   ``gen_ai.conversation.id`` on agent, chat and tool spans.
 
+OpenInference attributes (Arize Phoenix and other OpenInference backends) go beside
+them: ``openinference.span.kind`` on every span (``CHAIN`` root, ``AGENT``, ``LLM``,
+``TOOL`` for tool calls and handoffs), ``session.id`` and ``gen_ai.conversation.id`` on
+every span, ``llm.model_name``, ``llm.token_count.prompt`` / ``completion`` / ``total``
+and ``llm.cost.total`` on chat spans only (backends sum them over a trace),
+``agent.name`` and ``tool.name``, and with content capture ``input.value`` /
+``output.value`` with ``input.mime_type`` / ``output.mime_type`` on the root, agent,
+chat, tool and handoff spans. What completed has status OK.
+
 A span carries what identifies it and leaves what its parent says to the parent:
 every attribute is recorded and encoded for OTLP on every span. Tracing with OTLP
-export costs about 50 us of this process's CPU per agent hop (three spans): the tracer
-builds finished SDK spans itself (:mod:`playground.tracing.tracer`) and the OTLP
-exporter writes the protobuf request itself (:mod:`playground.tracing.otlp`).
+export costs about 50-60 us of this process's CPU per agent hop (three spans) on the
+fast paths: the tracer builds finished SDK spans itself (:mod:`playground.tracing.tracer`)
+and the OTLP exporter writes the protobuf request itself (:mod:`playground.tracing.otlp`).
+Each is used only when its feature test passes at startup (the installed SDK is laid out
+as it expects); otherwise, or with ``PLAYGROUND_TRACING_PUBLIC_API=1``, spans go through
+the SDK's public ``Tracer`` and the stock exporter and batch processor, about 330 us per
+hop (``bench/bench_engine.py`` prints both).
 
 Retries, fallbacks, validation failures, permission denials, loops, escalations,
 checkpoint reviews and operator actions are span events named ``playground.<kind>``

@@ -203,10 +203,18 @@ def configure_tracing(
     """An :class:`~playground.tracing.tracer.EventTracer` for what is asked, or None.
 
     Tracing is off unless something asks for it: ``otlp_endpoint`` (``--otlp``), the
-    environment (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``),
-    ``console`` or an ``exporter``. When it is off this returns None without
-    importing the SDK; pass no sink to the runtime then. ``OTEL_SDK_DISABLED=true``
-    turns it off whatever is asked.
+    environment (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``,
+    or ``OTEL_TRACES_EXPORTER`` naming ``otlp`` and/or ``console``; ``none`` turns the
+    environment's exporters off), ``console`` or an ``exporter``. When it is off this
+    returns None without importing the SDK; pass no sink to the runtime then.
+    ``OTEL_SDK_DISABLED=true`` turns it off whatever is asked. OTLP goes over HTTP
+    (protobuf) unless ``OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL=grpc``, which uses the standard
+    gRPC exporter (the ``grpc`` extra).
+
+    Raises:
+        ConfigError: ``OTEL_TRACES_EXPORTER`` names an exporter the playground does not
+            have, the protocol is ``http/json`` or unknown, or ``grpc`` without the gRPC
+            exporter installed.
 
     Args:
         otlp_endpoint: Base URL of an OTLP/HTTP collector (``http://localhost:4318``);

@@ -35,7 +35,13 @@ the bytes are equal too; and that what it does not handle goes to the stock enco
 
 :class:`FastOTLPSpanExporter` is the real ``OTLPSpanExporter`` with only the encoding
 replaced: its HTTP client, retries, headers, compression, timeout, size limit,
-metrics and ``OTEL_EXPORTER_OTLP_*`` handling are inherited.
+metrics and ``OTEL_EXPORTER_OTLP_*`` handling are inherited. Posting pre-encoded bytes
+uses the exporter's own (private) HTTP client and metrics, so it is done only when two
+feature tests pass, whatever the version: :func:`send_path_available` (those members are
+there, shaped as expected) and :func:`encoder_matches_stock` (the direct encoder writes
+the stock encoder's bytes for probe spans of every shape, made by the installed SDK's
+public constructor). Otherwise ``export`` is the stock exporter's, behind the SDK's batch
+processor (``bench/bench_engine.py`` prints what each path costs per hop).
 """
 
 from __future__ import annotations

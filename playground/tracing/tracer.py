@@ -36,7 +36,15 @@ processor queues it for the OTLP exporter, the simple processor exports it at on
 events, attributes, statuses, times) are the ones the SDK path made; they were
 compared span by span when this replaced it.
 
-What the SDK's tracer would have enforced is kept:
+That is the fast path, used only when :data:`FAST_SPANS` (the feature test
+:func:`_fast_spans_work`, run at import: a probe span built both ways must read back the
+same through ``ReadableSpan``'s public properties and ``to_json``) says ``ReadableSpan`` is
+laid out as ``_Span`` expects. Otherwise, or with ``PLAYGROUND_TRACING_PUBLIC_API=1``,
+each span is an SDK span from the public ``Tracer.start_span`` (:class:`_PublicSpan`) and
+the SDK enforces limits and sampling itself; ``tests/test_tracing_ecosystem.py`` checks
+that both paths make the same spans.
+
+What the SDK's tracer would have enforced is kept on the fast path:
 
 - attributes are plain dicts, but only of values the SDK accepts (str, bool, int,
   float and tuples of them: every attribute is written here, and a test checks
@@ -1097,10 +1105,9 @@ class EventTracer:
             return
         owner = self._owner(session, event)
         attributes = self._step_attributes(event, attr.OP_CHAT)
-        provider = _provider_name(event.model)
-        attributes[attr.GEN_AI_PROVIDER_NAME] = provider
+        attributes[attr.GEN_AI_PROVIDER_NAME] = _provider_name(event.model)
         attributes[attr.GEN_AI_REQUEST_MODEL] = event.model
-        attributes[attr.LLM_PROVIDER] = provider
+        # Phoenix derives llm.provider from gen_ai.provider.name; llm.model_name it prices by.
         attributes[attr.LLM_MODEL_NAME] = event.model
         if event.attempt > 1:
             attributes[attr.ATTEMPT] = event.attempt
@@ -1137,7 +1144,8 @@ class EventTracer:
         attributes[attr.GEN_AI_USAGE_INPUT_TOKENS] = event.input_tokens
         attributes[attr.GEN_AI_USAGE_OUTPUT_TOKENS] = event.output_tokens
         attributes[attr.COST_USD] = event.cost_usd
-        attributes[attr.LLM_MODEL_NAME] = event.model
+        if event.model != attributes.get(attr.LLM_MODEL_NAME):
+            attributes[attr.LLM_MODEL_NAME] = event.model
         attributes[attr.LLM_TOKENS_PROMPT] = event.input_tokens
         attributes[attr.LLM_TOKENS_COMPLETION] = event.output_tokens
         attributes[attr.LLM_TOKENS_TOTAL] = event.input_tokens + event.output_tokens
