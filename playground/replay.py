@@ -435,8 +435,8 @@ async def recorded_agents(
     if missing and not force:
         raise PlaygroundError(
             f"session {session.session_id} ran versions this store does not have for {missing}; "
-            "replaying onto other versions would not match the recording. Pass --force to use the "
-            "active versions for them (they will run live)."
+            "replaying onto other versions would not match the recording. Pass --current --force "
+            "to replay onto the active versions (the agents that differ run live)."
         )
     if missing:
         active = await store.active_versions(session.system)

@@ -223,3 +223,13 @@ def test_a_fork_whose_edit_fails_the_schema_runs_nothing(tmp_path: Path) -> None
     )
     assert good.returncode == 0, good.stderr
     assert json.loads(good.stdout)["parent_session_id"] == run["session_id"]
+
+
+def test_replay_force_goes_with_current(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    run = json.loads(cli("run", "agents/support_router.yaml", "--input", REQUEST, "--json", db=db).stdout)
+    alone = cli("replay", run["session_id"], "--force", db=db)
+    assert alone.returncode == 2 and alone.stderr.startswith("error: --force goes with --current")
+    both = cli("replay", run["session_id"], "--current", "--force", "--json", db=db)
+    assert both.returncode == 0, both.stderr
+    assert json.loads(both.stdout)["first_divergence"] is None  # nothing changed: all from the recording

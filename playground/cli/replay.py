@@ -68,7 +68,8 @@ def _register_fork_replay(commands: Any) -> None:
     replay.add_argument(
         "--force",
         action="store_true",
-        help="replay even when the versions differ from the recording (they run live)",
+        help="with --current: replay even when the active versions differ from the recording "
+        "(those agents run live)",
     )
     _variant_args(replay)
     fork.set_defaults(handler=cmd_fork)
@@ -128,6 +129,11 @@ def cmd_fork(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.force and not args.current:
+        raise UsageError(
+            "--force goes with --current (replay onto the active versions even where they differ "
+            "from the recording); without --current the recorded versions are replayed"
+        )
     variant = _variant(args)
 
     async def go(store: Any, live: list[Callable[[Event], None]]) -> Any:
