@@ -368,7 +368,7 @@ class CompareScreen(Screen[None]):
                 self.reports,
             )
             comparison_id = await self.store.save_comparison(
-                self.system.name, self.choice.agent, report, comparison_id="c" + self.clock.token_hex(5)
+                self.system.name, self.choice.agent, report, comparison_id=self.clock.token_hex(6)
             )
             self.notify(f"Comparison {comparison_id} stored: playground comparisons show {comparison_id}")
         return self.reports
