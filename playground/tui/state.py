@@ -286,6 +286,8 @@ class RunView:
         self.output = ""
         self.error: dict[str, Any] | None = None
         self.blame: Blame | None = None
+        self.over_budget: set[str] = set()
+        """Agents (and ``run``) whose budget a model call would have exceeded."""
         """A failed run's lineage of the field it failed over, when the engine traced one."""
         self._values: dict[int, Any] = {}
         """What each agent received or produced, by event seq (the blame view's payloads)."""
@@ -893,6 +895,7 @@ class RunView:
         scope = "run" if event.scope == "run" else "agent"
         what = f"budget: {scope} {event.limit} {event.spent:g}/{event.allowed:g} → {event.policy}"
         self._instant(event, "budget", what, "failed")
+        self.over_budget.add("run" if event.scope == "run" else event.agent or "run")
         agent = self._agent(event.agent)
         if agent is not None:
             agent.add(

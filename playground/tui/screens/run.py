@@ -25,6 +25,8 @@ from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
 from playground.tui.bridge import Bridge
+from playground.tui.metric_breakpoints import MetricController, MetricPoint
+from playground.tui.screens.breakpoint_dialog import BreakpointScreen
 from playground.tui.screens.deny_reason import DenyReasonScreen
 from playground.tui.screens.edit_payload import EditPayloadScreen
 from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_point
@@ -34,6 +36,7 @@ from playground.tui.screens.versions import VersionsScreen
 from playground.tui.state import HandoffView, RunView, Step, TextChunk
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.blame_chain import BlameChain
+from playground.tui.widgets.budget_meter import agent_usage, meter_text
 from playground.tui.widgets.gate_banner import GateBanner, call_text
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
@@ -51,6 +54,7 @@ READ_ONLY_DISABLED = frozenset(
         "approve",
         "deny",
         "toggle_breakpoint",
+        "break_on",
         "swap_model",
         "abort",
         "focus_input",
@@ -106,6 +110,14 @@ class RunScreen(Screen[None]):
             "Break",
             id="run.breakpoint",
             tooltip="Toggle a breakpoint on the focused agent",
+        ),
+        Binding(
+            "B",
+            "break_on",
+            "Break on…",
+            show=False,
+            id="run.break_on",
+            tooltip="Break when an agent's cost or latency passes a value (cost:AGENT>USD, latency:AGENT>MS)",
         ),
         Binding(
             "m",
@@ -185,6 +197,8 @@ class RunScreen(Screen[None]):
         self.view = RunView(system, clock=clock)
         self.breakpoints: set[str] = set()
         """Breakpoints (``agent:NAME``, ``handoff:*``, ``tool:*``), shared with the running controller."""
+        self.metric_points: set[MetricPoint] = set()
+        """Breakpoints on an agent's cost or latency so far, shared with the running controller."""
         self.controller: StepController | None = None
         """The controller of the run in progress, if any."""
         self.specs: dict[str, AgentSpec] = dict(system.spec.agents)
@@ -282,14 +296,29 @@ class RunScreen(Screen[None]):
                 continue
             agent = view.agents.get(pane.agent)
             if agent is not None:
+                spec = self.specs.get(pane.agent)
+                usage = agent_usage(agent, spec.budget if spec is not None else None)
+                budget = meter_text(usage, exceeded=pane.agent in view.over_budget) if usage else ""
                 pane.show(
-                    agent, active=pane.agent in active, breakpoint=f"agent:{pane.agent}" in self.breakpoints
+                    agent,
+                    active=pane.agent in active,
+                    breakpoint=f"agent:{pane.agent}" in self.breakpoints,
+                    budget=budget,
                 )
 
     def _breakpoint_summary(self) -> str:
-        if not self.breakpoints:
+        points = sorted(self.breakpoints) + sorted(str(p) for p in self.metric_points)
+        if not points:
             return self.caption or self.system.spec.description
-        return "breakpoints: " + ", ".join(sorted(self.breakpoints))
+        return "breakpoints: " + ", ".join(points)
+
+    def _controller(self, *, stepping: bool, bridge: Bridge) -> MetricController:
+        return MetricController(
+            stepping=stepping,
+            breakpoints=self.breakpoints,
+            on_pause=bridge.on_pause,
+            metric_points=self.metric_points,
+        )
 
     def _show_inspector(self) -> None:
         inspector = self.query_one(Inspector)
@@ -336,6 +365,12 @@ class RunScreen(Screen[None]):
         if message.bridge is not self._bridge:
             return
         self.view.hold(message.gate)
+        controller = self.controller
+        if isinstance(controller, MetricController) and controller.last_hit is not None:
+            point, controller.last_hit = controller.last_hit, None
+            cost, latency = controller.figures.get(message.gate.agent, (0.0, 0.0))
+            spent = f"${cost:.6f}" if point.metric == "cost" else f"{latency:.0f} ms"
+            self.notify(f"Breakpoint {point}: {message.gate.agent} is at {spent}.", timeout=8)
         self._redraw()
 
     def _clear_selection(self) -> None:
@@ -385,7 +420,7 @@ class RunScreen(Screen[None]):
             self.notify("A run is in progress: c continues it, a aborts it.", severity="warning")
             return
         bridge = Bridge(self)
-        controller = StepController(stepping=stepping, breakpoints=self.breakpoints, on_pause=bridge.on_pause)
+        controller = self._controller(stepping=stepping, bridge=bridge)
         self._bridge, self.controller = bridge, controller
         self._clear_selection()
         self.caption = ""
@@ -404,7 +439,7 @@ class RunScreen(Screen[None]):
                 request,
                 store=self.store,
                 controller=controller,
-                live=[bridge],
+                live=[bridge, controller.observe] if isinstance(controller, MetricController) else [bridge],
                 llm_factory=self.llm_factory,
                 clock=self.clock,
                 tracer=getattr(self.app, "tracer", None),
@@ -598,6 +633,22 @@ class RunScreen(Screen[None]):
             self.notify(f"Breakpoint on: {point}")
         self._redraw()
 
+    def action_break_on(self) -> None:
+        current = sorted(str(p) for p in self.metric_points)
+
+        def chosen(point: MetricPoint | None) -> None:
+            if point is None:
+                return
+            if point in self.metric_points:
+                self.metric_points.discard(point)
+                self.notify(f"Breakpoint off: {point}")
+            else:
+                self.metric_points.add(point)
+                self.notify(f"Breakpoint on: {point}")
+            self._redraw()
+
+        self.app.push_screen(BreakpointScreen(list(self.system.spec.agents), current), chosen)
+
     def action_swap_model(self) -> None:
         agent = self._focused_agent()
         if agent is None:
@@ -725,7 +776,7 @@ class RunScreen(Screen[None]):
         self.query_one("#request", Input).value = branch.request
         bridge = Bridge(self)
         # Forks and replays run under the same debugger as any run: s, c, p, a work on them.
-        controller = StepController(breakpoints=self.breakpoints, on_pause=bridge.on_pause)
+        controller = self._controller(stepping=False, bridge=bridge)
         self._bridge, self.controller = bridge, controller
         self._clear_selection()
         self.view.reset()
@@ -741,7 +792,7 @@ class RunScreen(Screen[None]):
         try:
             outcome = await branch.start(
                 self.store,
-                [bridge],
+                [bridge, controller.observe] if isinstance(controller, MetricController) else [bridge],
                 self.llm_factory,
                 controller,
                 self.clock,

@@ -184,11 +184,15 @@ class AgentPane(Vertical, can_focus=True):
         yield self._header
         yield self._body
 
-    def show(self, view: AgentView, *, active: bool, breakpoint: bool) -> None:
-        """Redraw from ``view``: only what changed, and the screen's layout only when a height did."""
+    def show(self, view: AgentView, *, active: bool, breakpoint: bool, budget: str = "") -> None:
+        """Redraw from ``view``: only what changed, and the screen's layout only when a height did.
+
+        ``budget``: the agent's budget meter, when it declares a budget."""
         fresh = view is not self._view
         self._view = view
         subtitle = [view.version[:8]]
+        if budget:
+            subtitle.insert(0, budget)
         if view.calls:
             subtitle.insert(0, f"${view.cost_usd:.6f}")
         if breakpoint:

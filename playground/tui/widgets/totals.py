@@ -7,6 +7,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from playground.tui.state import RunView
+from playground.tui.widgets.budget_meter import meter, run_usage
 
 STATUS_STYLES = {
     "ready": "dim",
@@ -43,6 +44,10 @@ class Totals(Static):
             ("  cost ", "dim"),
             f"${cost:.6f}",
         )
+        usage = run_usage(view, view.system.spec.limits)
+        if usage is not None:
+            line.append("  ")
+            line.append(meter(usage, exceeded="run" in view.over_budget))
         per_agent = [a for a in view.agents.values() if a.calls]
         agents = Text()
         if per_agent:
