@@ -485,7 +485,19 @@ class RunView:
             case ev.GuardAllowed():
                 pass  # shown only when it changed or refused something
             case ev.GuardRewrote():
-                self._instant(item, "guard", f"guard rewrote {', '.join(item.changed) or 'the history'}")
+                rewrote = self._instant(
+                    item, "guard", f"guard rewrote {', '.join(item.changed) or 'the history'}"
+                )
+                rewrote.detail += [("guard", item.guard), ("handoff", f"{item.source} → {item.target}")]
+                rewrote.detail += [
+                    (
+                        name,
+                        f"{_short(item.before.get(name, '—'), 150)} → "
+                        f"{_short(item.after.get(name, '—'), 150)}",
+                    )
+                    for name in item.changed
+                ]
+                rewrote.detail += [("history", "rewritten too")] if item.history_changed else []
                 agent = self._agent(item.agent)
                 if agent is not None:
                     agent.add(
