@@ -60,6 +60,14 @@ class Prepared:
     tool: Tool | None
     """The tool to run, or None for a delegation to the worker named by the call."""
 
+    def edit_error(self, payload: dict[str, Any]) -> str | None:
+        """Why an operator's edit (``{"args": {...}}``) of this call does not validate."""
+        try:
+            self.check(payload.get("args", {}))
+        except ValidationError as exc:
+            return format_validation_error(exc)
+        return None
+
 
 def prepare_call(
     run: Runtime, name: str, agent: AgentSpec, call: ToolCall, act: int, cause: int
@@ -138,28 +146,19 @@ async def execute_call(
     """Hold a prepared call at the gate as ``step``, then run it."""
     args = prepared.args
     if run.controller is not None:
-        check = prepared.check
-
-        def validate(payload: dict[str, Any]) -> str | None:
-            try:
-                check(payload.get("args", {}))
-            except ValidationError as exc:
-                return format_validation_error(exc)
-            return None
-
         decision = await run.gate(
             "tool_call",
             name,
             step,
             {"tool": prepared.call.name, "args": args},
-            validate=validate,
+            validate=prepared.edit_error,
             can_retry=True,
         )
         if decision.action == "retry":
             run.give_back_step(step)
             return RetryStep()
         if decision.action == "edit" and decision.payload is not None:
-            args = check(decision.payload.get("args", {}))
+            args = prepared.check(decision.payload.get("args", {}))
     if prepared.tool is None:
         refused = await refuse_input(run, name, prepared.call.name, args, act, cause)
         if refused is not None:
@@ -199,21 +198,12 @@ async def await_approval(
     if decision is None:
         if run.controller is None:
             raise WaitingApproval(call.name, requested.seq)
-        check = prepared.check
-
-        def validate(payload: dict[str, Any]) -> str | None:
-            try:
-                check(payload.get("args", {}))
-            except ValidationError as exc:
-                return format_validation_error(exc)
-            return None
-
         decision = await run.gate(
             "tool_call",
             name,
             step,
             {"tool": call.name, "args": args, "approval": True},
-            validate=validate,
+            validate=prepared.edit_error,
             hold=True,
         )
     edited = decision.action == "edit" and decision.payload is not None
