@@ -25,7 +25,7 @@ from playground.spec.load import System
 from playground.store.store import Store, default_db_path
 from playground.tui.screens.home import HomeScreen
 from playground.tui.screens.run import RunScreen
-from playground.tui.screens.sessions import SessionChosen, load_recorded
+from playground.tui.screens.sessions import SessionChosen, SessionsScreen, load_recorded
 
 QUIT_GRACE_S = 2.0
 """How long quitting waits for an aborted run to record itself."""
@@ -121,6 +121,12 @@ class PlaygroundApp(App[int]):
             recorded.system, self.store, llm_factory=self.llm_factory, clock=self.clock, recorded=recorded
         )
         await self.push_screen(screen)
+
+    async def on_sessions_screen_diff_chosen(self, message: SessionsScreen.DiffChosen) -> None:
+        """Show two stored sessions side by side (what ``playground diff A B`` prints)."""
+        from playground.tui.screens.diff import DiffScreen
+
+        await self.push_screen(DiffScreen(self.store, message.a, message.b))
 
     async def action_quit(self) -> None:
         """Abort runs in progress (so their sessions record as aborted), then exit."""

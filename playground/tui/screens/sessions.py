@@ -2,7 +2,9 @@
 
 Opening a session posts :class:`SessionChosen`; the app loads it with
 :func:`load_recorded` and shows it in a read-only run screen, rebuilt from the
-stored events by the same reducer that shows live runs.
+stored events by the same reducer that shows live runs. ``d`` marks a session as A
+and enter (or ``d``) on another picks B: the screen posts :class:`SessionsScreen.DiffChosen`
+and the app shows the two side by side (:mod:`playground.tui.screens.diff`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Header, Select, Static
@@ -92,6 +95,14 @@ def session_cells(row: SessionRow) -> tuple[Any, ...]:
     )
 
 
+HINT = (
+    "enter opens a session read-only (then f forks from a step, R replays) · "
+    "d marks it to diff against another · tab moves to the filters · esc goes back"
+)
+MARK = "A "
+"""Prefix of the marked session's id in the list."""
+
+
 class SessionsScreen(Screen[None]):
     """Past sessions, newest first, filtered by system and status.
 
@@ -100,9 +111,26 @@ class SessionsScreen(Screen[None]):
         system: Start filtered to this system.
     """
 
+    class DiffChosen(Message):
+        """The operator picked two sessions to compare: ``a`` (marked first) and ``b``."""
+
+        def __init__(self, a: str, b: str) -> None:
+            super().__init__()
+            self.a = a
+            self.b = b
+
     BINDINGS = [
         Binding("enter", "open", "Open", id="sessions.open", tooltip="Open the session read-only"),
-        Binding("escape", "back", "Back", id="sessions.back", tooltip="Back to the previous screen"),
+        Binding(
+            "d",
+            "diff",
+            "Diff against…",
+            id="sessions.diff",
+            tooltip="Mark this session as A, then pick B (enter or d) to compare them",
+        ),
+        Binding(
+            "escape", "back", "Back", id="sessions.back", tooltip="Back (or forget the session marked A)"
+        ),
         Binding("f5", "reload", "Reload", id="sessions.reload", tooltip="Read the sessions again"),
     ]
 
@@ -111,6 +139,8 @@ class SessionsScreen(Screen[None]):
         self.store = store
         self.initial_system = system
         self.sessions: list[SessionRow] = []
+        self.marked: str | None = None
+        """Session A of a diff, once ``d`` marked it; the next pick is B."""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -120,11 +150,7 @@ class SessionsScreen(Screen[None]):
             yield Static("status", classes="filter-label")
             yield Select[str]([(s, s) for s in STATUSES], prompt="any status", id="filter-status")
         yield DataTable(id="session-list", cursor_type="row", zebra_stripes=True)
-        yield Static(
-            "enter opens a session read-only (then f forks from a step, R replays) · "
-            "tab moves to the filters · esc goes back",
-            id="sessions-hint",
-        )
+        yield Static(HINT, id="sessions-hint")
         yield Footer()
 
     async def on_mount(self) -> None:
@@ -152,7 +178,10 @@ class SessionsScreen(Screen[None]):
         table = self.query_one("#session-list", DataTable)
         table.clear()
         for row in self.sessions:
-            table.add_row(*session_cells(row))
+            cells = list(session_cells(row))
+            if row.session_id == self.marked:
+                cells[1] = Text(MARK + row.session_id, "bold reverse")
+            table.add_row(*cells)
         if not self.sessions:
             what = " matching the filters" if system or status else " yet"
             table.add_row(Text(f"no sessions{what}", "dim"), *([""] * 7))
@@ -161,14 +190,60 @@ class SessionsScreen(Screen[None]):
         event.stop()
         await self.action_reload()
 
-    def action_open(self) -> None:
+    def _current(self) -> str | None:
         index = self.query_one("#session-list", DataTable).cursor_row
-        if 0 <= index < len(self.sessions):
-            self.post_message(SessionChosen(self.sessions[index].session_id))
+        return self.sessions[index].session_id if 0 <= index < len(self.sessions) else None
+
+    def action_open(self) -> None:
+        session_id = self._current()
+        if session_id is None:
+            return
+        if self.marked is not None:
+            self._pick(session_id)
+        else:
+            self.post_message(SessionChosen(session_id))
+
+    def action_diff(self) -> None:
+        """Mark the current session as A; with one marked, pick the current one as B."""
+        session_id = self._current()
+        if session_id is None:
+            return
+        if self.marked is not None:
+            self._pick(session_id)
+            return
+        self.marked = session_id
+        self.query_one("#sessions-hint", Static).update(
+            f"A = {session_id}: move to session B and press enter or d · esc forgets A"
+        )
+        table = self.query_one("#session-list", DataTable)
+        table.update_cell_at(
+            Coordinate(table.cursor_row, 1), Text(MARK + session_id, "bold reverse"), update_width=True
+        )
+
+    def _pick(self, session_id: str) -> None:
+        if session_id == self.marked:
+            self.notify("pick another session as B", severity="warning")
+            return
+        assert self.marked is not None
+        a, self.marked = self.marked, None
+        self.query_one("#sessions-hint", Static).update(HINT)
+        self._unmark_row(a)
+        self.post_message(self.DiffChosen(a, session_id))
+
+    def _unmark_row(self, session_id: str) -> None:
+        table = self.query_one("#session-list", DataTable)
+        for index, row in enumerate(self.sessions):
+            if row.session_id == session_id:
+                table.update_cell_at(Coordinate(index, 1), row.session_id)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
 
     def action_back(self) -> None:
+        if self.marked is not None:
+            marked, self.marked = self.marked, None
+            self.query_one("#sessions-hint", Static).update(HINT)
+            self._unmark_row(marked)
+            return
         self.dismiss(None)
