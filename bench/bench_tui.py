@@ -193,14 +193,6 @@ async def open_big_session(folder: Path, count: int) -> None:
     db = folder / "b.db"
     session_id = "big-session"
     async with Store(db) as store:
-        await store.begin_session(
-            session_id=session_id,
-            system=system.name,
-            system_path=system.spec.path,
-            correlation_id="c",
-            input=events[0].input,
-            versions={},
-        )
         for event in big_session(events, count, session_id):
             store.sink(event)
         await store.flush()

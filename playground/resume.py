@@ -65,9 +65,10 @@ from playground.store.store import Store
 __all__ = ["CannotResume", "NotWaiting", "ResumeOutcome", "Verdict", "resume_session"]
 
 _VOLATILE = frozenset(
-    {"ts", "correlation_id", "latency_ms", "first_token_ms", "replayed", "side_effect_served"}
+    {"ts", "correlation_id", "latency_ms", "first_token_ms", "replayed", "side_effect_served", "system_path"}
 )
-"""Event fields that differ between a run and its replay (timings, replay flags)."""
+"""Event fields that differ between a run and its replay (timings, replay flags, and where the
+system file is: a session recorded before ``run_started`` carried it has none)."""
 
 _ERRORS: dict[str, type[ModelError]] = {
     "provider_error": ProviderError,
@@ -398,8 +399,11 @@ async def resume_session(
             f"recording ({why}). Nothing was written; it still waits. The system file or its tools "
             "may have changed since it ran."
         )
-    result.latency_ms += session.latency_ms  # the session's time: before the stop, and now
-    await store.finish_session(result)
+    # The session's time: before the stop, and now. A final event adds its time to the
+    # row's as it is written; a run that stops waiting again writes its outcome here.
+    result.latency_ms += session.latency_ms
+    if result.status == "waiting_approval":
+        await store.record_waiting(result)
     await make_way()
     return ResumeOutcome(
         result, waiting, verdict, follower.resumed_after, follower.replayed_calls, follower.replayed_tools

@@ -162,16 +162,9 @@ async def run_session(
         clock=clock,
     )
     if store is not None:
-        await store.begin_session(
-            session_id=runtime.session_id,
-            system=system.name,
-            system_path=system.spec.path,
-            correlation_id=runtime.correlation_id,
-            input=request,
-            versions=runtime.versions,
-            parent_session_id=parent_session_id,
-            forked_from_step=forked_from_step,
-        )
+        store.check_writable()  # a damaged or read-only store: the run must not start
+    # The store derives the session row from the run's events (its sink): the row begins
+    # with ``run_started`` and ends with ``run_finished`` / ``run_failed``, Ctrl-C included.
     result = await runtime.run(
         request,
         parent_session_id=parent_session_id,
@@ -179,8 +172,8 @@ async def run_session(
         agent=agent,
         context=context,
     )
-    if store is not None:
-        await store.finish_session(result)
+    if store is not None and result.status == "waiting_approval":
+        await store.record_waiting(result)  # the one outcome without a final event
     # Spans export in the background (batched); whoever owns the tracer flushes or shuts it
     # down when done. Flushing here would hold the event loop until the collector answers.
     if make_way_after and (store is not None or tracer is not None):

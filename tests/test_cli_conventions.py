@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.engine.events import RunStarted
 from playground.errors import StoreError
 from playground.store import Store
 
@@ -192,13 +193,16 @@ def test_a_new_default_store_says_where_it_is(tmp_path: Path) -> None:
 async def test_an_ambiguous_prefix_lists_the_candidates(tmp_path: Path) -> None:
     async with Store(tmp_path / "s.db") as store:
         for session_id in ("abc111111111", "abc222222222"):
-            await store.begin_session(
-                session_id=session_id,
-                system="s",
-                system_path="s.yaml",
-                correlation_id="0" * 32,
-                input="hi",
-                versions={},
+            store.sink(
+                RunStarted(
+                    session_id=session_id,
+                    seq=1,
+                    ts=1.0,
+                    system="s",
+                    system_path="s.yaml",
+                    correlation_id="0" * 32,
+                    input="hi",
+                )
             )
         with pytest.raises(StoreError, match=r"'abc' names more than one session \(abc\w+, abc\w+\)"):
             await store.session("abc")

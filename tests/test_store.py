@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from playground.engine import events as ev
 from playground.errors import StoreError
 from playground.service import run_session
 from playground.spec import load_system
@@ -300,3 +301,113 @@ async def test_an_active_version_that_no_longer_fits_the_file_is_refused(tmp_pat
         await store.record_versions("fast", {"b": canonical_spec(stale)}, source="operator", activate=True)
         with pytest.raises(PlaygroundError, match="needs agents ghost that this system file no longer has"):
             await run_session(system, "x", store=store)
+
+
+SLOW_TOOL = """
+name: slow
+pattern: router
+entry: a
+tools: {wait: tools.py:wait}
+agents:
+  a:
+    tools: [wait]
+    handoffs: [{to: b}]
+    script:
+      - tool: wait
+        args: {seconds: 1.0}
+      - handoff: b
+  b:
+    script: [{reply: "done"}]
+"""
+
+
+async def test_a_cancelled_run_leaves_its_row_aborted_with_its_events(tmp_path: Path) -> None:
+    """Ctrl-C (the task cancelled) mid-run: the ``run_failed`` event the engine records on
+    cancellation makes the row ``aborted`` itself, not ``running`` until the next open."""
+    (tmp_path / "tools.py").write_text(
+        "import time\n\ndef wait(seconds: float) -> str:\n    time.sleep(seconds)\n    return 'waited'\n"
+    )
+    system = system_from(tmp_path, SLOW_TOOL)
+    called = asyncio.Event()
+
+    def watch(event: ev.Event) -> None:
+        if isinstance(event, ev.ToolCalled):
+            called.set()
+
+    async with Store(tmp_path / "s.db") as store:
+        task = asyncio.create_task(run_session(system, "hello", store=store, live=[watch]))
+        await asyncio.wait_for(called.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        [row] = await store.sessions()
+        events = await store.events(row.session_id)
+    assert row.status == "aborted"
+    assert row.error is not None and row.error["type"] == "aborted"
+    assert row.path == ["a"] and row.finished_at is not None
+    assert isinstance(events[0], ev.RunStarted)
+    assert "tool_called" in [e.kind for e in events]
+    failed = events[-1]
+    assert isinstance(failed, ev.RunFailed) and failed.status == "aborted"
+    assert row.latency_ms == round(failed.latency_ms or 0, 3) > 0
+    async with Store(tmp_path / "s.db") as store:  # reopening does not call it interrupted
+        assert (await store.session(row.session_id)).status == "aborted"
+
+
+FAILING = """
+name: failing
+pattern: router
+entry: a
+agents:
+  a:
+    handoffs: [{to: b, context: {question: str}}]
+    script:
+      - handoff: b
+        context: {nope: 1}
+      - handoff: b
+        context: {nope: 2}
+      - handoff: b
+        context: {nope: 3}
+  b:
+    script: [{reply: "b"}]
+"""
+
+
+@pytest.mark.parametrize("text", [FAST_ROUTER, FAILING], ids=["completed", "failed"])
+async def test_the_session_row_says_what_the_run_events_say(tmp_path: Path, text: str) -> None:
+    system = system_from(tmp_path, text)
+    async with Store(tmp_path / "s.db") as store:
+        result = await run_session(system, "hello", store=store)
+        row = await store.session(result.session_id)
+    started, last = result.events[0], result.events[-1]
+    assert isinstance(started, ev.RunStarted) and isinstance(last, ev.RunFinished | ev.RunFailed)
+    assert (row.system, row.system_path, row.correlation_id, row.input, row.versions) == (
+        started.system,
+        started.system_path,
+        started.correlation_id,
+        started.input,
+        started.versions,
+    )
+    assert started.system_path == system.spec.path != ""
+    assert (row.parent_session_id, row.forked_from_step) == (
+        started.parent_session_id,
+        started.forked_from_step,
+    )
+    assert (row.created_at, row.finished_at) == (started.ts, last.ts)
+    assert row.path == last.path
+    assert {name: t for name, t in row.totals.items() if t["calls"]} == last.totals
+    assert row.input_tokens == sum(t["tokens"]["input"] for t in last.totals.values())
+    assert row.output_tokens == sum(t["tokens"]["output"] for t in last.totals.values())
+    assert row.cost_usd == pytest.approx(sum(t["cost_usd"] for t in last.totals.values()))
+    assert last.latency_ms is not None and row.latency_ms == round(last.latency_ms, 3)
+    if isinstance(last, ev.RunFinished):
+        assert (row.status, row.output, row.error) == ("completed", last.output, None)
+    else:
+        assert row.status == last.status == "failed" and row.output == ""
+        assert row.error is not None
+        assert (row.error["type"], row.error["message"]) == (last.error_type, last.message)
+        assert (row.error["origin"], row.error["manifested"]) == (last.origin, last.manifested)
+    # and what ``run --json`` says agrees with both
+    data = result.as_json()
+    assert (data["status"], data["path"], data["latency_ms"]) == (row.status, row.path, row.latency_ms)
+    assert data["per_agent"] == row.totals

@@ -91,6 +91,8 @@ class RunStarted(_Event):
     """Set when the session was rebuilt from another program's OpenTelemetry spans (``playground
     observe``): the framework they came from (``openai-agents``, ``pydantic-ai``, ``langgraph``,
     ...). Nothing of such a session ran here: it can be shown, exported and compared, not replayed."""
+    system_path: str = ""
+    """The system file the run loaded (empty when it was not loaded from a file)."""
 
 
 class AgentStarted(_Event):
@@ -384,6 +386,8 @@ class RunFinished(_Event):
     output: str
     path: list[str]
     totals: dict[str, Any]
+    latency_ms: float | None = None
+    """Wall-clock time of the run so far, in milliseconds (None in events written before it was recorded)."""
 
 
 class RunFailed(_Event):
@@ -402,6 +406,8 @@ class RunFailed(_Event):
     lineage: dict[str, Any] | None = None
     """For a failure over a field: the hops the field went through (``field``, ``traced``,
     ``origin``, ``reason``, ``hops``), as :mod:`playground.engine.lineage` traced them."""
+    latency_ms: float | None = None
+    """Wall-clock time of the run so far, in milliseconds (None in events written before it was recorded)."""
 
 
 Event = Annotated[

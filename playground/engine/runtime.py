@@ -324,6 +324,8 @@ class Runtime:
             return decision
 
     _deadline: asyncio.Timeout | None = None
+    _started: float = 0.0
+    """``clock.perf()`` when the run started: the final event carries the run's wall time."""
 
     # -- the run --------------------------------------------------------------------------
 
@@ -355,7 +357,9 @@ class Runtime:
             versions=self.versions,
             parent_session_id=parent_session_id,
             forked_from_step=forked_from_step,
+            system_path=self.spec.path,
         )
+        self._started = started
         status, output, error = "completed", "", None
         try:
             async with asyncio.timeout(self.spec.limits.timeout_s) as self._deadline:
@@ -409,8 +413,14 @@ class Runtime:
                 output=output,
                 path=list(self.path),
                 totals=self._totals_json(),
+                latency_ms=(perf() - started) * 1000,
             )
         branch.close()
+        last = self.events[-1]
+        final = last if isinstance(last, ev.RunFinished | ev.RunFailed) else None
+        latency_ms = (perf() - started) * 1000
+        if final is not None and final.latency_ms is not None:
+            latency_ms = final.latency_ms  # the session row, derived from the events, says the same
         result = RunResult(
             session_id=self.session_id,
             correlation_id=self.correlation_id,
@@ -419,13 +429,12 @@ class Runtime:
             path=list(self.path),
             output=output,
             per_agent=self._per_agent(),
-            latency_ms=(perf() - started) * 1000,
+            latency_ms=latency_ms,
             error=error,
             events=self.events,
         )
-        last = self.events[-1]
-        if isinstance(last, ev.RunFinished | ev.RunFailed):
-            result._final_totals = last.totals  # the totals have not changed since
+        if final is not None:
+            result._final_totals = final.totals  # the totals have not changed since
         return result
 
     async def _drive(
@@ -473,6 +482,7 @@ class Runtime:
             path=list(self.path),
             totals=self._totals_json(),
             lineage=lineage,
+            latency_ms=(self.clock.perf() - self._started) * 1000,
         )
         error: dict[str, Any] = {
             "type": failure.error_type,

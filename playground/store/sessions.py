@@ -25,7 +25,7 @@ from playground.errors import StoreError
 from playground.store.base import doctor_hint, sqlite_errors
 from playground.store.rows import SESSION_COLUMNS, SessionRow
 from playground.store.schema import INSERT_CHUNK
-from playground.store.writer import Writer, _Chunk
+from playground.store.writer import Writer, _Chunk, storable
 
 _EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 _ROW_COLUMNS = frozenset({*SESSION_COLUMNS, "pid", "host"})
@@ -36,42 +36,10 @@ class Sessions(Writer):
 
     _host: str
 
-    async def begin_session(
-        self,
-        *,
-        session_id: str,
-        system: str,
-        system_path: str,
-        correlation_id: str,
-        input: str,
-        versions: dict[str, str],
-        parent_session_id: str | None = None,
-        forked_from_step: int | None = None,
-    ) -> None:
-        """Queue the session row (status ``running``), written with its first events.
-
-        Raises:
-            StoreError: The store is damaged or read-only: the run must not start.
-        """
-        self.check_writable()
-        self._new_sessions[session_id] = {
-            "session_id": session_id,
-            "system": system,
-            "system_path": system_path,
-            "correlation_id": correlation_id,
-            "status": "running",
-            "input": storable(redact.scrub(input)),
-            "versions": to_json(versions).decode(),
-            "parent_session_id": parent_session_id,
-            "forked_from_step": forked_from_step,
-            "created_at": time.time(),
-            "pid": os.getpid(),
-            "host": self._host,
-        }
-        self._wake_writer()
-
-    async def finish_session(self, result: Any) -> None:
-        """Queue a run's outcome (a :class:`playground.engine.RunResult`), written after its events.
+    async def record_waiting(self, result: Any) -> None:
+        """Queue the outcome of a run that stopped ``waiting_approval`` (a
+        :class:`playground.engine.RunResult`): the one outcome no final event carries.
+        Every other outcome is derived from the run's events as they are written.
 
         Does not wait for the disk: reads from this store flush first, and closing it flushes.
         """
@@ -89,7 +57,7 @@ class Sessions(Writer):
             "finished_at": time.time(),
         }
         new = self._new_sessions.get(result.session_id)
-        if new is not None:  # not written yet: write it once, finished
+        if new is not None:  # not written yet: write it once, waiting
             new.update(outcome)
             self._wake_writer()
             return
@@ -326,16 +294,6 @@ class Sessions(Writer):
                 except ValidationError as exc:
                     problems.append(_event_problem(item, exc))
         return events, problems
-
-
-def storable(text: str) -> str:
-    """``text`` as SQLite can store it: a lone surrogate (a tool's bytes that were not UTF-8)
-    is kept as its escape, ``\\ud800``, rather than failing the whole write."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
 
 
 def _event_problem(item: Any, exc: ValidationError) -> str:

@@ -10,12 +10,21 @@ JSON array of that session's events in the batch, in ``seq`` order. With a model
 answers at once a batch holds whole runs; with a real model it holds a step or two.
 
 Secrets (:mod:`playground.redact`) are scrubbed from every chunk as it is written.
+
+The session row is derived from the run's events, in the same batches: ``run_started``
+inserts it (status ``running``, with this process's pid and host, so a row whose process
+is gone is found ``interrupted`` when a store opens), ``run_finished`` and ``run_failed``
+write the outcome (status, output, error, path, totals, cost, tokens, latency). A run that
+ends before the writer's turn writes its row once, finished. The one outcome without a
+final event, a headless run stopping ``waiting_approval``, is written by
+:meth:`~playground.store.sessions.Sessions.record_waiting`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +33,8 @@ import orjson
 from pydantic_core import to_json
 
 from playground import redact
-from playground.engine.events import Event, TokenDelta
+from playground.engine.events import Event, RunFailed, RunFinished, RunStarted, TokenDelta
+from playground.engine.results import AgentTotals
 from playground.errors import StoreError
 from playground.store.base import StoreBase
 from playground.store.schema import INSERT_CHUNK
@@ -41,6 +51,78 @@ def _json_text(value: Any) -> str:
 
 _PACK_EVERY = 64
 """Queued events are serialised in groups of this many."""
+
+_RUN_EVENTS = frozenset({RunStarted, RunFinished, RunFailed})
+"""The events the session row is derived from."""
+
+
+def storable(text: str) -> str:
+    """``text`` as SQLite can store it: a lone surrogate (a tool's bytes that were not UTF-8)
+    is kept as its escape, ``\\ud800``, rather than failing the whole write."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def started_row(event: RunStarted, host: str) -> dict[str, Any]:
+    """The session row a ``run_started`` event begins (status ``running``, owned by this process)."""
+    return {
+        "session_id": event.session_id,
+        "system": event.system,
+        "system_path": event.system_path,
+        "correlation_id": event.correlation_id,
+        "status": "running",
+        "input": storable(redact.scrub(event.input)),
+        "versions": to_json(event.versions).decode(),
+        "parent_session_id": event.parent_session_id,
+        "forked_from_step": event.forked_from_step,
+        "created_at": event.ts,
+        "pid": os.getpid(),
+        "host": host,
+    }
+
+
+def outcome_of(event: RunFinished | RunFailed) -> dict[str, Any]:
+    """The columns a run's final event sets (all but ``latency_ms``: see :meth:`Writer._track`).
+
+    ``totals`` are the event's (the agents with a model call), then each agent on the path
+    without one, at zero, as ``run --json``'s ``per_agent`` has them.
+    """
+    totals = dict(event.totals)
+    for name in event.path:
+        if name not in totals:
+            totals[name] = AgentTotals().as_json()
+    cost = input_tokens = output_tokens = 0
+    for agent in totals.values():
+        cost += agent.get("cost_usd") or 0
+        tokens = agent.get("tokens") or {}
+        input_tokens += tokens.get("input") or 0
+        output_tokens += tokens.get("output") or 0
+    if isinstance(event, RunFinished):
+        status, output, error = "completed", storable(redact.scrub(event.output)), None
+    else:
+        failure: dict[str, Any] = {
+            "type": event.error_type,
+            "message": event.message,
+            "origin": event.origin,
+            "manifested": event.manifested,
+        }
+        if event.lineage is not None:
+            failure["lineage"] = event.lineage
+        status, output, error = event.status, "", redact.scrub(json.dumps(failure))
+    return {
+        "status": status,
+        "output": output,
+        "error": error,
+        "path": to_json(event.path).decode(),
+        "totals": to_json(totals).decode(),
+        "cost_usd": round(cost, 8),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "finished_at": event.ts,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +174,8 @@ class Writer(StoreBase):
     writes its row once, finished."""
     _woken: bool
     """Whether the writer was woken and has not yet taken the queue."""
+    _host: str
+    """This machine's name, in the rows of the sessions this process runs."""
     _wake: asyncio.Event
     _idle: asyncio.Event
     _writer: asyncio.Task[None] | None
@@ -114,6 +198,11 @@ class Writer(StoreBase):
         """Queue one event for writing (never waits). Token deltas are not stored."""
         if type(event) is TokenDelta:  # the cheapest test: this runs for every event of every run
             return
+        if type(event) in _RUN_EVENTS:
+            try:
+                self._track(event)  # type: ignore[arg-type]
+            except Exception as exc:  # never into the run that emitted the event; flush() reports it
+                self._write_error = exc
         events = self._events
         if events and (event.session_id != events[0].session_id or len(events) >= _PACK_EVERY):
             try:
@@ -124,6 +213,26 @@ class Writer(StoreBase):
         events.append(event)
         if not self._woken:
             self._wake_writer()
+
+    def _track(self, event: RunStarted | RunFinished | RunFailed) -> None:
+        """Queue the session row's part of a run event (see the module docstring)."""
+        session_id = event.session_id
+        if isinstance(event, RunStarted):
+            self._new_sessions[session_id] = started_row(event, self._host)
+            return
+        outcome = outcome_of(event)
+        latency = round(event.latency_ms or 0.0, 3)
+        new = self._new_sessions.get(session_id)
+        if new is not None:  # not written yet: write it once, finished
+            new.update(outcome, latency_ms=latency)
+            return
+        # Added, not set: a session resumed after waiting for approval ran before the stop
+        # too (its row holds that time; a fresh row holds 0).
+        self._queue(
+            f"UPDATE sessions SET {', '.join(f'{column} = ?' for column in outcome)}, "
+            "latency_ms = latency_ms + ? WHERE session_id = ?",
+            (*outcome.values(), latency, session_id),
+        )
 
     async def flush(self) -> None:
         """Wait until every queued event is committed."""
