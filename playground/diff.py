@@ -240,3 +240,43 @@ def diff_sessions(
             break
     agents = list(left.agents) + [name for name in right.agents if name not in left.agents]
     return SessionDiff(left, right, first, agents)
+
+
+def numbers_table(result: SessionDiff) -> Any:
+    """Per agent and side, calls, tokens, cost and latency, then each side's totals: one row
+    per agent and side (both sides on one row do not fit 80 columns). A Rich table, shared by
+    ``playground diff`` and the TUI's diff screen."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(show_edge=False, header_style="bold")
+    table.add_column("agent")
+    table.add_column("", no_wrap=True)
+    for column in ("calls", "tokens", "cost (USD)", "ms"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for name in result.agents:
+        for label, side in (("A", result.a), ("B", result.b)):
+            agent = side.agents.get(name)
+            cells = (
+                ["-", "-", "-", "-"]
+                if agent is None
+                else [
+                    str(agent.calls),
+                    f"{agent.input_tokens}+{agent.output_tokens}",
+                    f"{agent.cost_usd:.6f}",
+                    f"{agent.latency_ms:.0f}",
+                ]
+            )
+            table.add_row(escape(name) if label == "A" else "", label, *cells)
+    table.add_section()
+    for label, side in (("A", result.a), ("B", result.b)):
+        row = side.session
+        table.add_row(
+            "[bold]total[/]" if label == "A" else "",
+            label,
+            str(sum(a.calls for a in side.agents.values())),
+            f"{row.input_tokens}+{row.output_tokens}",
+            f"{row.cost_usd:.6f}",
+            f"{row.latency_ms:.0f}",
+        )
+    return table

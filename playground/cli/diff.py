@@ -50,7 +50,8 @@ async def _diff(args: argparse.Namespace) -> int:
 def print_diff(result: SessionDiff) -> None:
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+
+    from playground.diff import numbers_table
 
     console = Console(highlight=False)
     for label, side in (("A", result.a), ("B", result.b)):
@@ -64,38 +65,7 @@ def print_diff(result: SessionDiff) -> None:
         console.print(f"  path: {escape(' → '.join(row.path) or '-')}")
     same = "[green]same path[/]" if result.same_path else "[yellow]different paths[/]"
     console.print(same)
-    # One row per agent and side: four numbers a side do not fit 80 columns side by side.
-    table = Table(show_edge=False, header_style="bold")
-    table.add_column("agent")
-    table.add_column("", no_wrap=True)
-    for column in ("calls", "tokens", "cost (USD)", "ms"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for name in result.agents:
-        for label, side in (("A", result.a), ("B", result.b)):
-            agent = side.agents.get(name)
-            cells = (
-                ["-", "-", "-", "-"]
-                if agent is None
-                else [
-                    str(agent.calls),
-                    f"{agent.input_tokens}+{agent.output_tokens}",
-                    f"{agent.cost_usd:.6f}",
-                    f"{agent.latency_ms:.0f}",
-                ]
-            )
-            table.add_row(escape(name) if label == "A" else "", label, *cells)
-    table.add_section()
-    for label, side in (("A", result.a), ("B", result.b)):
-        row = side.session
-        calls = sum(a.calls for a in side.agents.values())
-        table.add_row(
-            "[bold]total[/]" if label == "A" else "",
-            label,
-            str(calls),
-            f"{row.input_tokens}+{row.output_tokens}",
-            f"{row.cost_usd:.6f}",
-            f"{row.latency_ms:.0f}",
-        )
+    table = numbers_table(result)
     console.print(table)
     delta = result.as_json()["delta"]
     console.print(

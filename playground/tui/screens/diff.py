@@ -19,7 +19,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
-from playground.diff import SessionDiff, Side, diff_sessions
+from playground.diff import SessionDiff, Side, diff_sessions, numbers_table
 from playground.errors import PlaygroundError
 from playground.store.store import Store
 
@@ -71,37 +71,7 @@ def side_text(side: Side, names: list[str]) -> RenderableType:
 
 def numbers(result: SessionDiff) -> RenderableType:
     """Per agent and side: calls, tokens, cost, latency; the totals; then B - A."""
-    # One row per agent and side, as the CLI prints it: both sides on one row do not fit 80.
-    table = Table(show_edge=False, header_style="bold", expand=False)
-    table.add_column("agent")
-    table.add_column("", no_wrap=True)
-    for column in ("calls", "tokens", "cost (USD)", "ms"):
-        table.add_column(column, justify="right", no_wrap=True)
-    for name in result.agents:
-        for label, side in (("A", result.a), ("B", result.b)):
-            agent = side.agents.get(name)
-            cells = (
-                ["-", "-", "-", "-"]
-                if agent is None
-                else [
-                    str(agent.calls),
-                    f"{agent.input_tokens}+{agent.output_tokens}",
-                    f"{agent.cost_usd:.6f}",
-                    f"{agent.latency_ms:.0f}",
-                ]
-            )
-            table.add_row(name if label == "A" else "", label, *cells)
-    table.add_section()
-    for label, side in (("A", result.a), ("B", result.b)):
-        row = side.session
-        table.add_row(
-            Text("total", style="bold") if label == "A" else "",
-            label,
-            str(sum(a.calls for a in side.agents.values())),
-            f"{row.input_tokens}+{row.output_tokens}",
-            f"{row.cost_usd:.6f}",
-            f"{row.latency_ms:.0f}",
-        )
+    table = numbers_table(result)
     delta = result.as_json()["delta"]
     change = Text.assemble(
         ("B - A", "bold"),
