@@ -237,3 +237,26 @@ def test_replay_force_goes_with_current(tmp_path: Path) -> None:
     both = cli("replay", run["session_id"], "--current", "--force", "--json", db=db)
     assert both.returncode == 0, both.stderr
     assert json.loads(both.stdout)["first_divergence"] is None  # nothing changed: all from the recording
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(tmp_path: Path) -> None:
+    """`playground run ... --json | head -c 10`: the pipe closes early; no traceback follows."""
+    (tmp_path / "tools.py").write_text('def big() -> str:\n    return "x" * 200000\n')
+    system = tmp_path / "big.yaml"
+    system.write_text(
+        "name: big\npattern: router\nentry: a\nlimits: {max_tool_result_chars: 200000}\n"
+        "tools: {big: tools.py:big}\nagents:\n  a:\n    tools: [big]\n    handoffs: [{to: b}]\n"
+        '    script: [{tool: big, args: {}}, {reply: "{tool_result}"}]\n  b: {script: [{reply: done}]}\n'
+    )
+    command = [sys.executable, "-m", "playground.cli", "run", str(system), "--input", "go", "--json"]
+    proc = subprocess.Popen(
+        [*command, "--db", str(tmp_path / "s.db")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(10) == b'{"session_'
+    proc.stdout.close()  # the reader goes away with most of the output unread
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert "Traceback" not in err and "BrokenPipeError" not in err
