@@ -449,3 +449,16 @@ def test_cli_run_exits_4_waiting_for_approval(tmp_path: Path) -> None:
         timeout=60,
     )
     assert [s["status"] for s in json.loads(sessions.stdout)] == ["waiting_approval"]
+
+
+def test_from_naming_a_field_the_context_lacks_is_a_file_line_error(tmp_path: Path) -> None:
+    (tmp_path / "guards.py").write_text(GUARDS)
+    text = GUARDED.replace("GUARD", "redact").replace("FROM", "{customer: request}")
+    try:
+        system_from(tmp_path, text)
+    except SpecError as exc:
+        assert "agents.router.handoffs[0].from.customer" in str(exc)
+        assert "'customer' is not a field of this handoff's context (customer_id, question)" in str(exc)
+        assert exc.line == 12
+    else:
+        raise AssertionError("loaded a handoff taking an unknown field from the request")

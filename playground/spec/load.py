@@ -662,6 +662,13 @@ def _check(spec: SystemSpec, path: str, lines: dict[Loc, int]) -> None:
             known_agent(handoff.to, (*base, "handoffs", i, "to"), "handoff target")
             if handoff.to == name:
                 fail((*base, "handoffs", i, "to"), "an agent cannot hand off to itself")
+            fields = handoff.schema_.names
+            for field_name in handoff.from_:
+                if field_name not in fields:
+                    fail(
+                        (*base, "handoffs", i, "from", field_name),
+                        f"{field_name!r} is not a field of this handoff's context ({', '.join(fields)})",
+                    )
         for i, delegate in enumerate(agent.delegates):
             known_agent(delegate, (*base, "delegates", i), "delegate")
             if delegate == name:
