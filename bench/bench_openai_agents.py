@@ -26,15 +26,16 @@ import asyncio
 import functools
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from agents import Agent, Handoff, ModelResponse, ModelSettings, Runner, Usage, set_tracing_disabled
 from agents.models.interface import Model
+from bench_engine import timed
 from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
 
 from playground.engine import Runtime
@@ -105,25 +106,6 @@ def chain(n: int) -> Agent[Any]:
     entry = agents[0]
     assert isinstance(entry, Agent)
     return entry
-
-
-async def timed(
-    fn: Callable[[], Awaitable[object]], runs: int, settle: Callable[[], Awaitable[object]] | None = None
-) -> float:
-    """Mean µs per run over ``runs`` back-to-back runs, best of five rounds (as bench_engine.py)."""
-    for _ in range(max(3, runs // 10)):
-        await fn()
-    if settle is not None:
-        await settle()
-    rounds = []
-    for _ in range(5):
-        t0 = time.perf_counter()
-        for _ in range(runs):
-            await fn()
-        if settle is not None:
-            await settle()
-        rounds.append((time.perf_counter() - t0) / runs)
-    return min(rounds) * 1e6
 
 
 async def main() -> None:

@@ -98,3 +98,48 @@ def no_blocking() -> Iterator[None]:
 
     with blockbuster_ctx():
         yield
+
+
+def run_killed_when(system: Path, db: Path, kind: str, timeout_s: float = 60) -> tuple[str, list[str]]:
+    """``playground run SYSTEM`` in a process of its own, ``kill -9``-ed as soon as an event of
+    ``kind`` is committed to ``db``; then the store reopened: the session's status and the
+    kinds of its events."""
+    import asyncio
+    import os
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    from playground.store import Store
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "playground.cli", "run", str(system), "--input", "go", "--db", str(db), "-q"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + timeout_s
+        seen = 0
+        while time.monotonic() < deadline and not seen:
+            if db.exists():
+                try:
+                    with sqlite3.connect(db, timeout=1) as conn:
+                        seen = conn.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[
+                            0
+                        ]
+                except sqlite3.OperationalError:
+                    seen = 0
+            time.sleep(0.05)
+        assert seen, f"the run never recorded a {kind} event"
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+
+    async def reopen() -> tuple[str, list[str]]:
+        async with Store(db) as store:
+            row = (await store.sessions())[0]
+            return row.status, [e.kind for e in await store.events(row.session_id)]
+
+    return asyncio.run(reopen())

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -20,7 +17,7 @@ from playground.engine import Runtime, StepController
 from playground.engine import events as ev
 from playground.engine.controller import Gate
 from playground.store import Store
-from tests.helpers import kinds, no_blocking, system_from, write_system
+from tests.helpers import kinds, no_blocking, run_killed_when, system_from, write_system
 
 CLI = [sys.executable, "-m", "playground.cli"]
 TOOLS = """\
@@ -314,36 +311,7 @@ def test_kill_9_during_a_sync_tool_keeps_the_session_and_its_events(tmp_path: Pa
     path = write_system(
         tmp_path, SYNC.replace("STEP", 'tool: very_slow\n        args: {x: "1"}').replace("TIMEOUT", "60")
     )
-    db = tmp_path / "s.db"
-    proc = subprocess.Popen(
-        [*CLI, "run", str(path), "--input", "go", "--db", str(db), "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        called = 0
-        while time.monotonic() < deadline and not called:
-            if db.exists():
-                try:
-                    with sqlite3.connect(db, timeout=1) as conn:
-                        called = conn.execute(
-                            "SELECT count(*) FROM events WHERE kind = 'tool_called'"
-                        ).fetchone()[0]
-                except sqlite3.OperationalError:
-                    called = 0
-            time.sleep(0.05)
-        assert called, "the tool call was never recorded while the tool slept"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-
-    async def reopen() -> tuple[str, list[str]]:
-        async with Store(db) as store:
-            row = (await store.sessions())[0]
-            return row.status, [e.kind for e in await store.events(row.session_id)]
-
-    status, recorded = asyncio.run(reopen())
+    status, recorded = run_killed_when(path, tmp_path / "s.db", "tool_called")
     assert status == "interrupted"
     assert recorded[:5] == [
         "run_started",

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +13,7 @@ from playground.errors import StoreError
 from playground.service import run_session
 from playground.spec import load_system
 from playground.store import SCHEMA_VERSION, Store
-from tests.helpers import run_started, system_from, write_system
+from tests.helpers import run_killed_when, run_started, system_from, write_system
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUTER = ROOT / "agents" / "support_router.yaml"
@@ -243,38 +238,7 @@ tools: {t: tools.py:t}
 def test_kill_9_loses_at_most_the_step_in_flight(tmp_path: Path) -> None:
     (tmp_path / "tools.py").write_text("def t(x: str) -> str:\n    return x\n")
     path = write_system(tmp_path, SLOW)
-    db = tmp_path / "s.db"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "playground.cli", "run", str(path), "--input", "go", "--db", str(db), "-q"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        count = 0
-        while time.monotonic() < deadline:
-            if db.exists():
-                try:
-                    with sqlite3.connect(db, timeout=1) as conn:
-                        count = conn.execute(
-                            "SELECT count(*) FROM events WHERE kind = 'tool_returned'"
-                        ).fetchone()[0]
-                except sqlite3.OperationalError:
-                    count = 0
-            if count >= 1:
-                break
-            time.sleep(0.05)
-        assert count >= 1, "the run never got to its first tool result"
-        os.kill(proc.pid, signal.SIGKILL)
-    finally:
-        proc.wait(timeout=30)
-
-    async def reopen() -> tuple[str, list[str]]:
-        async with Store(db) as store:
-            row = (await store.sessions())[0]
-            return row.status, [e.kind for e in await store.events(row.session_id)]
-
-    status, kinds = asyncio.run(reopen())
+    status, kinds = run_killed_when(path, tmp_path / "s.db", "tool_returned")
     assert status == "interrupted"
     # Everything up to the first tool result was committed before the kill.
     assert kinds[:6] == [
