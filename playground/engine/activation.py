@@ -258,13 +258,7 @@ async def _one_call(
     checked = check_handoff(run, name, agent, plan, call, act, cause, messages)
     if isinstance(checked, Invalid):
         return checked
-    route = checked[0].spec
-    if (
-        route.from_
-        or route.guard is not None
-        or route.checkpoint is not None
-        or run.agents[route.to].validators
-    ):
+    if checked[0].guarded:
         return await _guarded_handoff(run, name, checked, act, cause, messages, rejections, context)
     if run.controller is not None:
         return await gated_handoff(run, name, checked, act, cause, messages)

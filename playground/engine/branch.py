@@ -9,7 +9,12 @@ timeout. Everything else per branch lives in the frames of the activation it run
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from playground.engine.outcomes import Aborted, Escalate, Failure
+
+T = TypeVar("T")
 
 
 class Branch:
@@ -23,6 +28,55 @@ class Branch:
 
     def close(self) -> None:
         self.watchdog.close()
+
+
+async def in_branches(jobs: Sequence[Callable[[Branch], Awaitable[T]]]) -> list[T]:
+    """Run ``jobs`` at once, each in a branch of its own (a task of one task group), and
+    return their results in order.
+
+    A job that fails the run (:class:`Failure`, :class:`Escalate`) does not stop its
+    siblings: they finish and are recorded, then the first failure in job order is raised.
+    An abort, the run's timeout or a bug cancels them all.
+    """
+    results: dict[int, T] = {}
+    failures: dict[int, Failure | Escalate] = {}
+
+    async def one(index: int, job: Callable[[Branch], Awaitable[T]]) -> None:
+        own = Branch()
+        try:
+            results[index] = await job(own)
+        except (Failure, Escalate) as exc:
+            failures[index] = exc
+        finally:
+            own.close()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            for index, job in enumerate(jobs):
+                group.create_task(one(index, job))
+    except BaseExceptionGroup as errors:
+        raise _first(errors) from None
+    if failures:
+        raise failures[min(failures)]
+    return [results[index] for index in range(len(jobs))]
+
+
+def _first(errors: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error to raise for a task group: an abort before anything else."""
+    leaves: list[BaseException] = []
+
+    def walk(group: BaseExceptionGroup[BaseException]) -> None:
+        for error in group.exceptions:
+            if isinstance(error, BaseExceptionGroup):
+                walk(error)
+            else:
+                leaves.append(error)
+
+    walk(errors)
+    for error in leaves:
+        if isinstance(error, Aborted):
+            return error
+    return leaves[0]
 
 
 class Watchdog:

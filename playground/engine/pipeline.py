@@ -3,14 +3,14 @@ agent in isolation."""
 
 from __future__ import annotations
 
-import asyncio
+import functools
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from playground.engine import events as ev
 from playground.engine.activation import activate
-from playground.engine.branch import Branch
+from playground.engine.branch import Branch, in_branches
 from playground.engine.checkpoints import rejected_for_good, run_check
 from playground.engine.guards import refuse_input
 from playground.engine.messages import parse_or_text, render_context
@@ -140,30 +140,13 @@ async def _group(
     """Run the agents of a parallel group at once, each in a branch of its own. One that
     fails does not stop the others; the first failure (in the group's order) is raised once
     all have finished. An abort or the run's timeout cancels them all."""
-    replies: dict[str, Reply] = {}
-    failures: dict[int, Failure | Escalate] = {}
 
-    async def one(index: int, name: str) -> None:
-        own = Branch()
-        try:
-            context = _received(run, name, value, previous, cause)
-            replies[name] = await _stage(run, own, name, incoming, context, reason, cause, None, None)
-        except (Failure, Escalate) as exc:
-            failures[index] = exc
-        finally:
-            own.close()
+    async def one(name: str, own: Branch) -> Reply:
+        context = _received(run, name, value, previous, cause)
+        return await _stage(run, own, name, incoming, context, reason, cause, None, None)
 
-    try:
-        async with asyncio.TaskGroup() as tasks:
-            for index, name in enumerate(group):
-                tasks.create_task(one(index, name))
-    except BaseExceptionGroup as errors:
-        from playground.engine.tools import _first
-
-        raise _first(errors) from None
-    if failures:
-        raise failures[min(failures)]
-    return {name: replies[name] for name in group}
+    replies = await in_branches([functools.partial(one, name) for name in group])
+    return dict(zip(group, replies, strict=True))
 
 
 def _received(

@@ -29,6 +29,9 @@ class Route:
     target_input: Schema | None
     """The target's own input schema, when it differs from the handoff's (validated too)."""
     described: str
+    guarded: bool = False
+    """It declares ``from:``, a guard or a checkpoint, or its target validates its input: the
+    handoff takes the slower path through them (worked out once, not on every hop)."""
 
 
 @dataclass(slots=True)
@@ -134,7 +137,13 @@ def route_for(agents: dict[str, AgentSpec], agent: AgentSpec, plan: Plan, target
     target_input = agents[target].input
     if target_input is not None and target_input.fields == schema.fields:
         target_input = None  # the same shape: validating twice would change nothing
-    route = plan.routes[target] = Route(handoff, schema, target_input, schema.describe())
+    guarded = bool(
+        handoff.from_
+        or handoff.guard is not None
+        or handoff.checkpoint is not None
+        or agents[target].validators
+    )
+    route = plan.routes[target] = Route(handoff, schema, target_input, schema.describe(), guarded)
     return route
 
 

@@ -11,6 +11,7 @@ execute at once (:func:`run_concurrently`), each in a branch of its own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,14 +20,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from playground.engine import events as ev
-from playground.engine.branch import Branch
+from playground.engine.branch import Branch, in_branches
 from playground.engine.checkpoints import rejected_for_good, run_check
 from playground.engine.guards import refuse_input
 from playground.engine.handoffs import check_hops, loop_found
 from playground.engine.messages import parse_or_text, render_context
 from playground.engine.model_calls import call_model
 from playground.engine.outcomes import (
-    Aborted,
     Answered,
     CallOutcome,
     Escalate,
@@ -270,44 +270,28 @@ async def run_concurrently(
         index, prepared, step = ready[0]
         outcomes[index] = await execute_call(run, branch, name, agent, prepared, act, cause, step)
         return outcomes
-    failures: dict[int, Failure | Escalate] = {}
-
-    async def one(index: int, prepared: Prepared, step: int) -> None:
-        own = Branch()
-        try:
-            outcomes[index] = await execute_call(run, own, name, agent, prepared, act, cause, step)
-        except (Failure, Escalate) as exc:
-            failures[index] = exc
-        finally:
-            own.close()
-
-    try:
-        async with asyncio.TaskGroup() as group:
-            for index, prepared, step in ready:
-                group.create_task(one(index, prepared, step))
-    except BaseExceptionGroup as errors:
-        raise _first(errors) from None
-    if failures:
-        raise failures[min(failures)]
+    done = await in_branches(
+        [
+            functools.partial(_execute_in, run, name, agent, prepared, act, cause, step)
+            for _index, prepared, step in ready
+        ]
+    )
+    for (index, _prepared, _step), outcome in zip(ready, done, strict=True):
+        outcomes[index] = outcome
     return outcomes
 
 
-def _first(errors: BaseExceptionGroup[BaseException]) -> BaseException:
-    """The error to raise for a task group: an abort before anything else."""
-    leaves: list[BaseException] = []
-
-    def walk(group: BaseExceptionGroup[BaseException]) -> None:
-        for error in group.exceptions:
-            if isinstance(error, BaseExceptionGroup):
-                walk(error)
-            else:
-                leaves.append(error)
-
-    walk(errors)
-    for error in leaves:
-        if isinstance(error, Aborted):
-            return error
-    return leaves[0]
+async def _execute_in(
+    run: Runtime,
+    name: str,
+    agent: AgentSpec,
+    prepared: Prepared,
+    act: int,
+    cause: int,
+    step: int,
+    branch: Branch,
+) -> Answered | Invalid | RetryStep:
+    return await execute_call(run, branch, name, agent, prepared, act, cause, step)
 
 
 async def run_tool(
