@@ -296,7 +296,7 @@ async def test_the_inspector_shows_the_engine_step_and_a_fork_starts_there(tmp_p
         dialog = app.screen
         assert isinstance(dialog, BranchScreen)
         assert dialog.at == ForkPoint(wanted.step, "model call", "reviews")
-        assert f"from step {wanted.step}, reviews's model call" in screen_text(app)
+        assert f"from step {wanted.step}, reviews' model call" in screen_text(app)
 
         await pilot.press("enter")
         await pilot.pause()

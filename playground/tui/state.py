@@ -238,6 +238,11 @@ class _Running:
     """Its own tool calls running now (a delegation counts in ``children``)."""
 
 
+def possessive(name: str) -> str:
+    """``billing's``, but ``reviews'``: an agent's name as the owner of its step."""
+    return f"{name}'" if name.endswith("s") else f"{name}'s"
+
+
 def _short(value: Any, limit: int = 160) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     text = " ".join(text.split())

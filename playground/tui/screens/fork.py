@@ -24,6 +24,7 @@ from playground.engine.controller import Controller
 from playground.engine.runtime import EventSink, LLMFactory
 from playground.replay import ReplayOutcome, Variant, fork_session, replay_session, step_kind
 from playground.store.store import Store
+from playground.tui.state import possessive
 
 BranchMode = Literal["fork", "replay"]
 
@@ -37,7 +38,7 @@ class ForkPoint:
     agent: str
 
     def describe(self) -> str:
-        return f"step {self.step}, {self.agent}'s {self.kind}"
+        return f"step {self.step}, {possessive(self.agent)} {self.kind}"
 
 
 def fork_point(events: list[ev.Event], seq: int) -> ForkPoint | None:

@@ -33,7 +33,7 @@ from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_p
 from playground.tui.screens.model_swap import ModelSwapScreen
 from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
-from playground.tui.state import HandoffView, RunView, Step, TextChunk
+from playground.tui.state import HandoffView, RunView, Step, TextChunk, possessive
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.blame_chain import BlameChain
 from playground.tui.widgets.budget_meter import agent_usage, meter_text
@@ -541,9 +541,9 @@ class RunScreen(Screen[None]):
         if gate.kind == "handoff":
             what = f"Handoff context {gate.agent} → {payload.get('target')}"
         elif payload.get("approval"):
-            what = f"Approve {gate.agent}'s call to {payload.get('tool')} with these arguments"
+            what = f"Approve {possessive(gate.agent)} call to {payload.get('tool')} with these arguments"
         else:
-            what = f"Arguments of {gate.agent}'s call to {payload.get('tool')}"
+            what = f"Arguments of {possessive(gate.agent)} call to {payload.get('tool')}"
 
         def validate(value: dict[str, Any]) -> str | None:
             return gate.validate({**payload, field: value})
@@ -680,7 +680,9 @@ class RunScreen(Screen[None]):
                 activate=True,  # an operator's edit: active even when the store knew this version
             )
         except PlaygroundError as exc:  # this worker does not exit on error: say it here or nowhere
-            self.notify(str(exc), title=f"cannot swap {agent}'s model", severity="error", timeout=10)
+            self.notify(
+                str(exc), title=f"cannot swap {possessive(agent)} model", severity="error", timeout=10
+            )
             return
         assert active.get(agent) == wanted
         await self._load_versions()

@@ -28,6 +28,7 @@ from playground.tui.screens.version_dialogs import (
     RestoreSnapshotScreen,
     SnapshotNameScreen,
 )
+from playground.tui.state import possessive
 from playground.tui.widgets.spec_diff import SpecDiff, diff_text
 from playground.versions import diff_specs, spec_to_yaml
 
@@ -302,7 +303,7 @@ class VersionsScreen(Screen[None]):
             self.notify("No version selected.", severity="warning")
             return
         if active is not None and active.version_id == version:
-            self.notify(f"{short(version)} is already {self.agent}'s active version.")
+            self.notify(f"{short(version)} is already {possessive(self.agent)} active version.")
             return
         agent = self.agent
         spec = self._spec(version)

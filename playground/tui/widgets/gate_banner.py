@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from playground.engine.controller import Gate
+from playground.tui.state import possessive
 
 KIND_NAMES = {"model_call": "model call", "tool_call": "tool call", "handoff": "handoff"}
 
@@ -26,7 +27,8 @@ class GateBanner(Static):
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
         text.append(
-            f" before step {gate.step}, {gate.agent}'s {KIND_NAMES.get(gate.kind, gate.kind)}", "bold"
+            f" before step {gate.step}, {possessive(gate.agent)} {KIND_NAMES.get(gate.kind, gate.kind)}",
+            "bold",
         )
         text.append(f": {pending}" if pending else "")
         keys = "s step · c continue · a abort"
