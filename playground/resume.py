@@ -34,7 +34,7 @@ recorded agent versions, and answers by step, which the event-by-event check mak
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
@@ -61,6 +61,9 @@ from playground.service import make_way, needs_litellm
 from playground.spec.models import AgentSpec
 from playground.spec.schema import format_validation_error
 from playground.store.store import Store
+
+if TYPE_CHECKING:
+    from playground.tracing.tracer import EventTracer
 
 __all__ = ["CannotResume", "NotWaiting", "ResumeOutcome", "Verdict", "resume_session"]
 
@@ -326,6 +329,7 @@ async def resume_session(
     live: list[EventSink] | None = None,
     base: LLMFactory = default_llm_factory,
     clock: Clock = SYSTEM_CLOCK,
+    tracer: EventTracer | None = None,
 ) -> ResumeOutcome:
     """Apply a person's decision to the call a ``waiting_approval`` session waits for, and
     run the session on, in the same session (see the module docstring).
@@ -335,6 +339,9 @@ async def resume_session(
         verdict: Approve (maybe with edited arguments) or deny.
         live: Receive the new events (not the replayed ones) as they happen.
         base: Builds the live models, for the steps after the approval.
+        tracer: Traces the resumed part: the trace of the run that stopped goes on (see
+            :meth:`~playground.tracing.tracer.EventTracer.resume`); replayed steps are not
+            exported again.
 
     Raises:
         NotWaiting: The session is not ``waiting_approval``, or ``verdict.args`` does not
@@ -359,7 +366,8 @@ async def resume_session(
             ) from None
     taken.setdefault(key, []).append(verdict.decision())
     agents, versions = await recorded_agents(store, session, system, force=True)
-    follower = _Follower(recording, [store.sink], list(live or []))
+    sinks: list[EventSink] = [store.sink] if tracer is None else [store.sink, tracer]
+    follower = _Follower(recording, sinks, list(live or []))
     runtime = Runtime(
         system,
         agents=agents,
@@ -381,6 +389,8 @@ async def resume_session(
     if not await store.claim_waiting(session.session_id):
         now = await store.session(session.session_id)
         raise NotWaiting(f"session {session.session_id} is {now.status}, not waiting for approval")
+    if tracer is not None:
+        tracer.resume(recording.events, clock.wall())
     try:
         result = await runtime.run(
             session.input,
@@ -390,9 +400,13 @@ async def resume_session(
     except BaseException:
         if not follower.done:
             await store.unclaim(session.session_id)
+            if tracer is not None:
+                tracer.discard(session.session_id)
         raise
     if follower.diverged is not None or not follower.done:
         await store.unclaim(session.session_id)
+        if tracer is not None:
+            tracer.discard(session.session_id)
         why = follower.diverged or f"it ended at event {len(result.events)} of {len(recording.events)}"
         raise CannotResume(
             f"session {session.session_id} cannot be resumed: running it again no longer follows its "
@@ -404,6 +418,8 @@ async def resume_session(
     result.latency_ms += session.latency_ms
     if result.status == "waiting_approval":
         await store.record_waiting(result)
+        if tracer is not None:
+            tracer.suspend(result.session_id, result.events[-1].ts)
     await make_way()
     return ResumeOutcome(
         result, waiting, verdict, follower.resumed_after, follower.replayed_calls, follower.replayed_tools

@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import operator
 import time
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import Controller
+from playground.engine.events import Event
 from playground.engine.runtime import (
     EventSink,
     LLMFactory,
@@ -101,6 +102,16 @@ def needs_litellm(agents: dict[str, AgentSpec]) -> bool:
     )
 
 
+@runtime_checkable
+class Suspending(Protocol):
+    """A sink that knows a session stopped to wait for approval (the tracer): the one
+    outcome without a final event."""
+
+    def __call__(self, event: Event) -> None: ...
+
+    def suspend(self, session_id: str, ts: float) -> None: ...
+
+
 async def run_session(
     system: System,
     request: str,
@@ -172,8 +183,11 @@ async def run_session(
         agent=agent,
         context=context,
     )
-    if store is not None and result.status == "waiting_approval":
-        await store.record_waiting(result)  # the one outcome without a final event
+    if result.status == "waiting_approval":
+        if store is not None:
+            await store.record_waiting(result)  # the one outcome without a final event
+        if isinstance(tracer, Suspending):  # its spans end as waiting, not as interrupted
+            tracer.suspend(result.session_id, result.events[-1].ts)
     # Spans export in the background (batched); whoever owns the tracer flushes or shuts it
     # down when done. Flushing here would hold the event loop until the collector answers.
     if make_way_after and (store is not None or tracer is not None):

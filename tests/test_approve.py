@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -310,3 +311,93 @@ def test_cli_approve_deny_and_waiting_again_exit_codes(workspace: Path) -> None:
     approved = cli("approve", session_id, "-q")
     assert approved.returncode == 0, approved.stderr
     assert "last: refunded 40 on A-1" in approved.stdout
+
+
+# -- tracing ----------------------------------------------------------------------------------
+
+
+def _spans(memory: Any) -> list[Any]:
+    return list(memory.get_finished_spans())
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast-spans", "sdk-tracer"])
+async def test_an_approved_session_carries_on_the_trace_of_the_run_that_stopped(
+    workspace: Path, fast: bool
+) -> None:
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    from opentelemetry.trace import StatusCode
+
+    from playground.tracing.tracer import EventTracer
+
+    def configure_tracing(exporter: InMemorySpanExporter) -> EventTracer:
+        return EventTracer([SimpleSpanProcessor(exporter)], fast_spans=fast)
+
+    async with Store(workspace / "s.db") as store:
+        before = InMemorySpanExporter()
+        tracer = configure_tracing(exporter=before)
+        assert tracer is not None
+        result = await run_session(
+            load_system(workspace / "system.yaml"), "refund A-1", store=store, tracer=tracer
+        )
+        assert result.status == "waiting_approval"
+        tracer.shutdown()
+        stopped = _spans(before)
+        [root] = [s for s in stopped if s.parent is None]
+        # Ended as waiting, not as an interrupted or failed run.
+        assert root.attributes["playground.status"] == "waiting_approval"
+        assert root.status.status_code is not StatusCode.ERROR
+        assert "execute_tool refund" not in {s.name for s in stopped}  # asked for, never run
+
+        # `playground approve` is another process: another tracer.
+        after = InMemorySpanExporter()
+        tracer = configure_tracing(exporter=after)
+        assert tracer is not None
+        outcome = await resume_session(store, result.session_id, Verdict(approve=True), tracer=tracer)
+        assert outcome.result.status == "completed"
+        tracer.shutdown()
+    resumed = _spans(after)
+    by_name = {s.name: s for s in resumed}
+    # One trace: the resumed root is a child of the stopped run's root.
+    assert {s.context.trace_id for s in resumed} == {root.context.trace_id}
+    [new_root] = [s for s in resumed if s.attributes.get("playground.resumed_after_seq") is not None]
+    assert new_root.parent is not None and new_root.parent.span_id == root.context.span_id
+    assert new_root.attributes["playground.resumed_after_seq"] == result.events[-1].seq
+    assert new_root.status.status_code is StatusCode.OK
+    # The agent that was waiting is opened again under it, and the approved call runs in it.
+    support = by_name["invoke_agent support"]
+    assert support.attributes["playground.resumed"] is True
+    assert support.parent is not None and support.parent.span_id == new_root.context.span_id
+    refund = by_name["execute_tool refund"]
+    assert refund.parent is not None and refund.parent.span_id == support.context.span_id
+    assert "invoke_agent notify" in by_name
+    # Nothing that happened before the stop is exported again.
+    assert "execute_tool lookup" not in by_name
+    assert len([s for s in resumed if s.name == "execute_tool refund"]) == 1
+    # Every span has a parent that was exported, in one run or the other.
+    ids = {s.context.span_id for s in (*stopped, *resumed)}
+    assert all(s.parent is None or s.parent.span_id in ids for s in (*stopped, *resumed))
+    # Token counts live on chat spans: the two runs' add up to the session's.
+    total = sum(s.attributes.get("llm.token_count.total", 0) for s in (*stopped, *resumed))
+    assert total == outcome.result.tokens["input"] + outcome.result.tokens["output"]
+
+
+def test_approve_traces_like_run(workspace: Path) -> None:
+    db = workspace / "s.db"
+    run = subprocess.run(
+        [*CLI, "run", str(workspace / "system.yaml"), "--input", "refund A-1", "--json", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    session = json.loads(run.stdout)["session_id"]
+    proc = subprocess.run(
+        [*CLI, "approve", session, "--json", "--trace-console", "--db", str(db)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["status"] == "completed"
+    assert '"name": "invoke_agent notify"' in proc.stderr
+    assert '"playground.resumed_after_seq"' in proc.stderr

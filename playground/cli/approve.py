@@ -9,11 +9,12 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from playground.cli.common import EXIT_USAGE, db_arg, exit_code, open_store
+from playground.cli.common import EXIT_USAGE, db_arg, exit_code, open_store, tracing, tracing_args
 
 if TYPE_CHECKING:
     from playground.engine.events import Event
     from playground.resume import Verdict
+    from playground.tracing.tracer import EventTracer
 
 
 def register(commands: Any) -> None:
@@ -43,6 +44,7 @@ def register(commands: Any) -> None:
     approve.add_argument("--json", action="store_true", help="print one JSON object")
     approve.add_argument("--quiet", "-q", action="store_true", help="no live step lines")
     db_arg(approve)
+    tracing_args(approve)
     approve.set_defaults(handler=cmd_approve)
 
 
@@ -67,17 +69,18 @@ def cmd_approve(args: argparse.Namespace) -> int:
             print("error: --edit must be a JSON object (the tool's arguments)", file=sys.stderr)
             return EXIT_USAGE
     verdict = Verdict(approve=not args.deny, reason=args.reason, args=edited)
-    return asyncio.run(_approve(args, verdict))
+    with tracing(args) as tracer:
+        return asyncio.run(_approve(args, verdict, tracer))
 
 
-async def _approve(args: argparse.Namespace, verdict: Verdict) -> int:
+async def _approve(args: argparse.Namespace, verdict: Verdict, tracer: EventTracer | None) -> int:
     from playground.cli.output import StepPrinter, print_summary, scrubbed_json
     from playground.resume import NotWaiting, resume_session
 
     live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [StepPrinter()]
     async with open_store(args) as store:
         try:
-            outcome = await resume_session(store, args.session_id, verdict, live=live)
+            outcome = await resume_session(store, args.session_id, verdict, live=live, tracer=tracer)
         except NotWaiting as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USAGE

@@ -262,6 +262,12 @@ def _span_id() -> int:
     return span_id
 
 
+def _root_span_id(trace_id: int) -> int:
+    """A session's root span id, from its trace id: a resumed session's spans find the root
+    of the run that stopped to wait without anything stored but the correlation id."""
+    return (trace_id & 0xFFFFFFFFFFFFFFFF) or 1
+
+
 def _random_trace_id() -> int:
     trace_id = _getrandbits(128)
     while not trace_id:
@@ -531,9 +537,12 @@ class _SessionIds(IdGenerator):
         self._random = RandomIdGenerator()
         self.next_trace_id = 0
         """The trace id of the next root span (0: random)."""
+        self.next_span_id = 0
+        """The span id of the next span (0: random)."""
 
     def generate_span_id(self) -> int:
-        return self._random.generate_span_id()
+        span_id, self.next_span_id = self.next_span_id, 0
+        return span_id or self._random.generate_span_id()
 
     def generate_trace_id(self) -> int:
         trace_id, self.next_trace_id = self.next_trace_id, 0
@@ -544,6 +553,19 @@ class _SessionIds(IdGenerator):
 
 
 _AnySpan: TypeAlias = "_Span | _PublicSpan"
+
+
+def _described(span: _AnySpan) -> tuple[str, SpanKind, int | None]:
+    """A span's name, kind and parent span id, through the public ``ReadableSpan`` API."""
+    readable = span.sdk if isinstance(span, _PublicSpan) else span
+    if not isinstance(readable, ReadableSpan):  # the SDK's spans are; another API span is not
+        raise TypeError(f"not a span of the OpenTelemetry SDK: {type(readable).__name__}")
+    parent = readable.parent
+    return readable.name, readable.kind, parent.span_id if parent is not None else None
+
+
+def _parent_of(span: _AnySpan) -> int | None:
+    return _described(span)[2]
 
 
 @dataclass(slots=True)
@@ -653,6 +675,8 @@ class EventTracer:
         atexit.register(self.shutdown)
         self._sessions: dict[str, _Session] = {}
         self._closed = False
+        self._quiet = False
+        """Rebuilding a session from its stored events (:meth:`resume`): nothing is exported."""
 
     # -- the sink -------------------------------------------------------------------------
 
@@ -719,6 +743,79 @@ class EventTracer:
     def open_sessions(self) -> list[str]:
         """Sessions whose root span has not ended yet."""
         return list(self._sessions)
+
+    def suspend(self, session_id: str, ts: float) -> None:
+        """The session stopped, resumable, to wait for a person's approval: end its open
+        spans (status ``waiting_approval``, not an error) and export them. :meth:`resume`
+        carries the trace on when ``playground approve`` runs it on."""
+        session = self._sessions.pop(session_id, None)
+        if session is None or self._closed:
+            return
+        self._close(session, ts, None, "waiting_approval")
+        root = session.root
+        root.span.attrs.update(root.totals())
+        root.span.attrs[attr.STATUS] = "waiting_approval"
+        self._end(session, root.span, _ns(ts))
+
+    def resume(self, events: Sequence[ev.Event], ts: float) -> None:
+        """Carry on the trace of a session that stopped to wait for approval, before its
+        run goes on: ``events`` (its stored events) rebuild what was open when it stopped,
+        exporting nothing again; then what was open opens again as new spans, from ``ts``,
+        under a root that is a child of the stopped run's root in the same trace. Feed
+        only the events after ``events`` from then on.
+
+        The waiting tool call's span is not opened again: the resumed run records that call
+        anew (after ``approval_decided``). Token and cost totals on the reopened spans count
+        from the resumption, so the stopped run's spans and these add up to the session."""
+        if self._closed or not events or not isinstance(events[0], ev.RunStarted):
+            return
+        self._quiet = True
+        try:
+            for event in events:
+                self(event)
+        finally:
+            self._quiet = False
+        session = self._sessions.get(events[0].session_id)
+        if session is None:
+            return
+        start = _ns(ts)
+        stopped_root = _new_context(session.trace_id, _root_span_id(session.trace_id), session.trace_state)
+        parent_ids = {_parent_of(act.span) for act in session.activations.values()}
+        reopened: dict[int, SpanContext] = {}
+
+        def reopen(span: _AnySpan, parent: SpanContext | None, extra: dict[str, Any]) -> _AnySpan:
+            name, kind, old_parent = _described(span)
+            if parent is None:
+                parent = reopened.get(old_parent or 0, session.root.span.context)
+            attributes = {**span.attrs, attr.RESUMED: True, **extra}
+            new = self._start(session, name, parent, kind, attributes, start)
+            reopened[span.context.span_id] = new.context
+            return new
+
+        root = session.root
+        root.span = reopen(root.span, stopped_root, {attr.RESUMED_AFTER: events[-1].seq})
+        root.input_tokens = root.output_tokens = 0
+        root.cost_usd = 0.0
+        # Parents before children: each was opened at its event's seq.
+        opened: list[tuple[int, _Activation | _Open]] = [
+            *session.activations.items(),
+            *((seq, tool) for seq, tool in session.tools.items() if tool.span.context.span_id in parent_ids),
+        ]
+        session.calls.clear()
+        session.tools = {}
+        for seq, item in sorted(opened, key=lambda pair: pair[0]):
+            item.span = reopen(item.span, None, {})
+            if isinstance(item, _Activation):
+                item.input_tokens = item.output_tokens = 0
+                item.cost_usd = 0.0
+                session.activation_spans[seq] = item.span.context
+            else:
+                session.tools[seq] = item
+
+    def discard(self, session_id: str) -> None:
+        """Forget a session without exporting what is open (a resume that did not follow
+        its recording: nothing of it happened)."""
+        self._sessions.pop(session_id, None)
 
     def export_failures(self) -> dict[str, int]:
         """Spans that could not be delivered so far, by target; empty when all arrived.
@@ -821,12 +918,14 @@ class EventTracer:
         attributes: dict[str, Any],
         start: int,
         links: Sequence[Link] = (),
+        span_id: int = 0,
     ) -> _AnySpan:
         if self._sdk_tracer is None:
-            context = _new_context(session.trace_id, _span_id(), session.trace_state)
+            context = _new_context(session.trace_id, span_id or _span_id(), session.trace_state)
             return _Span(name, context, parent, kind, start, attributes, self.resource, self.scope, links)
+        assert self._ids is not None
+        self._ids.next_span_id = span_id
         if parent is None:  # a root: no parent, whatever span the caller has current
-            assert self._ids is not None
             self._ids.next_trace_id = session.trace_id
             where = Context()
         else:
@@ -845,6 +944,8 @@ class EventTracer:
 
     def _end(self, session: _Session, span: _AnySpan, end: int) -> None:
         """The span ended: hand it to the processors as the SDK's span would."""
+        if self._quiet:
+            return
         if isinstance(span, _PublicSpan):
             self._end_public(span, end)
             return
@@ -1019,7 +1120,9 @@ class EventTracer:
             sampled = decision.decision is Decision.RECORD_AND_SAMPLE
             state = decision.trace_state or DEFAULT_TRACE_STATE
         session = _Session(event.session_id, trace_id, state, sampled)
-        span = self._start(session, name, None, SpanKind.INTERNAL, attributes, _ns(event.ts))
+        span = self._start(
+            session, name, None, SpanKind.INTERNAL, attributes, _ns(event.ts), span_id=_root_span_id(trace_id)
+        )
         session.root = _Activation(span, "")
         self._sessions[event.session_id] = session
 
