@@ -11,9 +11,11 @@ from the checkout to measure, and divide the difference by the extra hops:
     # instructions per hop = (I(40) - I(10)) / (30 * 40)
 
 It runs ``sessions`` sessions of an ``n``-agent handoff chain (bench_engine's), the
-scripted model at zero latency, nothing attached (no store, no tracer).
+scripted model at zero latency, nothing attached (no store, no tracer). With ``traced``,
+the tracer is attached, its spans handed to a processor that drops them: the tracer's own
+cost per hop, without an exporter's.
 
-Usage: python bench/bench_instructions.py N SESSIONS
+Usage: python bench/bench_instructions.py N SESSIONS [traced]
 """
 
 from __future__ import annotations
@@ -31,12 +33,19 @@ from playground.engine import Runtime
 from playground.spec import load_system_text
 
 
-async def main(agents: int, sessions: int) -> None:
+async def main(agents: int, sessions: int, traced: bool = False) -> None:
     system = load_system_text(chain_yaml(agents), "chain", Path("."))
+    sinks = []
+    if traced:
+        from opentelemetry.sdk.trace import SpanProcessor
+
+        from playground.tracing.tracer import EventTracer
+
+        sinks.append(EventTracer([SpanProcessor()]))  # the base processor drops every span
     for _ in range(sessions):
-        result = await Runtime(system).run("go")
+        result = await Runtime(system, sinks=sinks).run("go")
         assert result.status == "completed", result.error
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2])))
+    asyncio.run(main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3:] == ["traced"]))
