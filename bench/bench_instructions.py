@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -30,12 +31,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_engine import chain_yaml
 
 from playground.engine import Runtime
+from playground.engine.events import Event
 from playground.spec import load_system_text
 
 
 async def main(agents: int, sessions: int, traced: bool = False) -> None:
     system = load_system_text(chain_yaml(agents), "chain", Path("."))
-    sinks = []
+    sinks: list[Callable[[Event], None]] = []
     if traced:
         from opentelemetry.sdk.trace import SpanProcessor
 

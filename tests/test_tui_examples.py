@@ -27,7 +27,7 @@ EXAMPLE_NAMES = sorted(
 def first_request(example: str) -> str:
     """The first scenario of the example's scenario file that sends a request."""
     suite = yaml.safe_load((EXAMPLES / f"{example}.scenarios.yaml").read_text(encoding="utf-8"))
-    return next(sc["input"] for sc in suite["scenarios"] if sc.get("input"))
+    return next(str(sc["input"]) for sc in suite["scenarios"] if sc.get("input"))
 
 
 def test_every_example_is_covered() -> None:
