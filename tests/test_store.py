@@ -104,6 +104,31 @@ async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Pat
     assert kinds["events"] == "view" and kinds["event_chunks"] == "table"
 
 
+async def test_a_schema_4_store_without_the_scenario_columns_opens_and_gets_them(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(db) as store:
+        old = await run_session(system, "before", store=store)
+    # Turn it back into a schema 4 store: a sessions table without the scenario columns.
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE sessions DROP COLUMN scenario")
+        conn.execute("ALTER TABLE sessions DROP COLUMN scenario_file")
+        conn.execute("PRAGMA user_version = 4")
+    async with Store(db) as store:
+        row = await store.session(old.session_id)
+        assert row.status == "completed" and row.scenario is None and row.scenario_file is None
+        new = await run_session(
+            system, "after", store=store, scenario="one case", scenario_file="cases.scenarios.yaml"
+        )
+        rows = {r.session_id: r for r in await store.sessions()}
+    assert rows[new.session_id].scenario == "one case"
+    assert rows[new.session_id].scenario_file == "cases.scenarios.yaml"
+    assert rows[old.session_id].as_json()["scenario"] is None
+    assert rows[new.session_id].as_json()["scenario"] == {"name": "one case", "file": "cases.scenarios.yaml"}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
 CONCURRENT = FAST_ROUTER.replace("entry: a\n", "entry: a\nscripted: {latency_ms: 5}\n")
 """The fast router with model latency, so sessions running at once interleave."""
 
