@@ -3,18 +3,43 @@ and scenario runs named in the sessions they recorded."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
+from playground.scenarios import load_scenarios
 from playground.spec import load_system
+from playground.tui.app import PlaygroundApp
 from playground.tui.query import parse
 from playground.tui.screens.run import RunScreen
+from playground.tui.screens.sessions import SessionsScreen
 from playground.tui.widgets.timeline import Timeline
 from playground.tui.widgets.timeline_filter import TimelineFilter, step_matches, step_query
-from tests.test_tui import SIZE, finish, make_app, run_screen, screen_text, supervisor_copy, type_request
+from tests.test_tui import (
+    FAILING,
+    ROOT,
+    SIZE,
+    finish,
+    make_app,
+    run_screen,
+    screen_text,
+    supervisor_copy,
+    type_request,
+)
+from tests.test_tui_sessions import make_app as home_app
+from tests.test_tui_sessions import record, router_system, settle
+
+
+def cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "playground.cli", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
+    )
 
 
 def timeline_lines(screen: RunScreen) -> list[str]:
@@ -106,3 +131,102 @@ def test_a_timeline_query_matches_rows_by_event_kind() -> None:
     assert step_matches(step_query("kind:model_responded status:fail"), call)
     assert step_matches(step_query("-kind:model lookup"), tool)
     assert not step_matches(step_query("agent:router"), tool)
+
+
+# -- the sessions browser --------------------------------------------------------------------
+
+
+async def open_browser(pilot: Pilot[Any]) -> SessionsScreen:
+    """From the home screen, o opens the sessions browser."""
+    await settle(pilot)
+    await pilot.press("o")
+    await settle(pilot)
+    browser = pilot.app.screen
+    assert isinstance(browser, SessionsScreen)
+    return browser
+
+
+async def search(pilot: Pilot[Any], browser: SessionsScreen, text: str) -> None:
+    """``/`` from the list, then type ``text`` into the search box (replacing what it held)."""
+    browser.query_one("#session-list", DataTable).focus()
+    await pilot.press("slash")
+    box = browser.query_one("#filter-query", Input)
+    assert box.has_focus
+    box.value = ""
+    await pilot.press(*text)
+    await settle(pilot)
+
+
+async def test_the_sessions_search_filters_by_status_and_text(tmp_path: Path) -> None:
+    system = router_system(tmp_path)
+    invoice = await record(tmp_path, system)  # "I was charged twice on my last invoice"
+    outage = await record(tmp_path, system, "the app is down, an outage?")
+    failing_path = tmp_path / "failing.yaml"
+    failing_path.write_text(FAILING, encoding="utf-8")
+    failed = await record(tmp_path, load_system(failing_path), "help with my invoice")
+    app = home_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        browser = await open_browser(pilot)
+        assert [row.session_id for row in browser.sessions] == [failed, outage, invoice]
+
+        await search(pilot, browser, "status:failed")
+        assert [row.session_id for row in browser.sessions] == [failed]
+        text = screen_text(app)
+        assert failed in text and invoice not in text and outage not in text
+
+        await search(pilot, browser, "invoice")  # free text: the request
+        assert [row.session_id for row in browser.sessions] == [failed, invoice]
+        await search(pilot, browser, "invoice -status:failed")
+        assert [row.session_id for row in browser.sessions] == [invoice]
+        await search(pilot, browser, "agent:technical")  # on the handling path
+        assert [row.session_id for row in browser.sessions] == [outage]
+        await search(pilot, browser, "no such words")
+        assert browser.sessions == [] and "no sessions matching the filters" in screen_text(app)
+
+        # enter goes to the list, the search kept; enter there opens the session it found.
+        await search(pilot, browser, "outage")
+        await pilot.press("enter")
+        assert browser.query_one("#session-list", DataTable).has_focus
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, RunScreen) and app.screen.view.session_id == outage
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is browser and [row.session_id for row in browser.sessions] == [outage]
+
+        # esc in the box clears the search, a second esc leaves the box (not the screen).
+        await pilot.press("slash", "escape")
+        await settle(pilot)
+        assert browser.query_one("#filter-query", Input).value == ""
+        assert len(browser.sessions) == 3
+        await pilot.press("escape")
+        assert app.screen is browser and browser.query_one("#session-list", DataTable).has_focus
+
+
+def test_playground_test_records_the_scenario_names_the_sessions_screen_shows(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    ran = cli("test", "agents/support_router.scenarios.yaml", "--db", str(db))
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    names = [scenario.name for scenario in load_scenarios(ROOT / "agents" / "support_router.scenarios.yaml").scenarios]
+
+    listed = cli("sessions", "--json", "--limit", "100", "--db", str(db))
+    rows = json.loads(listed.stdout)
+    assert sorted(row["scenario"]["name"] for row in rows) == sorted(names)
+    assert {row["scenario"]["file"] for row in rows} == {"agents/support_router.scenarios.yaml"}
+    table = cli("sessions", "--limit", "100", "--db", str(db))
+    assert "scenario" in table.stdout and "double charge goes to billing" in " ".join(table.stdout.split())
+
+    async def browse() -> None:
+        app = PlaygroundApp(None, db_path=db, agents_dir=tmp_path)
+        async with app.run_test(size=(220, 50)) as pilot:
+            browser = await open_browser(pilot)
+            cells = browser.query_one("#session-list", DataTable)
+            column = [str(cells.get_row_at(i)[4]) for i in range(cells.row_count)]
+            assert sorted(column) == sorted(f"{name} (support_router.scenarios.yaml)" for name in names)
+            assert "refund question goes to billing (support_router.scenarios.yaml)" in screen_text(app)
+            await search(pilot, browser, "scenario:refund")
+            assert [row.scenario for row in browser.sessions] == ["refund question goes to billing"]
+            await search(pilot, browser, 'scenario:"billing outage"')
+            assert [row.status for row in browser.sessions] == ["failed"]
+
+    asyncio.run(browse())
