@@ -36,6 +36,9 @@ from tests.test_tui_sessions import make_app as home_app
 from tests.test_tui_sessions import record, router_system, settle
 
 
+pytest_plugins = ["pytester"]
+
+
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "playground.cli", *args], capture_output=True, text=True, timeout=300, cwd=ROOT
@@ -230,3 +233,43 @@ def test_playground_test_records_the_scenario_names_the_sessions_screen_shows(tm
             assert [row.status for row in browser.sessions] == ["failed"]
 
     asyncio.run(browse())
+
+
+def test_compare_over_a_scenario_file_and_the_pytest_plugin_record_the_scenario(
+    tmp_path: Path, pytester: Any
+) -> None:
+    from tests.test_compare import playground, workspace
+
+    workspace(tmp_path)
+    report = json.loads(
+        playground(
+            tmp_path,
+            "compare",
+            "support_router.yaml",
+            "--agent",
+            "billing",
+            "--a",
+            "scripted",
+            "--b",
+            "scripted/b",
+            "--scenarios",
+            "support_router.scenarios.yaml",
+            "--json",
+        )
+    )
+    rows = {row["session_id"]: row for row in json.loads(playground(tmp_path, "sessions", "--json", "--limit", "100"))}
+    for item in report["inputs"]:
+        for side in ("a", "b"):  # both sides of every input name the scenario they ran
+            scenario = rows[item[side]["session_id"]]["scenario"]
+            assert scenario == {"name": item["name"], "file": "support_router.scenarios.yaml"}
+
+    # A scenario file collected by the pytest plugin: its run names the scenario too.
+    from tests.test_pytest_plugin import FAILING_SCENARIO, project
+
+    project(pytester, scenarios=FAILING_SCENARIO)
+    db = tmp_path / "plugin.db"
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--playground-db={db}").assert_outcomes(failed=1)
+    listed = cli("sessions", "--json", "--db", str(db))
+    [row] = json.loads(listed.stdout)
+    assert row["scenario"]["name"] == "billing goes to technical"
+    assert row["scenario"]["file"].endswith("router.scenarios.yaml")
