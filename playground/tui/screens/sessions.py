@@ -90,12 +90,22 @@ def _row(row: object) -> SessionRow:
     return row
 
 
-def scenario_label(row: SessionRow) -> str:
-    """``NAME (FILE)`` of a scenario run, the file without its folders; empty for other runs."""
+SCENARIO_CELLS = 48
+"""The scenario column's width: a long name is cut (``scenario:`` searches the whole of it)."""
+
+
+def scenario_label(row: SessionRow) -> Text:
+    """``NAME (FILE)`` of a scenario run, the file without its folders and dim, cut to
+    :data:`SCENARIO_CELLS`; empty for other runs."""
+    label = Text(no_wrap=True, overflow="ellipsis")
     if row.scenario is None:
-        return ""
+        return label
+    label.append(row.scenario)
     file = (row.scenario_file or "").replace("\\", "/").rsplit("/", 1)[-1]
-    return f"{row.scenario} ({file})" if file else row.scenario
+    if file:
+        label.append(f" ({file})", "dim")
+    label.truncate(SCENARIO_CELLS, overflow="ellipsis")
+    return label
 
 
 SESSION_FIELDS: dict[str, Getter] = {
@@ -220,7 +230,9 @@ class SessionsScreen(Screen[None]):
             yield Select[str]([], prompt="any system", id="filter-system")
             yield Static("status", classes="filter-label")
             yield Select[str]([(s, s) for s in STATUSES], prompt="any status", id="filter-status")
-            search = Input(placeholder="/ search: status:failed agent:NAME scenario:NAME text", id="filter-query")
+            search = Input(
+                placeholder="/ search: status:failed agent:NAME scenario:NAME text", id="filter-query"
+            )
             search.tooltip = SEARCH_SYNTAX
             yield search
         yield DataTable(id="session-list", cursor_type="row", zebra_stripes=True)
