@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -127,6 +128,16 @@ async def test_a_schema_4_store_without_the_scenario_columns_opens_and_gets_them
     assert rows[new.session_id].as_json()["scenario"] == {"name": "one case", "file": "cases.scenarios.yaml"}
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+    # An export carries the scenario, and leaves the fields out for other runs (an older
+    # playground, which does not know them, still imports those); an import keeps them.
+    async with Store(db) as store:
+        plain, scenario = await store.export_session(old.session_id), await store.export_session(new.session_id)
+    assert json.loads(plain[1])["session"].keys().isdisjoint({"scenario", "scenario_file"}), plain[1]
+    assert json.loads(scenario[1])["session"]["scenario"] == "one case"
+    async with Store(tmp_path / "other.db") as other:
+        await other.import_session(scenario)
+        assert (await other.session(new.session_id)).scenario == "one case"
 
 
 CONCURRENT = FAST_ROUTER.replace("entry: a\n", "entry: a\nscripted: {latency_ms: 5}\n")
