@@ -132,7 +132,8 @@ async def test_a_schema_4_store_without_the_scenario_columns_opens_and_gets_them
     # An export carries the scenario, and leaves the fields out for other runs (an older
     # playground, which does not know them, still imports those); an import keeps them.
     async with Store(db) as store:
-        plain, scenario = await store.export_session(old.session_id), await store.export_session(new.session_id)
+        plain = await store.export_session(old.session_id)
+        scenario = await store.export_session(new.session_id)
     assert json.loads(plain[1])["session"].keys().isdisjoint({"scenario", "scenario_file"}), plain[1]
     assert json.loads(scenario[1])["session"]["scenario"] == "one case"
     async with Store(tmp_path / "other.db") as other:
