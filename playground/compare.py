@@ -250,6 +250,8 @@ async def compare(
                     agent=scenario.agent if scenario is not None else None,
                     context=scenario.context if scenario is not None else None,
                     tracer=tracer,
+                    scenario=scenario.name if scenario is not None else None,
+                    scenario_file=scenarios if scenario is not None else None,
                 )
 
         results = await asyncio.gather(*(one(s, c) for c in cases for s in (agents_a, agents_b)))

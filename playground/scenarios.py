@@ -402,6 +402,8 @@ class Runner:
             context=scenario.context,
             make_way_after=False,
             tracer=self.tracer,
+            scenario=scenario.name,
+            scenario_file=suite.path,
         )
         # Checked before other runs get a turn (make_way), while the events are fresh and only
         # one run's are alive: measured ~4 µs per hop less than checking after other runs went.

@@ -132,6 +132,8 @@ async def run_session(
     session_id: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
     make_way_after: bool = True,
+    scenario: str | None = None,
+    scenario_file: str | None = None,
 ) -> RunResult:
     """Run ``request`` through ``system``: record it in ``store`` and trace it with ``tracer``.
 
@@ -147,6 +149,8 @@ async def run_session(
         make_way_after: Let the store's writer in before returning (:func:`make_way`). False:
             the caller does, once it is done with the result (the scenario runner checks a
             run's events first, while they are fresh, and lets them go before other runs go).
+        scenario: The scenario this run is, and ``scenario_file`` its file: the session row
+            names them (``playground sessions``, the sessions screen).
     """
     if store is not None and agents is None:
         agents, versions = await active_agents(store, system)
@@ -182,6 +186,8 @@ async def run_session(
         forked_from_step=forked_from_step,
         agent=agent,
         context=context,
+        scenario=scenario,
+        scenario_file=scenario_file,
     )
     if result.status == "waiting_approval":
         if store is not None:

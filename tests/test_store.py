@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 
@@ -102,6 +103,42 @@ async def test_a_schema_3_store_with_one_row_per_event_is_migrated(tmp_path: Pat
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         kinds = {row[0]: row[1] for row in conn.execute("SELECT name, type FROM sqlite_master")}
     assert kinds["events"] == "view" and kinds["event_chunks"] == "table"
+
+
+async def test_a_schema_4_store_without_the_scenario_columns_opens_and_gets_them(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    system = system_from(tmp_path, FAST_ROUTER)
+    async with Store(db) as store:
+        old = await run_session(system, "before", store=store)
+    # Turn it back into a schema 4 store: a sessions table without the scenario columns.
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE sessions DROP COLUMN scenario")
+        conn.execute("ALTER TABLE sessions DROP COLUMN scenario_file")
+        conn.execute("PRAGMA user_version = 4")
+    async with Store(db) as store:
+        row = await store.session(old.session_id)
+        assert row.status == "completed" and row.scenario is None and row.scenario_file is None
+        new = await run_session(
+            system, "after", store=store, scenario="one case", scenario_file="cases.scenarios.yaml"
+        )
+        rows = {r.session_id: r for r in await store.sessions()}
+    assert rows[new.session_id].scenario == "one case"
+    assert rows[new.session_id].scenario_file == "cases.scenarios.yaml"
+    assert rows[old.session_id].as_json()["scenario"] is None
+    assert rows[new.session_id].as_json()["scenario"] == {"name": "one case", "file": "cases.scenarios.yaml"}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+    # An export carries the scenario, and leaves the fields out for other runs (an older
+    # playground, which does not know them, still imports those); an import keeps them.
+    async with Store(db) as store:
+        plain = await store.export_session(old.session_id)
+        scenario = await store.export_session(new.session_id)
+    assert json.loads(plain[1])["session"].keys().isdisjoint({"scenario", "scenario_file"}), plain[1]
+    assert json.loads(scenario[1])["session"]["scenario"] == "one case"
+    async with Store(tmp_path / "other.db") as other:
+        await other.import_session(scenario)
+        assert (await other.session(new.session_id)).scenario == "one case"
 
 
 CONCURRENT = FAST_ROUTER.replace("entry: a\n", "entry: a\nscripted: {latency_ms: 5}\n")

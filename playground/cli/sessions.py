@@ -136,16 +136,25 @@ async def _sessions(args: argparse.Namespace) -> int:
 
     table = Table(show_edge=False, header_style="bold")
     table.add_column("session", no_wrap=True)  # whole: it is what the other commands take
-    for column in ("when", "system", "status", "path", "cost (USD)", "input"):
+    # Scenario runs (playground test, the pytest plugin, compare over a scenario file) name
+    # their scenario, and its file under it; the column is there when a listed session is one.
+    scenarios = any(r.scenario is not None for r in rows)
+    for column in ("when", "system", "status", *(("scenario",) if scenarios else ()), "path"):
+        table.add_column(column)
+    for column in ("cost (USD)", "input"):
         table.add_column(column)
     for r in rows:
         when = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        scenario = escape(r.scenario or "")
+        if r.scenario_file:
+            scenario += f"\n[dim]{escape(r.scenario_file)}[/]"
         table.add_row(
             # An observed session says so under its id (never cut) and its framework under the system.
             r.session_id + ("\n[cyan]observed[/]" if r.observed else ""),
             when,
             escape(r.system) + (f"\n[cyan]{escape(r.observed)}[/]" if r.observed else ""),
             r.status,
+            *((scenario,) if scenarios else ()),
             " → ".join(r.path),
             f"{r.cost_usd:.6f}",
             escape(r.input[:40]),

@@ -93,6 +93,11 @@ class RunStarted(_Event):
     ...). Nothing of such a session ran here: it can be shown, exported and compared, not replayed."""
     system_path: str = ""
     """The system file the run loaded (empty when it was not loaded from a file)."""
+    scenario: str | None = None
+    """The scenario this run is (``playground test``, the pytest plugin, ``compare --scenarios``):
+    its name in its scenario file; None for any other run."""
+    scenario_file: str | None = None
+    """The scenario file of ``scenario``, as it was given (like ``system_path``)."""
 
 
 class AgentStarted(_Event):

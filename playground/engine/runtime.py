@@ -337,6 +337,8 @@ class Runtime:
         forked_from_step: int | None = None,
         agent: str | None = None,
         context: dict[str, Any] | None = None,
+        scenario: str | None = None,
+        scenario_file: str | None = None,
     ) -> RunResult:
         """Run ``request`` through the system; never raises for a failing run.
 
@@ -344,6 +346,8 @@ class Runtime:
             agent: Run only this agent, in isolation: it receives ``context`` (validated
                 against its ``input``) or ``request``, and a handoff it makes ends the run.
             context: The handoff context the isolated agent receives.
+            scenario: The scenario this run is, and ``scenario_file`` its file (recorded on
+                ``run_started``, so the session row names them).
         """
         perf = self.clock.perf
         started = perf()
@@ -358,6 +362,8 @@ class Runtime:
             parent_session_id=parent_session_id,
             forked_from_step=forked_from_step,
             system_path=self.spec.path,
+            scenario=scenario,
+            scenario_file=scenario_file,
         )
         self._started = started
         status, output, error = "completed", "", None

@@ -105,7 +105,15 @@ class SessionRecord(_Record):
     forked_from_step: Count | None = None
     created_at: Time
     finished_at: Time | None = None
+    scenario: str | None = Field(None, max_length=4096)
+    """The scenario the run was (its name in its scenario file); None for other runs."""
+    scenario_file: str | None = Field(None, max_length=4096)
+    """The scenario file of ``scenario``, as it was given."""
 
+
+OPTIONAL_EXPORT_COLUMNS = frozenset({"scenario", "scenario_file"})
+"""Columns a session export leaves out when they are empty, so a playground that predates
+them still imports the export of a run that was no scenario."""
 
 OBSERVED_PREFIX = "observed:"
 """``system_path`` of an observed session (received as OpenTelemetry traces, not run here):
@@ -181,6 +189,11 @@ class SessionRow:
     finished_at: float | None
     problem: str | None = None
     """Why the stored row could not be read (the row is then a placeholder)."""
+    scenario: str | None = None
+    """The scenario the run was (``playground test``, the pytest plugin, a compare over a
+    scenario file): its name; None for other runs."""
+    scenario_file: str | None = None
+    """The scenario file of ``scenario``."""
 
     @property
     def observed(self) -> str | None:
@@ -210,6 +223,8 @@ class SessionRow:
             forked_from_step=record.forked_from_step,
             created_at=record.created_at,
             finished_at=record.finished_at,
+            scenario=record.scenario,
+            scenario_file=record.scenario_file,
         )
 
     @classmethod
@@ -276,6 +291,9 @@ class SessionRow:
             "created_at": self.created_at,
             "finished_at": self.finished_at,
             "per_agent": self.totals,
+            "scenario": None
+            if self.scenario is None
+            else {"name": self.scenario, "file": self.scenario_file},
         }
         if self.problem is not None:
             data["problem"] = self.problem

@@ -13,11 +13,13 @@ import aiosqlite
 
 from playground.errors import StoreError
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """1: sessions, events, versions, snapshots. 2: + comparisons. 3: + file_versions (the
 version of each agent last loaded from its file). 4: events are stored in chunks
 (``event_chunks``, one row per session per written batch) and ``events`` becomes a view
-over them; opening an older store moves its events over."""
+over them; opening an older store moves its events over. 5: + ``sessions.scenario`` and
+``sessions.scenario_file`` (the scenario a run was, NULL for other runs); an older store
+gets the columns, NULL in its rows."""
 
 EXPORT_FORMAT = "playground-session"
 EXPORT_FORMAT_VERSION = 1
@@ -45,7 +47,9 @@ CREATE TABLE IF NOT EXISTS sessions (
     created_at REAL NOT NULL,
     finished_at REAL,
     pid INTEGER,
-    host TEXT
+    host TEXT,
+    scenario TEXT,
+    scenario_file TEXT
 );
 CREATE INDEX IF NOT EXISTS sessions_by_system ON sessions (system, created_at);
 CREATE TABLE IF NOT EXISTS event_chunks (
@@ -142,8 +146,23 @@ async def migrate(db: aiosqlite.Connection, shown: str) -> None:
         if found is not None and found[0] == "table":  # schema 1-3: one row per event
             await _move_events_to_chunks(db)
         await db.execute(EVENTS_VIEW)
+        await _add_columns(db, "sessions", ADDED_SESSION_COLUMNS)
         await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         await db.commit()
+
+
+ADDED_SESSION_COLUMNS = {"scenario": "TEXT", "scenario_file": "TEXT"}
+"""Columns of ``sessions`` added after schema 4 (``CREATE TABLE IF NOT EXISTS`` leaves an
+older table as it is): name to type."""
+
+
+async def _add_columns(db: aiosqlite.Connection, table: str, columns: dict[str, str]) -> None:
+    """Add each of ``columns`` that ``table`` does not have yet (NULL in its rows)."""
+    async with db.execute(f"PRAGMA table_info({table})") as cursor:
+        have = {str(row[1]) for row in await cursor.fetchall()}
+    for name, kind in columns.items():
+        if name not in have:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
 async def schema_version(db: aiosqlite.Connection) -> int:

@@ -36,6 +36,7 @@ from playground.engine.events import EVENT_ADAPTER
 from playground.errors import StoreError
 from playground.store.base import sqlite_errors
 from playground.store.rows import (
+    OPTIONAL_EXPORT_COLUMNS,
     SESSION_COLUMNS,
     SESSION_JSON_COLUMNS,
     Name,
@@ -88,6 +89,7 @@ class Transfer(Sessions):
             if column in SESSION_JSON_COLUMNS
             else row[column]
             for column in SESSION_COLUMNS
+            if column not in OPTIONAL_EXPORT_COLUMNS or row[column] is not None
         }
         versions: list[str] = []
         for agent, vid in sorted(found.versions.items()):

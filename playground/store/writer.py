@@ -81,6 +81,8 @@ def started_row(event: RunStarted, host: str) -> dict[str, Any]:
         "created_at": event.ts,
         "pid": os.getpid(),
         "host": host,
+        "scenario": event.scenario,
+        "scenario_file": event.scenario_file,
     }
 
 

@@ -335,6 +335,8 @@ class CompareScreen(Screen[None]):
                         agent=scenario.agent if scenario is not None else None,
                         context=scenario.context if scenario is not None else None,
                         tracer=getattr(self.app, "tracer", None),
+                        scenario=scenario.name if scenario is not None else None,
+                        scenario_file=self.choice.scenarios if scenario is not None else None,
                     )
                 finally:
                     run.bridge.close()

@@ -42,6 +42,8 @@ from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
 from playground.tui.widgets.pane_grid import PaneGrid
 from playground.tui.widgets.timeline import Timeline
+from playground.tui.widgets.timeline_filter import SYNTAX as TIMELINE_FILTER_SYNTAX
+from playground.tui.widgets.timeline_filter import TimelineFilter
 from playground.tui.widgets.totals import Totals
 
 READ_ONLY_DISABLED = frozenset(
@@ -171,6 +173,14 @@ class RunScreen(Screen[None]):
         Binding("escape", "leave_input", "Leave input", id="run.panes", tooltip="Focus the agent panes"),
         Binding("escape", "back", "Back", id="run.back", tooltip="Back to the previous screen"),
         Binding("slash", "focus_input", "Request", show=False, id="run.input", tooltip="Type a request"),
+        Binding(
+            "ctrl+f",
+            "filter_timeline",
+            "Filter timeline",
+            show=False,
+            id="run.filter",
+            tooltip=TIMELINE_FILTER_SYNTAX,
+        ),
     ]
 
     def __init__(
@@ -231,6 +241,7 @@ class RunScreen(Screen[None]):
             with Vertical(id="side"):
                 yield BlameChain(id="blame")
                 yield Inspector(id="inspector")
+                yield TimelineFilter(id="timeline-filter")
                 yield Timeline(id="timeline")
         yield Totals(id="totals")
         yield Footer()
@@ -856,6 +867,9 @@ class RunScreen(Screen[None]):
 
     def action_focus_input(self) -> None:
         self.query_one("#request", Input).focus()
+
+    def action_filter_timeline(self) -> None:
+        self.query_one(TimelineFilter).open()
 
     # -- command palette ---------------------------------------------------------------------
 

@@ -1,4 +1,10 @@
-"""The sessions screen: browse past sessions, filter them, open one read-only.
+"""The sessions screen: browse past sessions, filter and search them, open one read-only.
+
+``/`` (or ctrl+f) goes to the search box, which takes the query syntax of
+:mod:`playground.tui.query`: ``status:failed agent:billing scenario:refund system:NAME
+id:PREFIX`` and free text (searched in the request, the output, the error, the path,
+the id, the system and the scenario). It narrows the sessions the system and status
+selectors fetched, as you type.
 
 Opening a session posts :class:`SessionChosen`; the app loads it with
 :func:`load_recorded` and shows it in a read-only run screen, rebuilt from the
@@ -20,15 +26,18 @@ from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Select, Static
+from textual.widgets import DataTable, Footer, Header, Input, Select, Static
 
 from playground.errors import PlaygroundError, SpecError
 from playground.spec.load import System, load_system_ref
 from playground.spec.python import ref_file
 from playground.store.store import SessionRow, Store
+from playground.tui.query import Getter, Query, matches, parse
 
 SESSION_LIMIT = 200
 """Sessions the browser lists (newest first)."""
+SEARCH_LIMIT = 5000
+"""Sessions a search looks through (newest first): it lists the first ``SESSION_LIMIT`` that match."""
 STATUSES = ["completed", "failed", "aborted", "interrupted", "running"]
 STATUS_STYLES = {
     "completed": "green",
@@ -76,8 +85,74 @@ async def load_recorded(store: Store, session_id: str) -> RecordedSession:
     return RecordedSession(session, await store.events(session.session_id), system)
 
 
+def _row(row: object) -> SessionRow:
+    assert isinstance(row, SessionRow)
+    return row
+
+
+SCENARIO_CELLS = 48
+"""The scenario column's width: a long name is cut (``scenario:`` searches the whole of it)."""
+
+
+def scenario_label(row: SessionRow) -> Text:
+    """``NAME (FILE)`` of a scenario run, the file without its folders and dim, cut to
+    :data:`SCENARIO_CELLS`; empty for other runs."""
+    label = Text(no_wrap=True, overflow="ellipsis")
+    if row.scenario is None:
+        return label
+    label.append(row.scenario)
+    file = (row.scenario_file or "").replace("\\", "/").rsplit("/", 1)[-1]
+    if file:
+        label.append(f" ({file})", "dim")
+    label.truncate(SCENARIO_CELLS, overflow="ellipsis")
+    return label
+
+
+SESSION_FIELDS: dict[str, Getter] = {
+    "agent": lambda r: (*_row(r).path, *_row(r).totals),
+    "status": lambda r: (_row(r).status,),
+    "system": lambda r: (_row(r).system,),
+    "scenario": lambda r: (_row(r).scenario or "", _row(r).scenario_file or ""),
+    "id": lambda r: (_row(r).session_id,),
+}
+"""The fields a sessions search takes."""
+
+
+def _session_text(r: object) -> tuple[str, ...]:
+    row = _row(r)
+    error = row.error or {}
+    return (
+        row.input,
+        row.output,
+        str(error.get("message") or ""),
+        str(error.get("type") or ""),
+        " → ".join(row.path),
+        row.session_id,
+        row.system,
+        row.scenario or "",
+        row.scenario_file or "",
+    )
+
+
+def session_query(text: str) -> Query:
+    """``text`` as a sessions search."""
+    return parse(text, SESSION_FIELDS)
+
+
+def session_matches(query: Query, row: SessionRow) -> bool:
+    """Whether the stored session ``row`` matches ``query``."""
+    return matches(query, row, SESSION_FIELDS, _session_text)
+
+
+SEARCH_SYNTAX = (
+    "Search the sessions: status:STATUS agent:NAME scenario:NAME system:NAME id:PREFIX and free "
+    "text (request, output, error, path), all must match; field:a,b matches either; -term "
+    "excludes; quotes keep spaces. enter goes to the list, esc clears the search."
+)
+
+
 def session_cells(row: SessionRow) -> tuple[Any, ...]:
-    """One session as a table row: when, id, system, status, path, cost, origin, request."""
+    """One session as a table row: when, id, system, status, scenario, path, cost, origin, request."""
     when = dt.datetime.fromtimestamp(row.created_at).strftime("%m-%d %H:%M:%S")
     origin = ""
     if row.parent_session_id:
@@ -88,6 +163,7 @@ def session_cells(row: SessionRow) -> tuple[Any, ...]:
         row.session_id,
         row.system,
         Text(row.status, STATUS_STYLES.get(row.status, "")),
+        scenario_label(row),
         " → ".join(row.path),
         f"{row.cost_usd:.6f}",
         Text(origin, "dim"),
@@ -97,7 +173,8 @@ def session_cells(row: SessionRow) -> tuple[Any, ...]:
 
 HINT = (
     "enter opens a session read-only (then f forks from a step, R replays) · "
-    "d marks it to diff against another · tab moves to the filters · esc goes back"
+    "d marks it to diff against another · / searches (status:failed agent:NAME scenario:NAME text) · "
+    "esc goes back"
 )
 MARK = "A "
 """Prefix of the marked session's id in the list."""
@@ -132,6 +209,7 @@ class SessionsScreen(Screen[None]):
             "escape", "back", "Back", id="sessions.back", tooltip="Back (or forget the session marked A)"
         ),
         Binding("f5", "reload", "Reload", id="sessions.reload", tooltip="Read the sessions again"),
+        Binding("slash,ctrl+f", "search", "Search", id="sessions.search", tooltip=SEARCH_SYNTAX),
     ]
 
     def __init__(self, store: Store, system: str | None = None) -> None:
@@ -141,6 +219,9 @@ class SessionsScreen(Screen[None]):
         self.sessions: list[SessionRow] = []
         self.marked: str | None = None
         """Session A of a diff, once ``d`` marked it; the next pick is B."""
+        self.fetched: list[SessionRow] = []
+        """The sessions the selectors fetched; ``sessions`` are those the search keeps."""
+        self._fetch_limit = SESSION_LIMIT
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -149,6 +230,11 @@ class SessionsScreen(Screen[None]):
             yield Select[str]([], prompt="any system", id="filter-system")
             yield Static("status", classes="filter-label")
             yield Select[str]([(s, s) for s in STATUSES], prompt="any status", id="filter-status")
+            search = Input(
+                placeholder="/ search: status:failed agent:NAME scenario:NAME text", id="filter-query"
+            )
+            search.tooltip = SEARCH_SYNTAX
+            yield search
         yield DataTable(id="session-list", cursor_type="row", zebra_stripes=True)
         yield Static(HINT, id="sessions-hint")
         yield Footer()
@@ -157,7 +243,9 @@ class SessionsScreen(Screen[None]):
         self.title = "Sessions"
         self.sub_title = str(self.store.path)
         table = self.query_one("#session-list", DataTable)
-        table.add_columns("when", "session", "system", "status", "path", "cost (USD)", "from", "request")
+        table.add_columns(
+            "when", "session", "system", "status", "scenario", "path", "cost (USD)", "from", "request"
+        )
         systems = sorted({row.system for row in await self.store.sessions(limit=1000)})
         if self.initial_system and self.initial_system not in systems:
             systems.append(self.initial_system)
@@ -174,7 +262,21 @@ class SessionsScreen(Screen[None]):
 
     async def action_reload(self) -> None:
         system, status = self._filter("#filter-system"), self._filter("#filter-status")
-        self.sessions = await self.store.sessions(system=system, status=status, limit=SESSION_LIMIT)
+        query = self._query()
+        self._fetch_limit = SEARCH_LIMIT if query else SESSION_LIMIT
+        self.fetched = await self.store.sessions(system=system, status=status, limit=self._fetch_limit)
+        self._show()
+
+    def _query(self) -> Query:
+        return session_query(self.query_one("#filter-query", Input).value)
+
+    def _show(self) -> None:
+        """List the fetched sessions the search keeps."""
+        query = self._query()
+        rows = self.fetched
+        if query:
+            rows = [row for row in rows if session_matches(query, row)]
+        self.sessions = rows[:SESSION_LIMIT]
         table = self.query_one("#session-list", DataTable)
         table.clear()
         for row in self.sessions:
@@ -183,8 +285,23 @@ class SessionsScreen(Screen[None]):
                 cells[1] = Text(MARK + row.session_id, "bold reverse")
             table.add_row(*cells)
         if not self.sessions:
-            what = " matching the filters" if system or status else " yet"
-            table.add_row(Text(f"no sessions{what}", "dim"), *([""] * 7))
+            filtered = query or self._filter("#filter-system") or self._filter("#filter-status")
+            what = " matching the filters" if filtered else " yet"
+            table.add_row(Text(f"no sessions{what}", "dim"), *([""] * 8))
+
+    async def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if self._query() and self._fetch_limit < SEARCH_LIMIT and len(self.fetched) >= self._fetch_limit:
+            await self.action_reload()  # the list was cut at SESSION_LIMIT: search further back
+        else:
+            self._show()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.query_one("#session-list", DataTable).focus()
+
+    def action_search(self) -> None:
+        self.query_one("#filter-query", Input).focus()
 
     async def on_select_changed(self, event: Select.Changed) -> None:
         event.stop()
@@ -241,6 +358,13 @@ class SessionsScreen(Screen[None]):
         self.action_open()
 
     def action_back(self) -> None:
+        search = self.query_one("#filter-query", Input)
+        if search.has_focus:  # esc in the search box clears it, then leaves it
+            if search.value:
+                search.value = ""
+            else:
+                self.query_one("#session-list", DataTable).focus()
+            return
         if self.marked is not None:
             marked, self.marked = self.marked, None
             self.query_one("#sessions-hint", Static).update(HINT)

@@ -10,6 +10,8 @@ thousands of steps scrolls as cheaply as one of ten.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.text import Text
 from textual.binding import Binding
 from textual.geometry import Size
@@ -88,9 +90,18 @@ class Timeline(ScrollView, can_focus=True):
         """Cells of the step number column (0: no row has a step number)."""
         self._numbered: tuple[int, int] = (0, 0)
         """``(id, length)`` of the rows ``_numbers`` was measured on."""
+        self._all: list[Step] = []
+        """Every row given to :meth:`show`; ``_steps`` are those the filter keeps."""
+        self._keep: Callable[[Step], bool] | None = None
+        """The filter (:meth:`filter`); None shows every row."""
 
     def show(self, steps: list[Step], span_s: float) -> None:
         """Redraw with ``steps``; the bars' scale spans ``span_s`` seconds of run time."""
+        self._all = steps
+        if self._keep is not None:
+            keep = self._keep
+            steps = [step for step in steps if keep(step)]
+            self.border_subtitle = f"{len(steps)} of {len(self._all)} rows · ctrl+f"
         self._steps = steps
         if (id(steps), len(steps)) != self._numbered:  # rows are only ever added
             self._numbered = (id(steps), len(steps))
@@ -113,6 +124,14 @@ class Timeline(ScrollView, can_focus=True):
             # run's last redraw comes before it (the newest rows would stay hidden).
             self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True, force=True)
         self.refresh()
+
+    def filter(self, keep: Callable[[Step], bool] | None, query: str = "") -> None:
+        """Show only the rows ``keep`` accepts (None: every row); ``query`` is said in the border."""
+        self._keep = keep
+        self.border_title = f"timeline: {query}" if keep is not None and query else "timeline"
+        if keep is None:
+            self.border_subtitle = ""
+        self.show(self._all, self._t1)
 
     def watch_cursor(self, old: int, new: int) -> None:
         if 0 <= new < len(self._steps):
