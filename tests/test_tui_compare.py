@@ -200,8 +200,8 @@ async def test_lockstep_steps_both_runs(system: System, tmp_path: Path) -> None:
             live = [r.session for r in screen.sides if r.session is not None and not r.session.done]
             if not live:
                 break
-            held = [await session.wait_paused() for session in live]
-            if not all(held):
+            gates = [await session.wait_paused() for session in live]
+            if not all(gates):
                 continue  # a side ended: the next turn steps what is still held
             await pilot.pause()
             assert all(r.view.status == "paused" for r in screen.sides if r.session in live)
@@ -213,8 +213,8 @@ async def test_lockstep_steps_both_runs(system: System, tmp_path: Path) -> None:
         a, b = screen.sides
         assert a.view.status == b.view.status == "completed"
         events = [await app.store.events(r.results[0].session_id) for r in screen.sides]
-    held = [sum(1 for e in evs if e.kind == "operator_acted") for evs in events]
-    assert held[0] == held[1] == steps
+    acted = [sum(1 for e in evs if e.kind == "operator_acted") for evs in events]
+    assert acted[0] == acted[1] == steps
 
 
 async def test_escape_goes_back_to_the_run_screen(system: System, tmp_path: Path) -> None:

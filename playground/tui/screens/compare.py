@@ -315,7 +315,10 @@ class CompareScreen(Screen[None]):
                 sessions.append(self._session(run, spec))
             self._redraw()
             result_a, result_b = await asyncio.gather(
-                *(self._run_side(run, session, case) for run, session in zip(self.sides, sessions, strict=True))
+                *(
+                    self._run_side(run, session, case)
+                    for run, session in zip(self.sides, sessions, strict=True)
+                )
             )
             for run, result in zip(self.sides, (result_a, result_b), strict=True):
                 run.results.append(result)
