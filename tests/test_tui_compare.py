@@ -6,6 +6,7 @@ comparison worker or on the sides' debug sessions, never on the wall clock.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 from pathlib import Path
@@ -279,4 +280,44 @@ async def test_compare_a_scenario_file_injects_its_faults_into_both_sides(
             assert report["a"]["events"] == report["b"]["events"] != {}
         assert [r["name"] for r in screen.reports if not (r["a"]["passed"] and r["b"]["passed"])] == []
         text = screen_text(app)
+    assert f"A passed {count}/{count}" in text and f"B passed {count}/{count}" in text
+
+
+async def test_pause_holds_both_sides_until_continue(system: System, tmp_path: Path) -> None:
+    """p holds both sides at their next gate; s steps both; an input that ends while the
+    operator steps leaves the next input's runs held at their first gate too (they do not run
+    off to the end); c runs on. Both sides still meet the file's faults."""
+    shutil.copy(AGENTS / "support_router.scenarios.yaml", tmp_path / "support_router.scenarios.yaml")
+    app = make_app(system, tmp_path)
+
+    async def held(screen: CompareScreen) -> list[Any]:
+        """Wait until every side still running is held at a gate; their gates."""
+        for _ in range(200):
+            live = [r.session for r in screen.sides if r.session is not None and not r.session.done]
+            if live and all(s.pending is not None for s in live):
+                await pilot.pause()
+                return [s.pending for s in live]
+            await asyncio.gather(*(s.wait_paused() for s in live))
+            await pilot.pause()
+        pytest.fail("the runs were never held")
+
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "router")
+        scenarios = str(tmp_path / "support_router.scenarios.yaml")
+        screen = await start(pilot, setup, "active", "scripted/alt", scenarios=scenarios)
+        await pilot.press("p")
+        await held(screen)
+        first = screen.case_index
+        assert first < len(screen.cases) - 1
+        assert "paused" in [r.view.status for r in screen.sides]
+        while screen.case_index == first:
+            await pilot.press("s")
+            gates = await held(screen)
+        # The next input's runs, held at their first gate: they did not run off to the end.
+        assert [(g.kind, g.step) for g in gates] == [("model_call", 1)] * 2
+        await pilot.press("c")
+        await finish(pilot)
+        count = len(screen.cases)
+        text = screen_text(app)
+    assert len(screen.reports) == count
     assert f"A passed {count}/{count}" in text and f"B passed {count}/{count}" in text

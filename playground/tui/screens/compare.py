@@ -124,6 +124,8 @@ class CompareScreen(Screen[None]):
         self.cases: list[Case] = []
         self.case_index = 0
         self._leaving = False
+        self._holding = False
+        """The operator paused or stepped, and has not continued: each input's runs start held."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -260,7 +262,9 @@ class CompareScreen(Screen[None]):
             variants.append((agents, vids))
         return variants
 
-    def _session(self, run: SideRun, spec: tuple[dict[str, AgentSpec], dict[str, str]]) -> DebugSession:
+    def _session(
+        self, run: SideRun, spec: tuple[dict[str, AgentSpec], dict[str, str]], *, stepping: bool
+    ) -> DebugSession:
         """A new debug session for ``run``'s side of the next input, streaming to a new bridge."""
         bridge = Bridge(self)
         session = DebugSession(
@@ -269,7 +273,7 @@ class CompareScreen(Screen[None]):
             agents=spec[0],
             versions=spec[1],
             llm_factory=self.llm_factory,
-            stepping=self.choice.lockstep,
+            stepping=stepping,
             live=[bridge],
             on_pause=bridge.on_pause,
             clock=self.clock,
@@ -312,7 +316,7 @@ class CompareScreen(Screen[None]):
             for run, spec in zip(self.sides, variants, strict=True):
                 run.view.reset()
                 run.view.status = "running"
-                sessions.append(self._session(run, spec))
+                sessions.append(self._session(run, spec, stepping=choice.lockstep or self._holding))
             self._redraw()
             result_a, result_b = await asyncio.gather(
                 *(
@@ -323,6 +327,8 @@ class CompareScreen(Screen[None]):
             for run, result in zip(self.sides, (result_a, result_b), strict=True):
                 run.results.append(result)
                 run.session = None
+            # A pause that found no gate before this input ended holds the next input's runs.
+            self._holding = self._holding or any(session.controller.stepping for session in sessions)
             self.reports.append(
                 input_report(case.name, case.request, result_a, result_b, case.checks(result_a, result_b))
             )
@@ -364,9 +370,10 @@ class CompareScreen(Screen[None]):
     def action_step(self) -> None:
         sessions = self._live()
         together = step_together([session for _, session in sessions])
-        if together.action == "idle":
+        if together.action == "idle" and not self._comparing():
             self.notify("Nothing is running.")
-        elif together.action == "holding":
+        elif together.action in ("idle", "holding"):  # idle: between two inputs
+            self._holding = True
             self.notify("Holding both runs at their next gate.")
         elif together.action == "waiting":
             waiting = ", ".join(run.key for run, session in sessions if session in together.sessions)
@@ -379,20 +386,21 @@ class CompareScreen(Screen[None]):
 
     def action_continue(self) -> None:
         sessions = self._live()
-        if not sessions:
+        if not self._comparing():
             self.notify("Nothing is running.")
             return
+        self._holding = False
         for run, session in sessions:
             if session.resume():
                 run.view.release()
         self._redraw()
 
     def action_pause(self) -> None:
-        sessions = self._live()
-        if not sessions:
+        if not self._comparing():
             self.notify("Nothing is running.")
             return
-        for _, session in sessions:
+        self._holding = True
+        for _, session in self._live():
             session.hold()
         self.notify("Holding both runs at their next gate.")
 
