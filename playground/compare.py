@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from playground.debug import DebugSession
 from playground.engine import events as ev
 from playground.engine.runtime import EventSink, RunResult
 from playground.errors import PlaygroundError, StoreError
@@ -21,6 +23,9 @@ from playground.spec.identity import canonical_spec, version_id
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
+
+if TYPE_CHECKING:
+    from playground.scenarios import Scenario
 
 WATCHED = (ev.ValidationFailed, ev.LoopDetected, ev.FallbackUsed, ev.PermissionDenied, ev.ModelFailed)
 """Events whose new appearance in B is called out (counted by ``kind``)."""
@@ -178,6 +183,44 @@ def summarise(inputs: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+@dataclass(frozen=True)
+class Case:
+    """One input both variants answer: a request, or a scenario of a scenario file."""
+
+    name: str
+    request: str
+    scenario: Scenario | None = None
+    """The scenario it comes from (its agent, context, faults and expectations), if any."""
+    file: str | None = None
+    """The scenario file it comes from (recorded on the session with the scenario's name)."""
+
+    def run_in(self, session: DebugSession) -> Awaitable[RunResult]:
+        """Run this input in ``session`` (a scenario with its faults, counted for that run alone)."""
+        if self.scenario is not None:
+            return session.run_scenario(self.scenario, file=self.file)
+        return session.run(self.request)
+
+    def checks(self, a: RunResult, b: RunResult) -> tuple[list[str], list[str]] | None:
+        """Each side's unmet expectations, for a scenario (None for a plain request)."""
+        if self.scenario is None:
+            return None
+        from playground.scenarios import check
+
+        return check(self.scenario.expect, a), check(self.scenario.expect, b)
+
+
+def load_cases(system: System, *, request: str | None = None, scenarios: str | None = None) -> list[Case]:
+    """The inputs of a comparison: ``request``, or every scenario of the file ``scenarios``."""
+    if scenarios is None:
+        return [Case((request or "")[:60], request or "")]
+    from playground.scenarios import load_scenarios
+
+    suite = load_scenarios(scenarios)
+    if suite.system.name != system.name:
+        raise PlaygroundError(f"{scenarios!r} tests {suite.system.name!r}, not {system.name!r}")
+    return [Case(sc.name, sc.input or "", sc, scenarios) for sc in suite.scenarios]
+
+
 async def compare(
     store: Store,
     system: System,
@@ -193,74 +236,57 @@ async def compare(
     tracer: EventSink | None = None,
 ) -> dict[str, Any]:
     """Run both variants over the inputs and return (and store) the report; ``tracer``
-    traces every session of it."""
-    from playground.scenarios import Runner, check, faulty_factory, load_scenarios
-    from playground.service import active_agents, run_session
+    traces every session of it. Each run is a :class:`~playground.debug.DebugSession` no
+    one attends (as the compare screen's runs are, with an operator)."""
+    from playground.service import active_agents
 
     if agent not in system.spec.agents:
         raise PlaygroundError(f"{agent!r} is not an agent of {system.name!r}")
     if sum(x is not None for x in (request, scenarios, session_id)) != 1:
         raise PlaygroundError("give exactly one of --input, --scenarios or --session")
+    # The file's versions are recorded first, so `active` names one even in a new store.
+    active = await active_agents(store, system) if session_id is None else None
     side_a, side_b = await resolve_side(store, system, agent, a), await resolve_side(store, system, agent, b)
     limit = asyncio.Semaphore(max(1, jobs))
     inputs: list[dict[str, Any]] = []
 
     if session_id is not None:
-        from playground.replay import Variant, replay_session
+        from playground.replay import Variant
 
         async def replayed(side: Side) -> RunResult:
+            session = DebugSession(system, store, attended=False, tracer=tracer)
             variant = Variant(agent, side.version, side.model)
-            return (await replay_session(store, session_id, variant=variant, tracer=tracer)).result
+            return (await session.replay(session_id, variant=variant)).result
 
         ra, rb = await asyncio.gather(replayed(side_a), replayed(side_b))
         inputs.append(input_report(f"session {session_id}", _request(ra), ra, rb))
     else:
-        base, versions = await active_agents(store, system)
-        runner = Runner(store=store, realtime=realtime)
+        assert active is not None
+        base, versions = active
         if not realtime:
             from playground.scenarios import instant
 
             base = instant(base)
         agents_a = await agents_for(store, system, agent, side_a, base, versions)
         agents_b = await agents_for(store, system, agent, side_b, base, versions)
-        cases: list[tuple[str, str, Any]] = []
-        if request is not None:
-            cases.append((request[:60], request, None))
-        else:
-            assert scenarios is not None
-            suite = load_scenarios(scenarios)
-            if suite.system.name != system.name:
-                raise PlaygroundError(f"{scenarios!r} tests {suite.system.name!r}, not {system.name!r}")
-            cases.extend((sc.name, sc.input or "", sc) for sc in suite.scenarios)
+        cases = load_cases(system, request=request, scenarios=scenarios)
 
-        async def one(
-            side_agents: tuple[dict[str, AgentSpec], dict[str, str]], case: tuple[str, str, Any]
-        ) -> Any:
-            _, text, scenario = case
+        async def one(side_agents: tuple[dict[str, AgentSpec], dict[str, str]], case: Case) -> RunResult:
+            session = DebugSession(
+                system,
+                store,
+                agents=side_agents[0],
+                versions=side_agents[1],
+                attended=False,
+                tracer=tracer,
+            )
             async with limit:
-                return await run_session(
-                    system,
-                    text,
-                    store=store,
-                    agents=side_agents[0],
-                    versions=side_agents[1],
-                    llm_factory=faulty_factory(scenario.faults, runner.base)
-                    if scenario is not None and scenario.faults
-                    else runner.base,
-                    agent=scenario.agent if scenario is not None else None,
-                    context=scenario.context if scenario is not None else None,
-                    tracer=tracer,
-                    scenario=scenario.name if scenario is not None else None,
-                    scenario_file=scenarios if scenario is not None else None,
-                )
+                return await case.run_in(session)
 
         results = await asyncio.gather(*(one(s, c) for c in cases for s in (agents_a, agents_b)))
         for index, case in enumerate(cases):
             ra, rb = results[2 * index], results[2 * index + 1]
-            checks = None
-            if case[2] is not None:
-                checks = (check(case[2].expect, ra), check(case[2].expect, rb))
-            inputs.append(input_report(case[0], case[1], ra, rb, checks))
+            inputs.append(input_report(case.name, case.request, ra, rb, case.checks(ra, rb)))
     report = build_report(
         system.name,
         agent,

@@ -1,11 +1,12 @@
 """The compare screen (``x``): two variants of one agent run side by side, live, then a summary.
 
 The support router runs with the scripted model at zero latency; tests wait on the
-comparison worker or on the step controllers, never on the wall clock.
+comparison worker or on the sides' debug sessions, never on the wall clock.
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import shutil
 from pathlib import Path
@@ -157,23 +158,36 @@ async def test_compare_two_versions_shows_where_they_differ(system: System, tmp_
     assert "path changed" in text
 
 
-async def test_compare_a_scenario_file_and_check_both(system: System, tmp_path: Path) -> None:
+async def test_compare_a_scenario_file_agrees_with_the_cli(system: System, tmp_path: Path) -> None:
+    """The compare screen and `playground compare` (:func:`playground.compare.compare`) over
+    one scenario file: the same verdict, path and watched events for every input and side.
+    The file's faults name no model, so B (billing on "scripted/b") meets them as A does."""
+    from playground.compare import compare
+
     shutil.copy(AGENTS / "support_router.scenarios.yaml", tmp_path / "support_router.scenarios.yaml")
+    scenarios = str(tmp_path / "support_router.scenarios.yaml")
     app = make_app(system, tmp_path)
     async with app.run_test(size=(160, 45)) as pilot:
         setup = await open_setup(pilot, "billing")
-        scenarios = str(tmp_path / "support_router.scenarios.yaml")
         screen = await start(pilot, setup, "scripted", "scripted/b", scenarios=scenarios)
         await finish(pilot)
-        assert len(screen.reports) == len(screen.cases) > 3
-        assert all(r["a"]["passed"] for r in screen.reports)
-        # The file's faults hit calls made as "scripted", so B ("scripted/b") escapes them.
-        failed_b = [r["name"] for r in screen.reports if not r["b"]["passed"]]
-        assert failed_b and all("rate limit" in n or "malformed" in n for n in failed_b)
+        cli = await compare(app.store, system, "billing", "scripted", "scripted/b", scenarios=scenarios)
         text = screen_text(app)
+
+    def verdicts(inputs: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        return [
+            (i["name"], side, i[side]["passed"], i[side]["status"], i[side]["path"], i[side]["events"])
+            for i in inputs
+            for side in ("a", "b")
+        ]
+
     count = len(screen.cases)
+    assert len(screen.reports) == count > 3
+    assert verdicts(screen.reports) == verdicts(cli["inputs"])
+    assert cli["summary"]["a"]["passed"] == cli["summary"]["b"]["passed"] == count
+    assert sum(1 for i in cli["inputs"] if i["b"]["events"]) >= 3  # B met the file's faults
     assert f"{count} inputs" in text
-    assert f"A passed {count}/{count}" in text and f"B passed {count - len(failed_b)}/{count}" in text
+    assert f"A passed {count}/{count}" in text and f"B passed {count}/{count}" in text
 
 
 async def test_lockstep_steps_both_runs(system: System, tmp_path: Path) -> None:
@@ -184,27 +198,24 @@ async def test_lockstep_steps_both_runs(system: System, tmp_path: Path) -> None:
         screen = await start(pilot, setup, "scripted", "scripted/b")
         steps = 0
         while True:
-            live = [r.controller for r in screen.sides if r.controller is not None]
+            live = [r.session for r in screen.sides if r.session is not None and not r.session.done]
             if not live:
                 break
-            for controller in live:
-                await controller.wait_paused()
+            gates = [await session.wait_paused() for session in live]
+            if not all(gates):
+                continue  # a side ended: the next turn steps what is still held
             await pilot.pause()
-            assert all(r.view.status == "paused" for r in screen.sides)
+            assert all(r.view.status == "paused" for r in screen.sides if r.session in live)
             await pilot.press("s")
             steps += 1
-            if all(r.controller is None or r.controller.pending is None for r in screen.sides):
-                await pilot.pause()
             if steps > 50:
                 pytest.fail("the runs never finished")
-            if all(r.results for r in screen.sides):
-                break
         await finish(pilot)
         a, b = screen.sides
         assert a.view.status == b.view.status == "completed"
         events = [await app.store.events(r.results[0].session_id) for r in screen.sides]
-    held = [sum(1 for e in evs if e.kind == "operator_acted") for evs in events]
-    assert held[0] == held[1] == steps
+    acted = [sum(1 for e in evs if e.kind == "operator_acted") for evs in events]
+    assert acted[0] == acted[1] == steps
 
 
 async def test_escape_goes_back_to_the_run_screen(system: System, tmp_path: Path) -> None:
@@ -246,3 +257,67 @@ def test_snapshot_compare_finished(snap_compare: Any, system: System, tmp_path: 
         await finish(pilot)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+async def test_compare_a_scenario_file_injects_its_faults_into_both_sides(
+    system: System, tmp_path: Path
+) -> None:
+    """Issue #14 item 1: A = the router's active version, B = the router on scripted/alt, over
+    the scenario file. Each side's run of a scenario gets the scenario's faults (its own fault
+    counts), so both pass every scenario, as `playground compare` reports."""
+    shutil.copy(AGENTS / "support_router.scenarios.yaml", tmp_path / "support_router.scenarios.yaml")
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "router")
+        scenarios = str(tmp_path / "support_router.scenarios.yaml")
+        screen = await start(pilot, setup, "active", "scripted/alt", scenarios=scenarios)
+        await finish(pilot)
+        count = len(screen.cases)
+        assert len(screen.reports) == count > 3
+        faulted = [r for r in screen.reports if "rate limit" in r["name"] or "malformed" in r["name"]]
+        assert len(faulted) == 2
+        for report in faulted:  # B's session met the fault too, not only A's
+            assert report["a"]["events"] == report["b"]["events"] != {}
+        assert [r["name"] for r in screen.reports if not (r["a"]["passed"] and r["b"]["passed"])] == []
+        text = screen_text(app)
+    assert f"A passed {count}/{count}" in text and f"B passed {count}/{count}" in text
+
+
+async def test_pause_holds_both_sides_until_continue(system: System, tmp_path: Path) -> None:
+    """p holds both sides at their next gate; s steps both; an input that ends while the
+    operator steps leaves the next input's runs held at their first gate too (they do not run
+    off to the end); c runs on. Both sides still meet the file's faults."""
+    shutil.copy(AGENTS / "support_router.scenarios.yaml", tmp_path / "support_router.scenarios.yaml")
+    app = make_app(system, tmp_path)
+
+    async def held(screen: CompareScreen) -> list[Any]:
+        """Wait until every side still running is held at a gate; their gates."""
+        for _ in range(200):
+            live = [r.session for r in screen.sides if r.session is not None and not r.session.done]
+            if live and all(s.pending is not None for s in live):
+                await pilot.pause()
+                return [s.pending for s in live]
+            await asyncio.gather(*(s.wait_paused() for s in live))
+            await pilot.pause()
+        pytest.fail("the runs were never held")
+
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "router")
+        scenarios = str(tmp_path / "support_router.scenarios.yaml")
+        screen = await start(pilot, setup, "active", "scripted/alt", scenarios=scenarios)
+        await pilot.press("p")
+        await held(screen)
+        first = screen.case_index
+        assert first < len(screen.cases) - 1
+        assert "paused" in [r.view.status for r in screen.sides]
+        while screen.case_index == first:
+            await pilot.press("s")
+            gates = await held(screen)
+        # The next input's runs, held at their first gate: they did not run off to the end.
+        assert [(g.kind, g.step) for g in gates] == [("model_call", 1)] * 2
+        await pilot.press("c")
+        await finish(pilot)
+        count = len(screen.cases)
+        text = screen_text(app)
+    assert len(screen.reports) == count
+    assert f"A passed {count}/{count}" in text and f"B passed {count}/{count}" in text

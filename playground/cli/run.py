@@ -117,11 +117,13 @@ def not_text(value: str) -> str | None:
 
 async def _run(args: argparse.Namespace, system: System, tracer: EventTracer | None) -> int:
     from playground.cli.output import StepPrinter, print_summary, scrubbed_json
-    from playground.service import run_session
+    from playground.debug import DebugSession
 
     live: list[Callable[[Event], None]] = [] if (args.json or args.quiet) else [StepPrinter()]
     async with open_store(args) as store:
-        result = await run_session(system, args.input, store=store, tracer=tracer, live=live)
+        # The run the TUI debugs, with no one at its gates: a call that needs approval ends it.
+        session = DebugSession(system, store, attended=False, live=live, tracer=tracer)
+        result = await session.run(args.input)
     if args.json:
         print(scrubbed_json(result.as_json()))
     else:

@@ -1,8 +1,10 @@
 """The compare screen: one agent's two variants run the same input side by side, live.
 
-Both runs go through :func:`playground.service.run_session` at once, each with its
-own bridge (so each side streams live) and its own step controller (so ``s`` can
-step both in lockstep). Each run is a recorded session; when both finish, the
+Each input runs through both variants at once, each side a
+:class:`~playground.debug.DebugSession` (as ``playground compare`` runs them) with its
+own bridge (so each side streams live), its own step controller (so ``s`` can step both
+in lockstep, :func:`~playground.debug.step_together`) and its own model factory (so a
+scenario's faults hit both sides). Each run is a recorded session; when both finish, the
 summary table shows the report :func:`playground.compare.input_report` builds.
 """
 
@@ -21,12 +23,20 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 from textual.worker import Worker, WorkerState
 
-from playground.compare import Side, agents_for, build_report, input_report, resolve_side, word_diff
+from playground.compare import (
+    Case,
+    Side,
+    agents_for,
+    build_report,
+    input_report,
+    load_cases,
+    resolve_side,
+    word_diff,
+)
+from playground.debug import DebugSession, step_together
 from playground.engine.clock import SYSTEM_CLOCK, Clock
-from playground.engine.controller import StepController
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
-from playground.errors import PlaygroundError
-from playground.service import active_agents, run_session
+from playground.service import active_agents
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
 from playground.store.store import Store
@@ -56,7 +66,8 @@ class SideRun:
     view: RunView
     side: Side | None = None
     bridge: Bridge | None = None
-    controller: StepController | None = None
+    session: DebugSession | None = None
+    """The debug session of the input running now, if any."""
     results: list[RunResult] = field(default_factory=list)
 
     def describe(self, agent: str) -> str:
@@ -66,16 +77,6 @@ class SideRun:
             return f"{agent} @ version {self.side.version[:8]}"
         version = self.view.agents[agent].version[:8] if agent in self.view.agents else ""
         return f"{agent} on {self.side.model}" + (f" ({version})" if version else "")
-
-
-@dataclass(frozen=True)
-class Case:
-    """One input both variants answer."""
-
-    name: str
-    request: str
-    scenario: Any = None
-    """The scenario it comes from (its agent, context, faults and expectations), if any."""
 
 
 class CompareScreen(Screen[None]):
@@ -123,6 +124,8 @@ class CompareScreen(Screen[None]):
         self.cases: list[Case] = []
         self.case_index = 0
         self._leaving = False
+        self._holding = False
+        """The operator paused or stepped, and has not continued: each input's runs start held."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -259,118 +262,85 @@ class CompareScreen(Screen[None]):
             variants.append((agents, vids))
         return variants
 
-    def _load_cases(self) -> list[Case]:
-        if self.choice.scenarios is None:
-            return [Case((self.choice.request or "")[:60], self.choice.request or "")]
-        from playground.scenarios import load_scenarios
+    def _session(
+        self, run: SideRun, spec: tuple[dict[str, AgentSpec], dict[str, str]], *, stepping: bool
+    ) -> DebugSession:
+        """A new debug session for ``run``'s side of the next input, streaming to a new bridge."""
+        bridge = Bridge(self)
+        session = DebugSession(
+            self.system,
+            self.store,
+            agents=spec[0],
+            versions=spec[1],
+            llm_factory=self.llm_factory,
+            stepping=stepping,
+            live=[bridge],
+            on_pause=bridge.on_pause,
+            clock=self.clock,
+            tracer=getattr(self.app, "tracer", None),
+        )
+        run.bridge, run.session = bridge, session
+        return session
 
-        suite = load_scenarios(self.choice.scenarios)
-        if suite.system.name != self.system.name:
-            raise PlaygroundError(
-                f"{self.choice.scenarios!r} tests {suite.system.name!r}, not {self.system.name!r}"
-            )
-        return [Case(sc.name, sc.input or "", sc) for sc in suite.scenarios]
+    async def _run_side(self, run: SideRun, session: DebugSession, case: Case) -> RunResult:
+        assert run.bridge is not None
+        try:
+            if self.choice.session is not None and run.side is not None:
+                # Replayed from the recording: unchanged agents cost no model call.
+                from playground.replay import Variant
+
+                variant = Variant(self.choice.agent, run.side.version, run.side.model)
+                return (await session.replay(self.choice.session, variant=variant)).result
+            # Each side's session injects the scenario's faults into its own run.
+            return await case.run_in(session)
+        finally:
+            run.bridge.close()
 
     @work(exclusive=True, exit_on_error=False, group="run")
     async def run_comparison(self) -> list[dict[str, Any]]:
-        """Run every input through both variants at once; each side streams through its bridge."""
-        from playground.scenarios import check, faulty_factory
-
-        if self.choice.session is not None:
-            recorded = await self.store.session(self.choice.session)
+        """Run every input through both variants at once, each side a debug session that
+        streams through its bridge."""
+        choice = self.choice
+        if choice.session is not None:
+            recorded = await self.store.session(choice.session)
             self.cases = [Case(f"session {recorded.session_id}", recorded.input)]
         else:
-            self.cases = self._load_cases()
+            self.cases = load_cases(self.system, request=choice.request, scenarios=choice.scenarios)
         variants = await self._variants()
         self._redraw()
         for index, case in enumerate(self.cases):
             if self._leaving:
                 break
             self.case_index = index
-            scenario = case.scenario
-            factory = self.llm_factory
-            if scenario is not None and scenario.faults:
-                factory = faulty_factory(scenario.faults, factory)
-            for run in self.sides:
+            sessions = []
+            for run, spec in zip(self.sides, variants, strict=True):
                 run.view.reset()
                 run.view.status = "running"
-                run.bridge = Bridge(self)
-                run.controller = StepController(stepping=self.choice.lockstep, on_pause=run.bridge.on_pause)
+                sessions.append(self._session(run, spec, stepping=choice.lockstep or self._holding))
             self._redraw()
-
-            async def one(
-                run: SideRun,
-                spec: tuple[dict[str, AgentSpec], dict[str, str]],
-                case: Case = case,
-                factory: LLMFactory = factory,
-            ) -> RunResult:
-                assert run.bridge is not None
-                scenario = case.scenario
-                try:
-                    if self.choice.session is not None and run.side is not None:
-                        # Replayed from the recording: unchanged agents cost no model call.
-                        from playground.replay import Variant, replay_session
-
-                        outcome = await replay_session(
-                            self.store,
-                            self.choice.session,
-                            variant=Variant(self.choice.agent, run.side.version, run.side.model),
-                            live=[run.bridge],
-                            controller=run.controller,
-                            base=self.llm_factory,
-                            clock=self.clock,
-                            tracer=getattr(self.app, "tracer", None),
-                        )
-                        return outcome.result
-                    return await run_session(
-                        self.system,
-                        case.request,
-                        store=self.store,
-                        agents=spec[0],
-                        versions=spec[1],
-                        controller=run.controller,
-                        live=[run.bridge],
-                        llm_factory=factory,
-                        clock=self.clock,
-                        agent=scenario.agent if scenario is not None else None,
-                        context=scenario.context if scenario is not None else None,
-                        tracer=getattr(self.app, "tracer", None),
-                        scenario=scenario.name if scenario is not None else None,
-                        scenario_file=self.choice.scenarios if scenario is not None else None,
-                    )
-                finally:
-                    run.bridge.close()
-
             result_a, result_b = await asyncio.gather(
-                *(one(r, v) for r, v in zip(self.sides, variants, strict=True))
+                *(
+                    self._run_side(run, session, case)
+                    for run, session in zip(self.sides, sessions, strict=True)
+                )
             )
             for run, result in zip(self.sides, (result_a, result_b), strict=True):
                 run.results.append(result)
-                run.controller = None
-            checks = None
-            if scenario is not None:
-                checks = (check(scenario.expect, result_a), check(scenario.expect, result_b))
-            self.reports.append(input_report(case.name, case.request, result_a, result_b, checks))
+                run.session = None
+            # A pause that found no gate before this input ended holds the next input's runs.
+            self._holding = self._holding or any(session.controller.stepping for session in sessions)
+            self.reports.append(
+                input_report(case.name, case.request, result_a, result_b, case.checks(result_a, result_b))
+            )
             # The bridges' last batches are queued behind this point; the redraw after them shows both.
             self.call_later(self._redraw)
         side_a, side_b = self.sides[0].side, self.sides[1].side
         if self.reports and not self._leaving and side_a is not None and side_b is not None:
             # Stored like `playground compare`, so `playground comparisons` lists and reopens it.
-            source = {
-                "input": self.choice.request,
-                "scenarios": self.choice.scenarios,
-                "session": self.choice.session,
-            }
-            report = build_report(
-                self.system.name,
-                self.choice.agent,
-                side_a,
-                side_b,
-                source,
-                self.reports,
-            )
+            source = {"input": choice.request, "scenarios": choice.scenarios, "session": choice.session}
+            report = build_report(self.system.name, choice.agent, side_a, side_b, source, self.reports)
             comparison_id = await self.store.save_comparison(
-                self.system.name, self.choice.agent, report, comparison_id=self.clock.token_hex(6)
+                self.system.name, choice.agent, report, comparison_id=self.clock.token_hex(6)
             )
             self.notify(f"Comparison {comparison_id} stored: playground comparisons show {comparison_id}")
         return self.reports
@@ -383,7 +353,7 @@ class CompareScreen(Screen[None]):
         ):
             return
         for run in self.sides:
-            run.controller = None
+            run.session = None
             if run.view.running:
                 run.view.status = "aborted"
         if event.state == WorkerState.ERROR:
@@ -394,59 +364,53 @@ class CompareScreen(Screen[None]):
 
     # -- operator actions --------------------------------------------------------------------
 
-    def _controllers(self) -> list[tuple[SideRun, StepController]]:
-        return [(run, run.controller) for run in self.sides if run.controller is not None]
+    def _live(self) -> list[tuple[SideRun, DebugSession]]:
+        return [(run, run.session) for run in self.sides if run.session is not None and not run.session.done]
 
     def action_step(self) -> None:
-        live = self._controllers()
-        if not live:
+        sessions = self._live()
+        together = step_together([session for _, session in sessions])
+        if together.action == "idle" and not self._comparing():
             self.notify("Nothing is running.")
-            return
-        held = [(run, c) for run, c in live if c.pending is not None]
-        if not held:
-            for _, controller in live:
-                controller.pause()
+        elif together.action in ("idle", "holding"):  # idle: between two inputs
+            self._holding = True
             self.notify("Holding both runs at their next gate.")
-            return
-        if len(held) < len(live):
-            waiting = ", ".join(run.key for run, c in live if c.pending is None)
+        elif together.action == "waiting":
+            waiting = ", ".join(run.key for run, session in sessions if session in together.sessions)
             self.notify(f"Lockstep: waiting for {waiting} to reach its gate.")
-            return
-        for run, controller in held:
-            controller.step()
-            run.view.release()
-        self._redraw()
+        else:
+            for run, session in sessions:
+                if session in together.sessions:
+                    run.view.release()
+            self._redraw()
 
     def action_continue(self) -> None:
-        live = self._controllers()
-        if not live:
+        sessions = self._live()
+        if not self._comparing():
             self.notify("Nothing is running.")
             return
-        for run, controller in live:
-            held = controller.pending is not None
-            controller.resume()
-            if held:
+        self._holding = False
+        for run, session in sessions:
+            if session.resume():
                 run.view.release()
         self._redraw()
 
     def action_pause(self) -> None:
-        live = self._controllers()
-        if not live:
+        if not self._comparing():
             self.notify("Nothing is running.")
             return
-        for _, controller in live:
-            controller.pause()
+        self._holding = True
+        for _, session in self._live():
+            session.hold()
         self.notify("Holding both runs at their next gate.")
 
     def action_abort(self) -> None:
-        live = self._controllers()
-        if not live:
+        sessions = self._live()
+        if not sessions:
             self.notify("Nothing is running.")
             return
-        for run, controller in live:
-            held = controller.pending is not None
-            controller.abort()
-            if held:
+        for run, session in sessions:
+            if session.abort():
                 run.view.release()
         self._redraw()
 
@@ -462,6 +426,6 @@ class CompareScreen(Screen[None]):
         self.notify("Aborting both runs…")
 
     async def action_quit_app(self) -> None:
-        for _, controller in self._controllers():
-            controller.abort()
+        for _, session in self._live():
+            session.abort()
         await self.app.action_quit()

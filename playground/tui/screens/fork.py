@@ -18,12 +18,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from playground.debug import DebugSession
 from playground.engine import events as ev
-from playground.engine.clock import SYSTEM_CLOCK, Clock
-from playground.engine.controller import Controller
-from playground.engine.runtime import EventSink, LLMFactory
-from playground.replay import ReplayOutcome, Variant, fork_session, replay_session, step_kind
-from playground.store.store import Store
+from playground.replay import ReplayOutcome, Variant, step_kind
 from playground.tui.state import possessive
 
 BranchMode = Literal["fork", "replay"]
@@ -97,40 +94,12 @@ class Branch:
             what += f" · {self.variant.agent} on {self.variant.model}"
         return what
 
-    def start(
-        self,
-        store: Store,
-        live: list[EventSink],
-        base: LLMFactory,
-        controller: Controller | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-        tracer: EventSink | None = None,
-    ) -> Awaitable[ReplayOutcome]:
-        """Run the branch under ``controller``; its events go to ``live`` as they happen."""
+    def start(self, session: DebugSession) -> Awaitable[ReplayOutcome]:
+        """Run the branch in ``session`` (under its controller, its events to its sinks)."""
         if self.mode == "fork":
             assert self.at is not None
-            return fork_session(
-                store,
-                self.session_id,
-                self.at.step,
-                variant=self.variant,
-                live=live,
-                base=base,
-                controller=controller,
-                clock=clock,
-                tracer=tracer,
-            )
-        return replay_session(
-            store,
-            self.session_id,
-            variant=self.variant,
-            live=live,
-            base=base,
-            force=True,
-            controller=controller,
-            clock=clock,
-            tracer=tracer,
-        )
+            return session.fork(self.session_id, self.at.step, variant=self.variant)
+        return session.replay(self.session_id, variant=self.variant, force=True)
 
     def summary(self, outcome: ReplayOutcome) -> str:
         """One line for the operator once it ran."""

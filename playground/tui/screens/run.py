@@ -14,12 +14,13 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input
 from textual.worker import Worker, WorkerState
 
+from playground.debug import DebugSession
 from playground.engine.clock import SYSTEM_CLOCK, Clock
 from playground.engine.controller import StepController
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError
 from playground.replay import Variant
-from playground.service import active_agents, run_session
+from playground.service import active_agents
 from playground.spec.identity import canonical_spec, version_id_of_json
 from playground.spec.load import System
 from playground.spec.models import AgentSpec
@@ -209,8 +210,8 @@ class RunScreen(Screen[None]):
         """Breakpoints (``agent:NAME``, ``handoff:*``, ``tool:*``), shared with the running controller."""
         self.metric_points: set[MetricPoint] = set()
         """Breakpoints on an agent's cost or latency so far, shared with the running controller."""
-        self.controller: StepController | None = None
-        """The controller of the run in progress, if any."""
+        self.debug: DebugSession | None = None
+        """The debug session of the run in progress, if any: the operator's actions drive it."""
         self.specs: dict[str, AgentSpec] = dict(system.spec.agents)
         """The active spec of each agent (what the next run uses)."""
         self.last_result: RunResult | None = None
@@ -323,12 +324,25 @@ class RunScreen(Screen[None]):
             return self.caption or self.system.spec.description
         return "breakpoints: " + ", ".join(points)
 
-    def _controller(self, *, stepping: bool, bridge: Bridge) -> MetricController:
-        return MetricController(
-            stepping=stepping,
-            breakpoints=self.breakpoints,
+    @property
+    def controller(self) -> StepController | None:
+        """The step controller of the run in progress, if any (its debug session's)."""
+        return self.debug.controller if self.debug is not None else None
+
+    def _session(self, *, stepping: bool, bridge: Bridge) -> DebugSession:
+        """A debug session for the next run, its events and pauses streaming to ``bridge``."""
+        controller = MetricController(
+            stepping=stepping, breakpoints=self.breakpoints, metric_points=self.metric_points
+        )
+        return DebugSession(
+            self.system,
+            self.store,
+            llm_factory=self.llm_factory,
+            controller=controller,
+            live=[bridge, controller.observe],
             on_pause=bridge.on_pause,
-            metric_points=self.metric_points,
+            clock=self.clock,
+            tracer=getattr(self.app, "tracer", None),
         )
 
     def _show_inspector(self) -> None:
@@ -431,30 +445,21 @@ class RunScreen(Screen[None]):
             self.notify("A run is in progress: c continues it, a aborts it.", severity="warning")
             return
         bridge = Bridge(self)
-        controller = self._controller(stepping=stepping, bridge=bridge)
-        self._bridge, self.controller = bridge, controller
+        session = self._session(stepping=stepping, bridge=bridge)
+        self._bridge, self.debug = bridge, session
         self._clear_selection()
         self.caption = ""
         self.view.reset()
         self.view.status = "running"
         self._redraw()
         self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
-        self.run_request(request, controller, bridge)
+        self.run_request(request, session, bridge)
 
     @work(exclusive=True, exit_on_error=False, group="run")
-    async def run_request(self, request: str, controller: StepController, bridge: Bridge) -> RunResult:
-        """Run ``request`` through the system; events come back through ``bridge``."""
+    async def run_request(self, request: str, session: DebugSession, bridge: Bridge) -> RunResult:
+        """Run ``request`` in ``session``; events come back through ``bridge``."""
         try:
-            return await run_session(
-                self.system,
-                request,
-                store=self.store,
-                controller=controller,
-                live=[bridge, controller.observe] if isinstance(controller, MetricController) else [bridge],
-                llm_factory=self.llm_factory,
-                clock=self.clock,
-                tracer=getattr(self.app, "tracer", None),
-            )
+            return await session.run(request)
         finally:
             bridge.close()
 
@@ -465,7 +470,7 @@ class RunScreen(Screen[None]):
             WorkerState.CANCELLED,
         ):
             return
-        self.controller = None
+        self.debug = None
         if event.state == WorkerState.SUCCESS:
             result = event.worker.result
             self.last_result = result if isinstance(result, RunResult) else None
@@ -487,47 +492,45 @@ class RunScreen(Screen[None]):
 
     # -- operator actions --------------------------------------------------------------------
 
-    def _held(self) -> StepController | None:
-        controller = self.controller
-        return controller if controller is not None and controller.pending is not None else None
+    def _held(self) -> DebugSession | None:
+        session = self.debug
+        return session if session is not None and session.pending is not None else None
 
     def action_step(self) -> None:
-        controller = self.controller
-        if controller is None:
+        session = self.debug
+        if session is None:
             self._start(stepping=True)
-        elif controller.pending is not None:
-            controller.step()
+        elif session.step():
             self.view.release()
             self._redraw()
         else:
-            controller.pause()
             self.notify("Pausing at the next gate.")
 
     def action_continue(self) -> None:
-        controller = self.controller
-        if controller is None:
+        session = self.debug
+        if session is None:
             self._start(stepping=False)
             return
-        controller.resume()
+        session.resume()
         self.view.release()
         self._redraw()
 
     def action_pause(self) -> None:
-        controller = self.controller
-        if controller is None:
+        session = self.debug
+        if session is None:
             self.notify("Nothing is running. s runs the typed request step by step.")
-        elif controller.pending is not None:
+        elif session.pending is not None:
             self.notify("Already paused: s steps, c continues.")
         else:
-            controller.pause()
+            session.hold()
             self.notify("Pausing at the next gate.")
 
     def action_retry(self) -> None:
-        controller = self._held()
-        if controller is None:
+        session = self._held()
+        if session is None:
             self.notify("Retry works on a held step: pause (p) or step (s) first.", severity="warning")
             return
-        error = controller.retry()
+        error = session.retry()
         if error is not None:
             self.notify(f"Cannot retry: {error}.", severity="warning")
             return
@@ -535,9 +538,9 @@ class RunScreen(Screen[None]):
         self._redraw()
 
     def action_edit(self) -> None:
-        controller = self._held()
-        gate = controller.pending if controller is not None else None
-        if controller is None or gate is None:
+        session = self._held()
+        gate = session.pending if session is not None else None
+        if session is None or gate is None:
             self.notify(
                 "Nothing is held to edit: step (s) to a handoff or tool call first.", severity="warning"
             )
@@ -560,9 +563,9 @@ class RunScreen(Screen[None]):
             return gate.validate({**payload, field: value})
 
         def deliver(value: dict[str, Any] | None) -> None:
-            if value is None or self.controller is not controller or controller.pending is not gate:
+            if value is None or self.debug is not session or session.pending is not gate:
                 return
-            error = controller.edit({**payload, field: value})
+            error = session.edit({**payload, field: value})
             if error is not None:
                 self.notify(f"Edit rejected: {error}", severity="error")
                 return
@@ -572,19 +575,19 @@ class RunScreen(Screen[None]):
 
         self.app.push_screen(EditPayloadScreen(what, dict(payload.get(field) or {}), validate), deliver)
 
-    def _held_approval(self) -> StepController | None:
-        """The controller, when the run is held at a tool call that needs approval."""
-        controller = self._held()
-        if controller is None or controller.pending is None or not controller.pending.payload.get("approval"):
+    def _held_approval(self) -> DebugSession | None:
+        """The debug session, when the run is held at a tool call that needs approval."""
+        session = self._held()
+        if session is None or session.pending is None or not session.pending.payload.get("approval"):
             self.notify("No tool call is waiting for approval.", severity="warning")
             return None
-        return controller
+        return session
 
     def action_approve(self) -> None:
-        controller = self._held_approval()
-        if controller is None:
+        session = self._held_approval()
+        if session is None:
             return
-        error = controller.approve()
+        error = session.approve()
         if error is not None:
             self.notify(f"Cannot approve: {error}.", severity="warning")
             return
@@ -592,15 +595,15 @@ class RunScreen(Screen[None]):
         self._redraw()
 
     def action_deny(self) -> None:
-        controller = self._held_approval()
-        gate = controller.pending if controller is not None else None
-        if controller is None or gate is None:
+        session = self._held_approval()
+        gate = session.pending if session is not None else None
+        if session is None or gate is None:
             return
 
         def deliver(reason: str | None) -> None:
-            if reason is None or self.controller is not controller or controller.pending is not gate:
+            if reason is None or self.debug is not session or session.pending is not gate:
                 return
-            error = controller.deny(reason)
+            error = session.deny(reason)
             if error is not None:
                 self.notify(f"Cannot deny: {error}.", severity="warning")
                 return
@@ -611,13 +614,11 @@ class RunScreen(Screen[None]):
         self.app.push_screen(DenyReasonScreen(call_text(gate, 120)), deliver)
 
     def action_abort(self) -> None:
-        controller = self.controller
-        if controller is None:
+        session = self.debug
+        if session is None:
             self.notify("Nothing is running.")
             return
-        held = controller.pending is not None
-        controller.abort()
-        if held:
+        if session.abort():
             self.view.release()
             self._redraw()
         else:
@@ -789,31 +790,24 @@ class RunScreen(Screen[None]):
         self.query_one("#request", Input).value = branch.request
         bridge = Bridge(self)
         # Forks and replays run under the same debugger as any run: s, c, p, a work on them.
-        controller = self._controller(stepping=False, bridge=bridge)
-        self._bridge, self.controller = bridge, controller
+        session = self._session(stepping=False, bridge=bridge)
+        self._bridge, self.debug = bridge, session
         self._clear_selection()
         self.view.reset()
         self.view.status = "running"
         self.caption = branch.describe()
         self._redraw()
         self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
-        self.run_branch(branch, bridge, controller)
+        self.run_branch(branch, bridge, session)
 
     @work(exclusive=True, exit_on_error=False, group="run")
-    async def run_branch(self, branch: Branch, bridge: Bridge, controller: StepController) -> RunResult:
-        """Run a fork or replay live; its events come back through ``bridge``."""
+    async def run_branch(self, branch: Branch, bridge: Bridge, session: DebugSession) -> RunResult:
+        """Run a fork or replay live in ``session``; its events come back through ``bridge``."""
         try:
-            outcome = await branch.start(
-                self.store,
-                [bridge, controller.observe] if isinstance(controller, MetricController) else [bridge],
-                self.llm_factory,
-                controller,
-                self.clock,
-                tracer=getattr(self.app, "tracer", None),
-            )
+            outcome = await branch.start(session)
         finally:
             bridge.close()
-            self.controller = None
+            self.debug = None
         self.notify(branch.summary(outcome), timeout=8)
         return outcome.result
 
@@ -821,7 +815,7 @@ class RunScreen(Screen[None]):
         self.app.push_screen(SessionsScreen(self.store, self.system.name))
 
     def action_back(self) -> None:
-        if self.controller is None:
+        if self.debug is None:
             self.dismiss(None)
             return
         # Leaving would cancel the run's worker before it records the session (it would stay
