@@ -190,11 +190,9 @@ def resolve_model(model: str) -> str:
         name, provider, _, _ = litellm.get_llm_provider(model=model)
     except Exception:  # litellm raises its BadRequestError, or others on odd input
         prefix = model.split("/", 1)[0] if "/" in model else ""
-        why = f"{prefix!r} is not a provider litellm knows" if prefix else "it names no provider"
+        what = f"{prefix!r} is not a provider litellm knows" if prefix else f"litellm does not know {model!r}"
         raise ModelRequestError(
-            f"litellm cannot tell which provider serves {model!r}: {why}; write it as"
-            " provider/model, e.g. openai/gpt-4o-mini, anthropic/claude-3-5-haiku-latest, ollama/llama3.1",
-            model=model,
+            f"{what}: write provider/model, e.g. openai/gpt-4o-mini or ollama/llama3.1", model=model
         ) from None
     return model if model.startswith(f"{provider}/") else f"{provider}/{name}"
 

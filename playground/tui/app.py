@@ -171,7 +171,8 @@ class PlaygroundApp(App[int]):
         screen = self.screen
         if isinstance(screen, KeysScreen):
             return
-        title = " · ".join(t for t in (screen.title or self.title, type(screen).__name__) if t)
+        kind = type(screen).__name__.removesuffix("Screen").lower() or "this"
+        title = f"{screen.title or self.title} · {kind} screen"
         self.push_screen(KeysScreen(title, key_rows(self, screen)))
 
     async def action_home(self) -> None:

@@ -86,7 +86,7 @@ class HomeScreen(Screen[None]):
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Static(
             "enter opens the selected system, or a session read-only · tab switches lists · "
-            "o all sessions · ctrl+p commands",
+            "o all sessions · ? keys · ctrl+p commands",
             id="home-hint",
         )
         yield Footer()

@@ -33,26 +33,27 @@ def key_rows(app: App[Any], screen: Screen[Any]) -> list[KeyRow]:
     footer and the key dispatch use), grouped by action; then the screen's keys that the focused
     text box swallows while it has focus.
 
-    Keys of Textual's own widgets (a text box's cursor keys, a table's) are left out: they
-    are the widget's ordinary editing and moving keys, not this screen's.
+    Keys of Textual's own widgets (a text box's cursor keys, a table's, a container's
+    scrolling) are left out: they are the ordinary editing and moving keys, not this screen's.
     """
     grouped: dict[tuple[int, str], list[str]] = {}
     info: dict[tuple[int, str], tuple[Binding, object, bool, str]] = {}
     for active in screen.active_bindings.values():
         node, binding = active.node, active.binding
-        if isinstance(node, Widget) and not isinstance(node, Screen) and not _ours(node):
+        if isinstance(node, Widget) and not isinstance(node, Screen) and not _ours(node, binding):
             continue
         if binding.system:
             continue
         slot = (id(node), binding.action)
         grouped.setdefault(slot, []).append(app.get_key_display(binding))
-        info.setdefault(slot, (binding, node, active.enabled, active.tooltip or binding.tooltip))
+        if slot not in info or (binding.id and not info[slot][0].id):  # ours (with an id) say more
+            info[slot] = (binding, node, active.enabled, active.tooltip or binding.tooltip)
     rows = [
         KeyRow(
             tuple(dict.fromkeys(keys)),
             binding.description or binding.action,
             tooltip,
-            _where(node, screen),
+            _where(node, binding, screen),
             enabled,
         )
         for slot, keys in grouped.items()
@@ -77,13 +78,22 @@ def key_rows(app: App[Any], screen: Screen[Any]) -> list[KeyRow]:
     return rows
 
 
-def _ours(node: Widget) -> bool:
-    return type(node).__module__.startswith("playground.")
+def _ours(node: Widget, binding: Binding) -> bool:
+    """Whether one of the playground's own widget classes declares ``binding`` (a widget of
+    ours that inherits Textual's scrolling keys keeps them out of the list)."""
+    return any(
+        isinstance(b, Binding) and b.action == binding.action
+        for cls in type(node).__mro__
+        if cls.__module__.startswith("playground.")
+        for b in cls.__dict__.get("BINDINGS", [])
+    )
 
 
-def _where(node: object, screen: Screen[Any]) -> str:
+def _where(node: object, binding: Binding, screen: Screen[Any]) -> str:
     if node is screen:
-        return "screen"
+        # Textual's keys of every screen (tab, copy) are not this screen's own.
+        own = type(screen).__dict__.get("BINDINGS", [])
+        return "screen" if any(isinstance(b, Binding) and b.action == binding.action for b in own) else "app"
     if isinstance(node, App):
         return "app"
     return type(node).__name__

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -87,31 +87,25 @@ class ModelSwapScreen(ModalScreen[ModelChoice | None]):
         self.choices = choices
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="swap-dialog", classes="dialog"):
+        with VerticalScroll(id="swap-dialog", classes="dialog"):
             yield Label(f"Model for {self.agent} (now {self.current})", classes="dialog-title")
             yield Static("Models in use:", classes="dim")
             yield OptionList(
                 *(Option(f"{m}  (current)" if m == self.current else m, id=m) for m in self.choices),
                 id="swap-choices",
             )
-            yield Static("Or type any litellm model string, with its provider:", classes="dim")
+            yield Static("Or type a litellm model string, with its provider:", classes="dim")
             yield Input(
                 placeholder="e.g. openai/gpt-4o-mini, ollama/llama3.1, scripted/label", id="swap-input"
             )
-            yield Static(
-                "API key from the environment variable (its name, never the key; empty for none):",
-                classes="dim",
-            )
+            yield Static("api_key_env, the variable holding the API key (not the key):", classes="dim")
             yield Input(
                 str(self.spec.model_settings.get("api_key_env") or ""),
                 placeholder="e.g. OPENAI_API_KEY",
                 id="swap-key-env",
             )
             yield Static("", id="swap-error", classes="error")
-            yield Static(
-                "A new version of the agent is recorded and runs from the next request.",
-                classes="dim",
-            )
+            yield Static("Saved as a new version of the agent; the next run uses it.", classes="dim")
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
