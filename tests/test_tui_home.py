@@ -83,6 +83,7 @@ async def test_esc_goes_home_from_a_run_opened_there_and_home_lists_the_new_sess
         await pilot.press("escape")
         await finish(pilot)
         assert app.screen is home
+        assert isinstance(home, HomeScreen)
         # Listed without f5, with its whole id (what replay, diff and export take).
         assert [row.session_id for row in home.sessions] == [session_id]
         assert session_id in screen_text(app)
@@ -122,7 +123,7 @@ async def test_home_from_a_run_screen_opened_on_one_system(system: System, tmp_p
         screen = await run_screen(pilot)
         titles = {c.title: c for c in app.get_system_commands(screen)}
         assert "Home (H)" in titles
-        await titles["Home (H)"].callback()  # type: ignore[misc]  # the palette awaits it too
+        await titles["Home (H)"].callback()  # the palette awaits it too
         await finish(pilot)
         home = app.screen
         assert isinstance(home, HomeScreen) and len(app.screen_stack) == 2
@@ -230,8 +231,9 @@ async def test_the_model_dialog_checks_the_provider_and_sets_the_key_variable(
         screen.query_one("#pane-billing", AgentPane).focus()
         await pilot.press("m")
         await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, ModelSwapScreen)
+        first = app.screen
+        assert isinstance(first, ModelSwapScreen)
+        dialog = first
         model, key_env = dialog.query_one("#swap-input", Input), dialog.query_one("#swap-key-env", Input)
 
         async def submit(value: str) -> str:
@@ -266,8 +268,9 @@ async def test_the_model_dialog_checks_the_provider_and_sets_the_key_variable(
         # Back to scripted (no litellm check), the key variable cleared.
         await pilot.press("m")
         await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, ModelSwapScreen)
+        second = app.screen
+        assert isinstance(second, ModelSwapScreen)
+        dialog = second
         assert dialog.query_one("#swap-key-env", Input).value == "BILLING_OPENAI_KEY"
         dialog.query_one("#swap-key-env", Input).value = ""
         model = dialog.query_one("#swap-input", Input)
@@ -296,7 +299,7 @@ async def test_saving_an_edit_unchanged_is_no_edit(system: System, tmp_path: Pat
         area.text = json.dumps(json.loads(area.text))  # the same object, written differently
         await pilot.press("ctrl+s")
         await pilot.pause()
-        assert app.screen is screen  # type: ignore[comparison-overlap]  # narrowed before the awaits
+        assert app.screen is screen
         await step_until(pilot, screen, "model_call", "billing")  # it stepped, as before
         await pilot.press("c")
         await finish(pilot)
