@@ -332,3 +332,19 @@ async def test_payload_and_history_tokens_say_they_are_estimates(system: System,
         assert "payload ≈" in text and "full history ≈" in text
         # The timeline's row (cut to its column here): its label says so too.
         assert [s.label for s in screen.view.steps if s.kind == "handoff"] == ["handoff → billing · ≈19 tok"]
+
+
+def test_snapshot_keys_of_the_run_screen_at_80x24(snap_compare: Any, tmp_path: Path) -> None:
+    """The ``?`` list over the run screen in the smallest terminal: it fits and scrolls."""
+    from tests.test_tui import snapshot_workspace
+
+    app = make_app(load_system(snapshot_workspace(tmp_path) / "router.yaml"), tmp_path)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        screen = await run_screen(pilot)
+        screen.query_one("#pane-router", AgentPane).focus()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, KeysScreen)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

@@ -42,7 +42,7 @@ def key_rows(app: App[Any], screen: Screen[Any]) -> list[KeyRow]:
         node, binding = active.node, active.binding
         if isinstance(node, Widget) and not isinstance(node, Screen) and not _ours(node, binding):
             continue
-        if binding.system:
+        if binding.system or binding.key.startswith("super+"):  # super: a macOS twin of a ctrl key
             continue
         slot = (id(node), binding.action)
         grouped.setdefault(slot, []).append(app.get_key_display(binding))
