@@ -314,6 +314,29 @@ async def test_saving_an_edit_unchanged_is_no_edit(system: System, tmp_path: Pat
         assert any("Nothing changed" in m for m in messages(app))
 
 
+async def test_approving_arguments_saved_unchanged_is_a_plain_approval(tmp_path: Path) -> None:
+    from tests import test_tui_approval as approval
+
+    (tmp_path / "tools.py").write_text(approval.TOOLS)
+    (tmp_path / "refunds.yaml").write_text(approval.SYSTEM)
+    app = make_app(load_system(tmp_path / "refunds.yaml"), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await approval.held_for_approval(pilot, screen)
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, EditPayloadScreen)
+        await pilot.press("ctrl+s")
+        await finish(pilot)
+        result = screen.last_result
+        assert result is not None and result.output == "told them: refunded 40 on A-17"
+        [decided] = [e for e in result.events if isinstance(e, ev.ApprovalDecided)]
+        assert decided.verdict == "approved" and not decided.edited
+        actions = [e.action for e in result.events if isinstance(e, ev.OperatorActed)]
+        assert "edit" not in actions
+    assert approval.ran(tmp_path) == ["refund A-17 40"]
+
+
 # -- item 11e: token figures are estimates ---------------------------------------------------
 
 
