@@ -100,7 +100,7 @@ def _where(node: object, binding: Binding, screen: Screen[Any]) -> str:
 
 
 class KeysScreen(ModalScreen[None]):
-    """The keys of one screen, with what each does. Any of esc, ``?`` or f1 closes it.
+    """The keys of one screen, with what each does. Any of esc, ``?``, f1 or q closes it.
 
     Args:
         title: The screen's name, as its header shows it.
