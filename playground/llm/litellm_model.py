@@ -174,6 +174,29 @@ async def preload() -> None:
         await asyncio.to_thread(load_litellm)
 
 
+def resolve_model(model: str) -> str:
+    """``model`` as an agent should record it: with its provider in front.
+
+    ``ollama/llama3.1`` stays as written; a bare name litellm knows gets the provider litellm
+    infers (``gpt-4o`` -> ``openai/gpt-4o``), so the version says which provider it calls.
+    Asks ``litellm.get_llm_provider``, so it blocks for litellm's import the first time:
+    call it from a thread.
+
+    Raises:
+        ModelRequestError: litellm cannot tell which provider serves ``model``.
+    """
+    litellm = load_litellm()
+    try:
+        name, provider, _, _ = litellm.get_llm_provider(model=model)
+    except Exception:  # litellm raises its BadRequestError, or others on odd input
+        prefix = model.split("/", 1)[0] if "/" in model else ""
+        what = f"{prefix!r} is not a provider litellm knows" if prefix else f"litellm does not know {model!r}"
+        raise ModelRequestError(
+            f"{what}: write provider/model, e.g. openai/gpt-4o-mini or ollama/llama3.1", model=model
+        ) from None
+    return model if model.startswith(f"{provider}/") else f"{provider}/{name}"
+
+
 @dataclass
 class _PartialCall:
     id: str = ""

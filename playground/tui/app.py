@@ -45,6 +45,22 @@ class PlaygroundApp(App[int]):
     TITLE = "Agent Playground"
     BINDINGS = [
         Binding("q", "quit", "Quit", id="app.quit", tooltip="Quit; a run in progress is aborted first"),
+        Binding(
+            "question_mark,f1",
+            "show_keys",
+            "Keys",
+            show=False,
+            id="app.keys",
+            tooltip="List the keys of this screen and what each does",
+        ),
+        Binding(
+            "H",
+            "home",
+            "Home",
+            show=False,
+            id="app.home",
+            tooltip="Back to the home screen: the systems and the recent sessions",
+        ),
     ]
 
     def __init__(
@@ -128,6 +144,63 @@ class PlaygroundApp(App[int]):
 
         await self.push_screen(DiffScreen(self.store, message.a, message.b))
 
+    @property
+    def screenshot_dir(self) -> Path:
+        """Where screenshots go: ``screenshots/`` beside the store, so under the workspace."""
+        return self.db_path.parent.resolve() / "screenshots"
+
+    def deliver_screenshot(
+        self, filename: str | None = None, path: str | None = None, time_format: str | None = None
+    ) -> str | None:
+        """Save an SVG of the screen in :attr:`screenshot_dir` (created if need be) unless told
+        where; Textual's default, the user's Downloads folder, may not exist."""
+        if path is None:
+            folder = self.screenshot_dir
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                self.notify(f"cannot create {folder}: {exc}", title="Screenshot", severity="error")
+                return None
+            path = str(folder)
+        return super().deliver_screenshot(filename, path, time_format)
+
+    def action_show_keys(self) -> None:
+        """Open the list of the current screen's keys (built from its active bindings)."""
+        from playground.tui.screens.keys import KeysScreen, key_rows
+
+        screen = self.screen
+        if isinstance(screen, KeysScreen):
+            return
+        kind = type(screen).__name__.removesuffix("Screen").lower() or "this"
+        title = f"{screen.title or self.title} · {kind} screen"
+        self.push_screen(KeysScreen(title, key_rows(self, screen)))
+
+    async def action_home(self) -> None:
+        """Back to the home screen: the screens above it close (opened on one system, the
+        home screen replaces them). A screen whose run is in progress is never closed."""
+        stack = self.screen_stack
+        home = next((s for s in stack if isinstance(s, HomeScreen)), None)
+        leaving = stack[stack.index(home) + 1 :] if home is not None else stack[1:]
+        if any(w.group == "run" and w.is_running and w.node in leaving for w in self.workers):
+            self.notify(
+                "A run is in progress: abort it (a) or let it finish, then go home.",
+                title="cannot go home yet",
+                severity="warning",
+            )
+            return
+        if home is not None:
+            while self.screen is not home:
+                await self.pop_screen()
+            return
+        while len(self.screen_stack) > 2:
+            await self.pop_screen()
+        await self.switch_screen(HomeScreen(self.store, self.agents_dir))
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "home":
+            return not isinstance(self.screen, HomeScreen)
+        return True
+
     async def action_quit(self) -> None:
         """Abort runs in progress (so their sessions record as aborted), then exit."""
         running = [s for s in self.screen_stack if isinstance(s, RunScreen) and s.controller is not None]
@@ -141,6 +214,13 @@ class PlaygroundApp(App[int]):
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield SystemCommand(
+            "Keys of this screen (?)", "What each key does here, and where", self.action_show_keys
+        )
+        if not isinstance(screen, HomeScreen):
+            yield SystemCommand(
+                "Home (H)", "Back to the home screen: the systems and the recent sessions", self.action_home
+            )
         if isinstance(screen, RunScreen):
             yield from screen.palette_commands()
 

@@ -881,7 +881,7 @@ class RunView:
         self._instant(
             event,
             "handoff",
-            f"handoff → {event.target} · {event.payload_tokens} tok",
+            f"handoff → {event.target} · ≈{event.payload_tokens} tok",  # an estimate: no tokenizer
             "ok",
             step=event.step,
             handoff=view,

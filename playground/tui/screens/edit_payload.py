@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from textual.app import ComposeResult
@@ -15,8 +16,18 @@ from textual.widgets import Button, Label, Static, TextArea
 from playground.bounds import LimitExceeded, loads_bounded
 
 
-class EditPayloadScreen(ModalScreen[dict[str, Any] | None]):
-    """Returns the edited object, or None when cancelled.
+@dataclass(frozen=True)
+class Edited:
+    """What the operator saved in the dialog."""
+
+    value: dict[str, Any]
+    changed: bool
+    """Whether ``value`` differs from the held value (as JSON: ``1``, ``1.0`` and ``true``
+    differ). Saved unchanged, it is no edit: the held step runs as it was, with no edit event."""
+
+
+class EditPayloadScreen(ModalScreen[Edited | None]):
+    """Returns what was saved (:class:`Edited`), or None when cancelled.
 
     Args:
         title: What is being edited.
@@ -74,7 +85,11 @@ class EditPayloadScreen(ModalScreen[dict[str, Any] | None]):
         if problem is not None:
             error.update(f"rejected: {problem}")
             return
-        self.dismiss(value)
+        self.dismiss(Edited(value, _canonical(value) != _canonical(self.value)))
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+def _canonical(value: dict[str, Any]) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)

@@ -86,7 +86,7 @@ class HomeScreen(Screen[None]):
         yield DataTable(id="sessions", cursor_type="row", zebra_stripes=True)
         yield Static(
             "enter opens the selected system, or a session read-only · tab switches lists · "
-            "o all sessions · ctrl+p commands",
+            "o all sessions · ? keys · ctrl+p commands",
             id="home-hint",
         )
         yield Footer()
@@ -97,11 +97,19 @@ class HomeScreen(Screen[None]):
         systems = self.query_one("#systems", DataTable)
         systems.add_columns("system", "pattern", "agents", "description")
         sessions = self.query_one("#sessions", DataTable)
-        sessions.add_columns("when", "system", "status", "path", "cost (USD)", "request")
+        sessions.add_columns("when", "session", "system", "status", "path", "cost (USD)", "request")
         systems.focus()
-        await self.action_reload()
+        self._load_systems()
+
+    async def on_screen_resume(self) -> None:
+        """Shown again (back from a run, say): what ran meanwhile is listed without f5."""
+        await self._load_sessions()
 
     async def action_reload(self) -> None:
+        self._load_systems()
+        await self._load_sessions()
+
+    def _load_systems(self) -> None:
         self.systems = discover_systems(self.agents_dir)
         table = self.query_one("#systems", DataTable)
         table.clear()
@@ -118,13 +126,18 @@ class HomeScreen(Screen[None]):
             )
         if not self.systems:
             table.add_row(Text(f"no system files in {self.agents_dir}/", "dim"), "", "", "")
+
+    async def _load_sessions(self) -> None:
         self.sessions = await self.store.sessions(limit=30)
         rows = self.query_one("#sessions", DataTable)
+        cursor = rows.cursor_row
         rows.clear()
         for row in self.sessions:
             when = dt.datetime.fromtimestamp(row.created_at).strftime("%m-%d %H:%M:%S")
             rows.add_row(
                 when,
+                # Whole, never cut: it is what `playground replay`, `diff` and `export` take.
+                Text(row.session_id, "cyan", no_wrap=True, overflow="ignore"),
                 row.system,
                 Text(row.status, STATUS_STYLES.get(row.status, "")),
                 " → ".join(row.path),
@@ -132,7 +145,9 @@ class HomeScreen(Screen[None]):
                 " ".join(row.input.split())[:60],
             )
         if not self.sessions:
-            rows.add_row(Text("no sessions yet", "dim"), "", "", "", "", "")
+            rows.add_row(Text("no sessions yet", "dim"), "", "", "", "", "", "")
+        elif cursor > 0:
+            rows.move_cursor(row=min(cursor, len(self.sessions) - 1))
 
     def action_open(self) -> None:
         if self.focused is self.query_one("#sessions"):

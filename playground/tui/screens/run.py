@@ -29,9 +29,10 @@ from playground.tui.bridge import Bridge
 from playground.tui.metric_breakpoints import MetricController, MetricPoint
 from playground.tui.screens.breakpoint_dialog import BreakpointScreen
 from playground.tui.screens.deny_reason import DenyReasonScreen
-from playground.tui.screens.edit_payload import EditPayloadScreen
+from playground.tui.screens.edit_payload import Edited, EditPayloadScreen
 from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_point
-from playground.tui.screens.model_swap import ModelSwapScreen
+from playground.tui.screens.home import HomeScreen
+from playground.tui.screens.model_swap import ModelChoice, ModelSwapScreen, swapped_spec
 from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
 from playground.tui.state import HandoffView, RunView, Step, TextChunk, possessive
@@ -562,10 +563,21 @@ class RunScreen(Screen[None]):
         def validate(value: dict[str, Any]) -> str | None:
             return gate.validate({**payload, field: value})
 
-        def deliver(value: dict[str, Any] | None) -> None:
-            if value is None or self.debug is not session or session.pending is not gate:
+        def deliver(edited: Edited | None) -> None:
+            if edited is None or self.debug is not session or session.pending is not gate:
                 return
-            error = session.edit({**payload, field: value})
+            if not edited.changed:  # saved as it was: no edit; the held step runs as it would have
+                if payload.get("approval"):
+                    session.approve()
+                elif session.controller.stepping:
+                    session.step()
+                else:
+                    session.resume()
+                self.view.release()
+                self._redraw()
+                self.notify("Nothing changed: no edit recorded, the held step runs as it was.")
+                return
+            error = session.edit({**payload, field: edited.value})
             if error is not None:
                 self.notify(f"Edit rejected: {error}", severity="error")
                 return
@@ -671,24 +683,39 @@ class RunScreen(Screen[None]):
             in_use.update([other.model, *other.fallbacks])
         choices = sorted(in_use)
 
-        def swap(model: str | None) -> None:
-            if model is not None and model != spec.model:
-                self.swap_model(agent, model)
+        def swap(choice: ModelChoice | None) -> None:
+            if choice is not None:
+                self.swap_model(agent, choice.model, choice.api_key_env)
 
-        self.app.push_screen(ModelSwapScreen(agent, spec.model, choices), swap)
+        self.app.push_screen(ModelSwapScreen(agent, spec, choices), swap)
 
     @work(exclusive=True, exit_on_error=False, group="versions")
-    async def swap_model(self, agent: str, model: str) -> None:
-        """Record a new operator version of ``agent`` running ``model`` and make it active."""
+    async def swap_model(self, agent: str, model: str, api_key_env: str | None = None) -> None:
+        """Record a new operator version of ``agent`` running ``model`` (its key from
+        ``api_key_env``: "" drops it, None keeps it) and make it active."""
         spec = self.specs[agent]
-        new_json = canonical_spec(spec.model_copy(update={"model": model}))
+        try:
+            new_spec = swapped_spec(spec, model, api_key_env)
+        except ValueError as exc:
+            self.notify(
+                str(exc), title=f"cannot swap {possessive(agent)} model", severity="error", timeout=10
+            )
+            return
+        new_json = canonical_spec(new_spec)
+        if new_json == canonical_spec(spec):
+            self.notify(f"{agent} already runs {model} so: nothing changed.")
+            return
         wanted = version_id_of_json(new_json)
+        changes = [f"model {spec.model} -> {model}"] if model != spec.model else []
+        key_env = new_spec.model_settings.get("api_key_env")
+        if key_env != spec.model_settings.get("api_key_env"):
+            changes.append(f"api_key_env {key_env or 'none'}")
         try:
             active = await self.store.record_versions(
                 self.system.name,
                 {agent: new_json},
                 source="operator",
-                note=f"model {spec.model} -> {model} (swapped in the TUI)",
+                note=f"{', '.join(changes)} (swapped in the TUI)",
                 activate=True,  # an operator's edit: active even when the store knew this version
             )
         except PlaygroundError as exc:  # this worker does not exit on error: say it here or nowhere
@@ -699,7 +726,8 @@ class RunScreen(Screen[None]):
         assert active.get(agent) == wanted
         await self._load_versions()
         later = " from the next run" if self.view.running else ""
-        self.notify(f"{agent} now runs {model}{later} (version {wanted[:8]}).")
+        key = f", its key from ${key_env}" if key_env else ""
+        self.notify(f"{agent} now runs {model}{key}{later} (version {wanted[:8]}).")
 
     def action_versions(self) -> None:
         """Open the versions screen on the focused agent (the entry agent when none is focused)."""
@@ -847,12 +875,19 @@ class RunScreen(Screen[None]):
             return isinstance(self.focused, Input)
         if action == "back":
             opened_from_a_session = self.recorded is not None or self.branch is not None
-            return opened_from_a_session and not isinstance(self.focused, Input)
+            # Opened from home, esc goes back there once nothing runs (it never aborts a run).
+            from_home = self.controller is None and isinstance(self._below(), HomeScreen)
+            return (opened_from_a_session or from_home) and not isinstance(self.focused, Input)
         if action == "blame":
             return self._blame_key
         if action in ("approve", "deny"):
             return self.recorded is None and self._approval_keys
         return self.recorded is None or action not in READ_ONLY_DISABLED
+
+    def _below(self) -> Screen[Any] | None:
+        """The screen this one was opened from, if any."""
+        stack = self.app.screen_stack
+        return stack[stack.index(self) - 1] if self in stack and stack.index(self) > 0 else None
 
     def action_leave_input(self) -> None:
         if isinstance(self.focused, Input):

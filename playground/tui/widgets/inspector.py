@@ -42,15 +42,13 @@ class Inspector(Static):
         table.add_column("value", overflow="fold", ratio=1)
         for name, type_name, value in handoff.typed_fields(system):
             table.add_row(name, type_name, value)
-        if handoff.history_tokens is not None:
-            history = f"{handoff.history_tokens} tok"
-        else:
-            history = f"≈{handoff.history_estimate} tok"
+        # Both are estimates (about four characters a token, no tokenizer): ≈ says so.
+        history = handoff.history_tokens if handoff.history_tokens is not None else handoff.history_estimate
         sizes = Text.assemble(
             ("payload ", "dim"),
-            (f"{handoff.payload_tokens} tok", "bold green"),
+            (f"≈{handoff.payload_tokens} tok", "bold green"),
             (" · full history ", "dim"),
-            (history, "bold"),
+            (f"≈{history} tok", "bold"),
             (f" · history policy: {handoff.history}", "dim"),
         )
         schema = Text.assemble(("schema ", "dim"), (handoff.schema, "cyan"))
