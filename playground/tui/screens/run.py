@@ -161,6 +161,14 @@ class RunScreen(Screen[None]):
             tooltip="Replay the session: answered from its recording until a request differs",
         ),
         Binding(
+            "g",
+            "graph",
+            "Graph",
+            show=False,
+            id="run.graph",
+            tooltip="The system as a graph: who handles the request now, the edges taken so far",
+        ),
+        Binding(
             "o",
             "open_sessions",
             "Sessions",
@@ -805,6 +813,12 @@ class RunScreen(Screen[None]):
             self.controller = None
         self.notify(branch.summary(outcome), timeout=8)
         return outcome.result
+
+    def action_graph(self) -> None:
+        # Imported here: the graph screen is this action's alone.
+        from playground.tui.screens.graph import GraphScreen
+
+        self.app.push_screen(GraphScreen(self.system, self.view))
 
     def action_open_sessions(self) -> None:
         self.app.push_screen(SessionsScreen(self.store, self.system.name))

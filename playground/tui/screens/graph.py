@@ -1,0 +1,105 @@
+"""The graph screen: the system's agents and edges, following the run live.
+
+Opened with ``g`` from the run screen (a live run or a stored session); ``g`` or ``esc``
+goes back. It reads the run screen's :class:`~playground.tui.state.RunView`, which the run
+screen keeps folding events into while this screen is on top.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+from playground.spec.load import System
+from playground.tui.graph import GraphState, graph_state, topology
+from playground.tui.state import RunView
+from playground.tui.widgets.system_graph import LEGEND, SystemGraph
+
+FOLLOW_S = 0.1
+"""How often the screen looks for news in the run's view (it redraws only on news)."""
+
+
+def status_text(state: GraphState, view: RunView) -> Text:
+    """One line under the graph: the run's status, who handles it now, and its path."""
+    text = Text(no_wrap=False)
+    text.append(state.status, "bold")
+    if view.error is not None:
+        origin = view.error.get("origin")
+        text.append(f": {view.error.get('type')}" + (f" (origin: {origin})" if origin else ""), "bold")
+    if state.active:
+        text.append(" · handling now: ")
+        text.append(", ".join(state.active), "bold")
+    if state.pending is not None:
+        text.append(f" · held before the handoff {state.pending[0]} → {state.pending[1]}")
+    if view.hops:
+        stops = [h.agents[0] if len(h.agents) == 1 else f"[{' ∥ '.join(h.agents)}]" for h in view.hops]
+        text.append(f" · path {' → '.join(stops)}", "dim")
+    elif state.status == "ready":
+        text.append(" · no run yet: type a request on the run screen", "dim")
+    return text
+
+
+class GraphScreen(Screen[None]):
+    """The system as a graph, following ``view``.
+
+    Args:
+        system: The loaded system.
+        view: The run screen's view of the run (live or rebuilt from a stored session).
+    """
+
+    CSS_PATH = "graph.tcss"
+
+    BINDINGS = [
+        Binding("g", "back", "Back", id="graph.back", tooltip="Back to the run"),
+        Binding("escape", "back", "Back", show=False, id="graph.escape", tooltip="Back to the run"),
+    ]
+
+    def __init__(self, system: System, view: RunView) -> None:
+        super().__init__()
+        self.system = system
+        self.view = view
+        self.graph = topology(system.spec)
+        self._seen: object = None
+        """What the view looked like at the last redraw (redraw only when it changes)."""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="graph-body"):
+            yield SystemGraph(self.graph, id="graph")
+        yield Static(id="graph-status")
+        yield Static(Text(LEGEND), id="graph-legend")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        spec = self.system.spec
+        self.title = f"{spec.name} ({spec.pattern}) · graph"
+        self.sub_title = spec.description
+        self.follow()
+        self.set_interval(FOLLOW_S, self.follow)
+
+    def follow(self) -> None:
+        """Redraw from the view if anything the graph shows has changed."""
+        view = self.view
+        seen = (
+            view.status,
+            len(view.hops),
+            len(view.handoffs),
+            len(view.steps),
+            tuple(view.active_agents),
+            (view.gate.agent, view.gate.step, view.gate.kind) if view.gate is not None else None,
+            view.pending_handoff is not None,
+            tuple((agent.state, agent.calls) for agent in view.agents.values()),
+        )
+        if seen == self._seen:
+            return
+        self._seen = seen
+        state = graph_state(view, self.graph)
+        self.query_one(SystemGraph).show(state)
+        self.query_one("#graph-status", Static).update(status_text(state, view))
+
+    def action_back(self) -> None:
+        self.dismiss(None)
