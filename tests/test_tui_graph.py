@@ -23,6 +23,8 @@ from playground.engine.clock import Clock
 from playground.spec import load_system
 from playground.tui.graph import GraphEdge, GraphState, graph_state, topology
 from playground.tui.screens.graph import GraphScreen
+from playground.tui.screens.run import RunScreen
+from playground.tui.screens.sessions import load_recorded
 from playground.tui.state import RunView
 from playground.tui.widgets.system_graph import Drawing, SystemGraph, list_lines
 from tests.helpers import example_copy, fixed_clock
@@ -194,19 +196,19 @@ async def test_the_graph_follows_the_run_live(tmp_path: Path) -> None:
         assert graph.state.active == ["router"] and not graph.state.taken
         assert style_at(graph, "▶ router") == active
 
-        # The run goes on under the graph screen: held before the handoff, its edge is pending.
+        # s steps the run from the graph screen: held before the handoff, its edge is pending.
         assert run.controller is not None
-        run.action_step()
+        await pilot.press("s")
         gate = await run.controller.wait_paused()
         while gate.kind != "handoff":
-            run.action_step()
+            await pilot.press("s")
             gate = await run.controller.wait_paused()
         await shows(pilot, lambda: graph.state.pending == ("router", "billing"))
         assert "held before the handoff router → billing" in screen_text(app)
 
         # Billing handles the request now: it is highlighted, and the edge to it is taken.
         while gate.agent != "billing":
-            run.action_step()
+            await pilot.press("s")
             gate = await run.controller.wait_paused()
         await shows(pilot, lambda: graph.state.active == ["billing"])
         assert graph.state.taken == {("router", "billing")} and graph.state.of("router") == "done"
@@ -219,7 +221,7 @@ async def test_the_graph_follows_the_run_live(tmp_path: Path) -> None:
         assert "┏" in text and "┹" in text and style_at(graph, "┏") == taken
         assert style_at(graph, "┬") != taken
 
-        run.action_continue()
+        await pilot.press("c")
         await finish(pilot)
         await shows(pilot, lambda: graph.state.status == "completed")
         assert graph.state.active == [] and graph.state.of("billing") == "done"
@@ -231,6 +233,32 @@ async def test_the_graph_follows_the_run_live(tmp_path: Path) -> None:
         assert isinstance(app.screen, GraphScreen)
         await pilot.press("escape")
         assert app.screen is run
+
+
+async def test_the_graph_of_a_stored_session(tmp_path: Path) -> None:
+    """A session opened read-only shows the graph of its run; nothing steps there."""
+    app = make_app(load_system(example_copy(tmp_path, "review_cycle")), tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        run = await run_screen(pilot)
+        await type_request(pilot, run, "Our refund policy")
+        await pilot.press("enter")
+        await finish(pilot)
+        recorded = await load_recorded(app.store, run.view.session_id)
+        await app.push_screen(RunScreen(run.system, app.store, recorded=recorded))
+        await pilot.pause()
+        stored = app.screen
+        assert isinstance(stored, RunScreen) and stored.recorded is not None
+        await pilot.press("g")
+        screen = app.screen
+        assert isinstance(screen, GraphScreen) and screen.view is stored.view
+        graph = screen.query_one(SystemGraph)
+        assert graph.state.status == "completed" and ("compliance", "drafter") in graph.state.taken
+        assert graph.state.jumps == (("compliance", "editor", "escalation"),)
+        text = screen_text(app)
+        assert "⇢ compliance → editor (escalation)" in text and "✓ editor" in text
+        assert "Step" not in text and "Back" in text  # the footer offers no stepping here
+        await pilot.press("s")
+        assert app.screen is screen and stored.controller is None
 
 
 async def test_a_narrow_graph_screen_lists_the_agents(tmp_path: Path) -> None:

@@ -2,10 +2,13 @@
 
 Opened with ``g`` from the run screen (a live run or a stored session); ``g`` or ``esc``
 goes back. It reads the run screen's :class:`~playground.tui.state.RunView`, which the run
-screen keeps folding events into while this screen is on top.
+screen keeps folding events into while this screen is on top; ``s``, ``c`` and ``p`` step,
+continue and pause the run from here, so the operator can watch the graph while stepping.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -49,6 +52,8 @@ class GraphScreen(Screen[None]):
     Args:
         system: The loaded system.
         view: The run screen's view of the run (live or rebuilt from a stored session).
+        act: Runs an action of the run screen (``step``, ``continue``, ``pause``); None where
+            nothing runs (a stored session).
     """
 
     CSS_PATH = "graph.tcss"
@@ -56,12 +61,24 @@ class GraphScreen(Screen[None]):
     BINDINGS = [
         Binding("g", "back", "Back", id="graph.back", tooltip="Back to the run"),
         Binding("escape", "back", "Back", show=False, id="graph.escape", tooltip="Back to the run"),
+        Binding("s", "run('step')", "Step", id="graph.step", tooltip="Run to the next gate and pause"),
+        Binding(
+            "c", "run('continue')", "Continue", id="graph.continue", tooltip="Run on to the next breakpoint"
+        ),
+        Binding("p", "run('pause')", "Pause", id="graph.pause", tooltip="Pause the run at the next gate"),
     ]
 
-    def __init__(self, system: System, view: RunView) -> None:
+    def __init__(
+        self,
+        system: System,
+        view: RunView,
+        *,
+        act: Callable[[str], Awaitable[object]] | None = None,
+    ) -> None:
         super().__init__()
         self.system = system
         self.view = view
+        self.act = act
         self.graph = topology(system.spec)
         self._seen: object = None
         """What the view looked like at the last redraw (redraw only when it changes)."""
@@ -103,3 +120,11 @@ class GraphScreen(Screen[None]):
 
     def action_back(self) -> None:
         self.dismiss(None)
+
+    async def action_run(self, action: str) -> None:
+        """Step, continue or pause the run on the run screen; the graph follows."""
+        if self.act is not None:
+            await self.act(action)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return action != "run" or self.act is not None

@@ -818,7 +818,8 @@ class RunScreen(Screen[None]):
         # Imported here: the graph screen is this action's alone.
         from playground.tui.screens.graph import GraphScreen
 
-        self.app.push_screen(GraphScreen(self.system, self.view))
+        act = self.run_action if self.recorded is None else None  # nothing runs on a stored session
+        self.app.push_screen(GraphScreen(self.system, self.view, act=act))
 
     def action_open_sessions(self) -> None:
         self.app.push_screen(SessionsScreen(self.store, self.system.name))
