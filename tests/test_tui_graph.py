@@ -21,7 +21,7 @@ from textual.pilot import Pilot
 from playground.engine import Runtime
 from playground.engine.clock import Clock
 from playground.spec import load_system
-from playground.tui.graph import GraphEdge, GraphState, graph_state, topology
+from playground.tui.graph import EdgeKind, GraphEdge, GraphState, Topology, graph_state, topology
 from playground.tui.screens.graph import GraphScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.sessions import load_recorded
@@ -112,6 +112,28 @@ def test_a_cycle_runs_back_around_the_side_and_the_loop_target_hangs_below() -> 
     assert graph.roles["editor"] == "on loop"
     drawn = plain(Drawing(graph, GraphState()).lines({})).splitlines()
     assert "drafter │◀─┐" in drawn[1] and "compliance ├─┘" in drawn[9]
+
+
+def test_neighbours_hand_off_across_the_gap_and_a_tangle_is_a_list() -> None:
+    handoff: EdgeKind = "handoff"
+    fan = [GraphEdge("r", name, handoff) for name in ("a", "b", "x")]
+    layers = (("r",), ("a", "b", "x"), ("c",))
+    down = [GraphEdge("a", "c", handoff), GraphEdge("b", "c", handoff)]
+    graph = Topology("router", "r", layers, (*fan, *down, GraphEdge("a", "b", handoff)))
+    drawing = Drawing(graph, GraphState(taken=frozenset({("a", "b")})))
+    assert drawing.clean and drawing.side == [GraphEdge("a", "b", handoff)]
+    assert "│   a ┝━━▶│   b │" in plain(drawing.lines({}))
+    # Two skips into one layer: one of them would run behind the other's box.
+    skips = (GraphEdge("r", "c", handoff), GraphEdge("r", "d", handoff))
+    tangled = Topology("router", "r", (*layers[:2], ("c", "d")), (*fan, *down, *skips))
+    assert not Drawing(tangled, GraphState()).clean
+    assert not Drawing(tangled, GraphState(), detailed=True).clean
+    widget = SystemGraph(tangled)
+    widget.room = 100
+    assert widget.mode(500) == "list"
+    drawable = SystemGraph(graph)
+    drawable.room = 100
+    assert drawable.mode(500) == "detailed" and drawable.mode(40) == "layered"
 
 
 def test_too_narrow_for_the_layers_it_is_a_list() -> None:

@@ -2,9 +2,10 @@
 highlighted, the edges taken so far in heavy lines.
 
 Layers run top to bottom (a router's fan-out, a supervisor's workers, a pipeline's stages
-with a parallel group side by side); an edge that is not between neighbouring layers (a cycle
-back, a skip) runs around the right. Too narrow for that, it is a list: each agent and the
-edges out of it.
+with a parallel group side by side); an edge between neighbours of one layer runs in the gap
+between them, and any other that is not between neighbouring layers (a cycle back, a skip)
+runs around the right. Too narrow for that, or too tangled to draw without crossing a box,
+it is a list: each agent and the edges out of it.
 """
 
 from __future__ import annotations
@@ -182,21 +183,31 @@ class Drawing:
         self.box_height = 4 if detailed else 3
         self.widths = {name: self._box_width(name) for name in graph.nodes}
         down = [e for e in graph.edges if not graph.is_long(e)]
-        self.long = [e for e in graph.edges if graph.is_long(e)]
-        layer_widths = [sum(self.widths[n] for n in layer) + GAP * (len(layer) - 1) for layer in graph.layers]
+        others = [e for e in graph.edges if graph.is_long(e)]
+        # Agents a long edge leaves or enters go last in their layer: the edge runs around
+        # the right side, clear of their neighbours.
+        ends = {name for e in others for name in e.pair}
+        self.rows = [sorted(layer, key=lambda name: name in ends) for layer in graph.layers]
+        self.side = [e for e in others if self._neighbours(e)]
+        """Edges between neighbours of one layer, drawn in the gap between them."""
+        self.long = [e for e in others if e not in self.side]
+        """Edges around the right side (a cycle back, a skip), each in a lane of its own."""
+        self.clean = self._clean()
+        """Whether every edge can be drawn without crossing a box or another edge's end."""
+        layer_widths = [sum(self.widths[n] for n in row) + GAP * (len(row) - 1) for row in self.rows]
         self.body = max(layer_widths, default=0)
         self.width = self.body + (2 * len(self.long) + 1 if self.long else 0)
         self.places: dict[str, _Place] = {}
         self.buses: list[tuple[list[GraphEdge], int, int]] = []
         """The down edges of each pair of neighbouring layers, their first bus row and how many."""
         y = 0
-        for index, (layer, width) in enumerate(zip(graph.layers, layer_widths, strict=True)):
+        for index, (row, width) in enumerate(zip(self.rows, layer_widths, strict=True)):
             x = self._left(width)
-            for name in layer:
+            for name in row:
                 self.places[name] = _Place(x, y, self.widths[name])
                 x += self.widths[name] + GAP
             y += self.box_height
-            if index == len(graph.layers) - 1:
+            if index == len(self.rows) - 1:
                 break
             edges = [e for e in down if graph.layer_of(e.source) == index]
             sources = list(dict.fromkeys(e.source for e in edges))
@@ -208,12 +219,28 @@ class Drawing:
         self.height = y + len(state.jumps)
         self.width = max([self.width, *(len(jump_text(*jump)) for jump in state.jumps)])
 
+    def _neighbours(self, edge: GraphEdge) -> bool:
+        row = self.rows[self.graph.layer_of(edge.source)]
+        return edge.target in row and abs(row.index(edge.source) - row.index(edge.target)) == 1
+
+    def _clean(self) -> bool:
+        """Long edges leave and enter their agents' boxes on the right: each such agent must
+        be the last of its layer, and a box of one line has room for only one of leaving and
+        entering. Between two neighbours, each direction has its own end of the gap."""
+        leaving = {e.source for e in self.long}
+        entering = {e.target for e in self.long}
+        for name in leaving | entering:
+            if self.rows[self.graph.layer_of(name)][-1] != name:
+                return False
+        if not self.detailed and leaving & entering:
+            return False
+        return not any(self.graph.layer_of(e.source) == self.graph.layer_of(e.target) for e in self.long)
+
     def _centre_x(self, name: str) -> int:
         if name in self.places:
             return self.places[name].centre
         # A node of the next layer, not placed yet: where it will be.
-        index = self.graph.layer_of(name)
-        row = self.graph.layers[index]
+        row = self.rows[self.graph.layer_of(name)]
         x = self._left(sum(self.widths[n] for n in row) + GAP * (len(row) - 1))
         for other in row:
             if other == name:
@@ -259,12 +286,23 @@ class Drawing:
                 canvas.line(points, kind)
                 self._end(canvas, start, "d", kind, border="lr")
                 canvas.put(target.centre, arrow_row, "▼", f"system-graph--{kind}")
+        for edge in self.side:
+            kind = self._kind(edge)
+            source, target = self.places[edge.source], self.places[edge.target]
+            row = source.y + 1
+            if source.x < target.x:  # → along the gap, into the right neighbour
+                start, end, arrow = (source.x + source.width - 1, row), (target.x - 1, row), "▶"
+            else:
+                start, end, arrow = (source.x, row), (target.x + target.width, row), "◀"
+            canvas.line(_walk(start, ("x", end[0])), kind)
+            self._end(canvas, start, "r" if arrow == "▶" else "l", kind, border="ud")
+            canvas.put(end[0], end[1], arrow, f"system-graph--{kind}")
         for lane, edge in enumerate(self.long):
             kind = self._kind(edge)
             source, target = self.places[edge.source], self.places[edge.target]
             x = self.body + 1 + 2 * lane
             start = (source.x + source.width - 1, source.y + 1)
-            end = (target.x + target.width, target.y + 1)
+            end = (target.x + target.width, target.y + self.box_height - 2)
             canvas.line(_walk(start, ("x", x), ("y", end[1]), ("x", end[0])), kind)
             self._end(canvas, start, "r", kind, border="ud")
             canvas.put(end[0], end[1], "◀", f"system-graph--{kind}")
@@ -383,9 +421,10 @@ class SystemGraph(Widget):
         """How the graph fits ``width`` columns (and :attr:`room` lines): layers of boxes with
         a detail line, layers of boxes, or (too narrow for layers) a list."""
         detailed = Drawing(self.graph, self.state, detailed=True)
-        if detailed.width <= width and detailed.height <= self.room:
+        if detailed.clean and detailed.width <= width and detailed.height <= self.room:
             return "detailed"
-        return "layered" if Drawing(self.graph, self.state).width <= width else "list"
+        compact = Drawing(self.graph, self.state)
+        return "layered" if compact.clean and compact.width <= width else "list"
 
     def lines(self, width: int) -> list[Text]:
         """The graph's lines at ``width`` columns, centred."""
