@@ -26,7 +26,7 @@ from playground.tui.screens.graph import GraphScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.sessions import load_recorded
 from playground.tui.state import RunView
-from playground.tui.widgets.system_graph import Drawing, SystemGraph, list_lines
+from playground.tui.widgets.system_graph import Drawing, GraphPane, SystemGraph, list_lines
 from tests.helpers import example_copy, fixed_clock
 from tests.test_tui import (
     AGENTS,
@@ -255,6 +255,27 @@ async def test_the_graph_follows_the_run_live(tmp_path: Path) -> None:
         assert isinstance(app.screen, GraphScreen)
         await pilot.press("escape")
         assert app.screen is run
+
+
+async def test_the_run_screen_has_a_graph_pane_only_on_a_big_screen(tmp_path: Path) -> None:
+    app = make_app(load_system(router_copy(tmp_path)), tmp_path)
+    async with app.run_test(size=(220, 60)) as pilot:
+        run = await run_screen(pilot)
+        pane = run.query_one(GraphPane)
+        await shows(pilot, lambda: pane.display)
+        gate = await start_stepping(pilot, run)
+        while gate.agent != "billing":
+            await pilot.press("s")
+            assert run.controller is not None
+            gate = await run.controller.wait_paused()
+        await shows(pilot, lambda: pane.state.active == ["billing"])
+        assert pane.state.taken == {("router", "billing")} and pane.mode(pane.size.width) == "layered"
+        assert "▶ billing" in screen_text(app) and "graph · g for its own screen" in screen_text(app)
+        await pilot.resize_terminal(160, 45)
+        await shows(pilot, lambda: not pane.display)
+        assert "graph · g" not in screen_text(app)
+        await pilot.press("c")
+        await finish(pilot)
 
 
 async def test_the_graph_of_a_stored_session(tmp_path: Path) -> None:

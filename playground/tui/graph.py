@@ -242,3 +242,37 @@ def graph_state(view: RunView, graph: Topology) -> GraphState:
         view.status,
         len(view.hops),
     )
+
+
+class Follower:
+    """Reads a :class:`RunView` into a :class:`GraphState` only when something the graph
+    shows has changed (a widget polls it on a timer; most polls cost a tuple compare).
+
+    Args:
+        view: The view of the run to follow.
+        graph: The topology it runs on.
+    """
+
+    def __init__(self, view: RunView, graph: Topology) -> None:
+        self.view = view
+        self.graph = graph
+        self._seen: object = None
+
+    def poll(self) -> GraphState | None:
+        """The graph's state now, or None when nothing it shows changed since the last poll."""
+        view = self.view
+        gate = view.gate
+        seen = (
+            view.status,
+            len(view.hops),
+            len(view.handoffs),
+            len(view.steps),
+            tuple(view.active_agents),
+            (gate.agent, gate.step, gate.kind) if gate is not None else None,
+            view.pending_handoff is not None,
+            tuple((agent.state, agent.calls) for agent in view.agents.values()),
+        )
+        if seen == self._seen:
+            return None
+        self._seen = seen
+        return graph_state(view, self.graph)

@@ -18,12 +18,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from playground.spec.load import System
-from playground.tui.graph import GraphState, graph_state, topology
+from playground.tui.graph import Follower, GraphState, topology
 from playground.tui.state import RunView
-from playground.tui.widgets.system_graph import LEGEND, SystemGraph
-
-FOLLOW_S = 0.1
-"""How often the screen looks for news in the run's view (it redraws only on news)."""
+from playground.tui.widgets.system_graph import FOLLOW_S, LEGEND, SystemGraph
 
 
 def status_text(state: GraphState, view: RunView) -> Text:
@@ -80,8 +77,7 @@ class GraphScreen(Screen[None]):
         self.view = view
         self.act = act
         self.graph = topology(system.spec)
-        self._seen: object = None
-        """What the view looked like at the last redraw (redraw only when it changes)."""
+        self.follower = Follower(view, self.graph)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -100,23 +96,10 @@ class GraphScreen(Screen[None]):
 
     def follow(self) -> None:
         """Redraw from the view if anything the graph shows has changed."""
-        view = self.view
-        seen = (
-            view.status,
-            len(view.hops),
-            len(view.handoffs),
-            len(view.steps),
-            tuple(view.active_agents),
-            (view.gate.agent, view.gate.step, view.gate.kind) if view.gate is not None else None,
-            view.pending_handoff is not None,
-            tuple((agent.state, agent.calls) for agent in view.agents.values()),
-        )
-        if seen == self._seen:
-            return
-        self._seen = seen
-        state = graph_state(view, self.graph)
-        self.query_one(SystemGraph).show(state)
-        self.query_one("#graph-status", Static).update(status_text(state, view))
+        state = self.follower.poll()
+        if state is not None:
+            self.query_one(SystemGraph).show(state)
+            self.query_one("#graph-status", Static).update(status_text(state, self.view))
 
     def action_back(self) -> None:
         self.dismiss(None)

@@ -41,6 +41,7 @@ from playground.tui.widgets.gate_banner import GateBanner, call_text
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
 from playground.tui.widgets.pane_grid import PaneGrid
+from playground.tui.widgets.system_graph import GraphPane
 from playground.tui.widgets.timeline import Timeline
 from playground.tui.widgets.totals import Totals
 
@@ -237,6 +238,7 @@ class RunScreen(Screen[None]):
                 for name in self._pane_order():
                     yield AgentPane(name)
             with Vertical(id="side"):
+                yield GraphPane(self.view, id="graph-pane")  # only on big screens
                 yield BlameChain(id="blame")
                 yield Inspector(id="inspector")
                 yield Timeline(id="timeline")

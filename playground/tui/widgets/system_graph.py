@@ -21,7 +21,16 @@ from rich.text import Text
 from textual.geometry import Size
 from textual.widget import Widget
 
-from playground.tui.graph import DETAIL_CHARS, GraphEdge, GraphState, NodeState, Topology
+from playground.tui.graph import (
+    DETAIL_CHARS,
+    Follower,
+    GraphEdge,
+    GraphState,
+    NodeState,
+    Topology,
+    topology,
+)
+from playground.tui.state import RunView
 
 GAP = 3
 """Columns between two agents of one layer."""
@@ -359,6 +368,7 @@ class SystemGraph(Widget):
 
     Args:
         graph: The system's topology.
+        detailed: Whether boxes may get a detail line (when the graph fits with them).
     """
 
     COMPONENT_CLASSES = {
@@ -401,9 +411,11 @@ class SystemGraph(Widget):
     SystemGraph > .system-graph--pending { color: $warning; text-style: bold; }
     """
 
-    def __init__(self, graph: Topology, *, id: str | None = None) -> None:
+    def __init__(self, graph: Topology, *, detailed: bool = True, id: str | None = None) -> None:
         super().__init__(id=id)
         self.graph = graph
+        self.detailed = detailed
+        """Whether boxes may get a detail line (when the graph fits with them)."""
         self.state = GraphState()
         self.room = 0
         """Lines the container has for the graph (a box's detail line shows only if all fit)."""
@@ -421,7 +433,7 @@ class SystemGraph(Widget):
         """How the graph fits ``width`` columns (and :attr:`room` lines): layers of boxes with
         a detail line, layers of boxes, or (too narrow for layers) a list."""
         detailed = Drawing(self.graph, self.state, detailed=True)
-        if detailed.clean and detailed.width <= width and detailed.height <= self.room:
+        if self.detailed and detailed.clean and detailed.width <= width and detailed.height <= self.room:
             return "detailed"
         compact = Drawing(self.graph, self.state)
         return "layered" if compact.clean and compact.width <= width else "list"
@@ -447,3 +459,48 @@ class SystemGraph(Widget):
     def get_content_height(self, container: Size, viewport: Size, width: int) -> int:
         self.room = container.height
         return len(self.lines(width))
+
+
+PANE_MIN = (200, 50)
+"""The smallest screen (columns, lines) the run screen's graph pane shows on."""
+FOLLOW_S = 0.1
+"""How often a graph following a run looks for news in its view (it redraws only on news)."""
+
+
+class GraphPane(SystemGraph):
+    """The graph as a pane of the run screen, following its view of the run; it shows only
+    on a screen of at least :data:`PANE_MIN` (smaller ones have the graph screen, ``g``).
+
+    Args:
+        view: The run screen's view of the run.
+    """
+
+    DEFAULT_CSS = """
+    GraphPane {
+        display: none;
+        height: auto;
+        max-height: 45%;
+        border: round $panel;
+        border-title-color: $text;
+    }
+    """
+
+    def __init__(self, view: RunView, *, id: str | None = None) -> None:
+        super().__init__(topology(view.system.spec), detailed=False, id=id)
+        self.follower = Follower(view, self.graph)
+
+    def on_mount(self) -> None:
+        self.border_title = "graph · g for its own screen"
+        self.follow()
+        self.set_interval(FOLLOW_S, self.follow)
+
+    def follow(self) -> None:
+        """Show the pane when the screen is big enough, and redraw it on news."""
+        size = self.screen.size
+        wide = size.width >= PANE_MIN[0] and size.height >= PANE_MIN[1]
+        if wide != self.display:
+            self.display = wide
+        if wide:
+            state = self.follower.poll()
+            if state is not None:
+                self.show(state)
