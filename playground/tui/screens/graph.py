@@ -22,6 +22,9 @@ from playground.tui.graph import Follower, GraphState, topology
 from playground.tui.state import RunView
 from playground.tui.widgets.system_graph import FOLLOW_S, LEGEND, SystemGraph
 
+PATH_STOPS = 8
+"""Stops of the path the status line names; a longer path shows its first and latest."""
+
 
 def status_text(state: GraphState, view: RunView) -> Text:
     """One line under the graph: the run's status, who handles it now, and its path."""
@@ -37,6 +40,8 @@ def status_text(state: GraphState, view: RunView) -> Text:
         text.append(f" · held before the handoff {state.pending[0]} → {state.pending[1]}")
     if view.hops:
         stops = [h.agents[0] if len(h.agents) == 1 else f"[{' ∥ '.join(h.agents)}]" for h in view.hops]
+        if len(stops) > PATH_STOPS:  # a long cycle: its start and its latest stops
+            stops = [stops[0], f"… {len(stops) - PATH_STOPS} more", *stops[1 - PATH_STOPS :]]
         text.append(f" · path {' → '.join(stops)}", "dim")
     elif state.status == "ready":
         text.append(" · no run yet: type a request on the run screen", "dim")
