@@ -43,6 +43,7 @@ from playground.tui.widgets.gate_banner import GateBanner, call_text
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
 from playground.tui.widgets.pane_grid import PaneGrid
+from playground.tui.widgets.system_graph import GraphPane
 from playground.tui.widgets.timeline import Timeline
 from playground.tui.widgets.timeline_filter import SYNTAX as TIMELINE_FILTER_SYNTAX
 from playground.tui.widgets.timeline_filter import TimelineFilter
@@ -165,6 +166,14 @@ class RunScreen(Screen[None]):
             tooltip="Replay the session: answered from its recording until a request differs",
         ),
         Binding(
+            "g",
+            "graph",
+            "Graph",
+            show=False,
+            id="run.graph",
+            tooltip="The system as a graph: who handles the request now, the edges taken so far",
+        ),
+        Binding(
             "o",
             "open_sessions",
             "Sessions",
@@ -241,6 +250,7 @@ class RunScreen(Screen[None]):
                 for name in self._pane_order():
                     yield AgentPane(name)
             with Vertical(id="side"):
+                yield GraphPane(self.view, id="graph-pane")  # only on big screens
                 yield BlameChain(id="blame")
                 yield Inspector(id="inspector")
                 yield TimelineFilter(id="timeline-filter")
@@ -838,6 +848,13 @@ class RunScreen(Screen[None]):
             self.debug = None
         self.notify(branch.summary(outcome), timeout=8)
         return outcome.result
+
+    def action_graph(self) -> None:
+        # Imported here: the graph screen is this action's alone.
+        from playground.tui.screens.graph import GraphScreen
+
+        act = self.run_action if self.recorded is None else None  # nothing runs on a stored session
+        self.app.push_screen(GraphScreen(self.system, self.view, act=act))
 
     def action_open_sessions(self) -> None:
         self.app.push_screen(SessionsScreen(self.store, self.system.name))
