@@ -35,7 +35,6 @@ from tests.test_tui import (
     pane_text,
     run_screen,
     screen_text,
-    step_until,
     stored_events,
     type_request,
 )
@@ -65,6 +64,18 @@ async def select_edge(pilot: Pilot[Any], screen: RunScreen, kind: str, target: s
     await pilot.pause()
     assert screen.view.handoffs[path.selected] is edges[0]
     return edges[0]
+
+
+async def hold_at_stage(pilot: Pilot[Any], screen: RunScreen) -> Gate:
+    """Press s until the run holds a stage's output (fails in seconds if it never does)."""
+    controller = screen.controller
+    assert controller is not None
+    gate = await asyncio.wait_for(controller.wait_paused(), 10)
+    while not gate.payload.get("stage"):
+        await pilot.press("s")
+        gate = await asyncio.wait_for(controller.wait_paused(), 10)
+    await pilot.pause()
+    return gate
 
 
 def inspector_text(app: Any) -> tuple[str, str]:
@@ -164,8 +175,8 @@ async def test_edit_a_held_stage_output(tmp_path: Path) -> None:
         screen = await run_screen(pilot)
         await type_request(pilot, screen, NOTE)
         await pilot.press("escape", "s")
-        gate = await step_until(pilot, screen, "handoff", "extract")
-        assert gate.payload["stage"] and gate.payload["target"] == "enrich"
+        gate = await hold_at_stage(pilot, screen)
+        assert (gate.kind, gate.agent, gate.payload["target"]) == ("handoff", "extract", "enrich")
         text = screen_text(app)
         assert f"before step {gate.step}, extract's stage output: deliver to enrich" in text
         assert "extract ⇢ enrich?  (held before delivery)" in text
@@ -236,10 +247,10 @@ agents:
     )
     controller = StepController(stepping=True)
     task = asyncio.create_task(Runtime(system, controller=controller).run("tea"))
-    gate: Gate = await controller.wait_paused()
+    gate: Gate = await asyncio.wait_for(controller.wait_paused(), 10)
     while gate.kind != "handoff":
         controller.step()
-        gate = await controller.wait_paused()
+        gate = await asyncio.wait_for(controller.wait_paused(), 10)
     assert gate.payload["context"] == {"text": "a rough draft of tea"} and gate.payload["as_text"]
     assert controller.edit({**gate.payload, "context": {"draft": "x"}}) is not None
     assert controller.edit({**gate.payload, "context": {"text": "a better draft"}}) is None
@@ -254,7 +265,7 @@ async def test_an_edit_after_a_parallel_group_is_checked_against_the_next_stage(
     system = load_system(example_copy(tmp_path, "market_brief"))
     controller = StepController(breakpoints={"handoff:brief"})
     task = asyncio.create_task(Runtime(system, controller=controller).run("a toaster"))
-    gate = await controller.wait_paused()
+    gate = await asyncio.wait_for(controller.wait_paused(), 10)
     assert gate.payload["source"] == "prices ∥ reviews" and gate.payload["target"] == "brief"
     held = gate.payload["context"]
     assert set(held) == {"prices", "reviews"}
@@ -323,7 +334,7 @@ def _held_at_a_stage(clock: Clock) -> Any:
         screen = await run_screen(pilot)
         await type_request(pilot, screen, NOTE)
         await pilot.press("escape", "s")
-        await step_until(pilot, screen, "handoff", "extract")
+        await hold_at_stage(pilot, screen)
 
     return run_before
 
