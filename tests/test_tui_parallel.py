@@ -259,7 +259,7 @@ async def test_concurrent_workers_panes_are_active_at_the_same_time(tmp_path: Pa
         assert not lead.has_class("-active") and view.agents["lead"].state == "waiting"
         text = screen_text(app)
         assert "▶ prices" in text and "▶ reviews" in text and "▶ lead" not in text
-        assert "path lead → [prices ∥ reviews]" in text
+        assert "path lead ⇢ [prices ∥ reviews]" in text
 
         release.set()
         await finish(pilot)

@@ -63,8 +63,10 @@ async def activate(
     parent: int | None = None,
     expect: Schema | None = None,
     expect_for: str | None = None,
+    step: int | None = None,
 ) -> ActivationOutcome:
-    """Run one activation of ``name``; every activation ends with an ``agent_finished``."""
+    """Run one activation of ``name``; every activation ends with an ``agent_finished``.
+    ``step``: the step that delivered what it receives (a pipeline's stage transition)."""
     agent = run.agents[name]
     path = run.path
     if not path or path[-1] != name:  # a re-run worker is one entry of the path
@@ -78,6 +80,7 @@ async def activate(
         context=context,
         model=agent.model,
         parent_activation=parent,
+        step=step,
     )
     act = started.seq
     try:

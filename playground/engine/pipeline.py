@@ -15,6 +15,7 @@ from playground.engine.checkpoints import rejected_for_good, run_check
 from playground.engine.guards import refuse_input
 from playground.engine.messages import parse_or_text, render_context
 from playground.engine.outcomes import ActivationOutcome, Escalate, Failure, Handoff, Reply
+from playground.llm.base import approx_tokens
 from playground.spec.schema import Schema, format_validation_error
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
     """What the previous stage produced: its reply's text, or a group's object."""
     cause = 1
     output = ""
+    step: int | None = None
+    """The step of the stage transition that delivered ``incoming`` (none for the entry)."""
     for i, group in enumerate(stages):
         following = stages[i + 1] if i + 1 < len(stages) else None
         expect_for = following[0] if following is not None and len(following) == 1 else None
@@ -44,14 +47,16 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
             name = group[0]
             context = _received(run, name, value, stages[i - 1] if i else None, cause) if i else None
             try:
-                reply = await _stage(run, branch, name, incoming, context, reason, cause, expect, expect_for)
+                reply = await _stage(
+                    run, branch, name, incoming, context, reason, cause, expect, expect_for, step
+                )
             except Escalate as escalation:
                 return await _escalated(run, branch, escalation)
             output, cause = reply.text, reply.seq
             value = output
         else:
             try:
-                replies = await _group(run, group, incoming, value, stages[i - 1], reason, cause)
+                replies = await _group(run, group, incoming, value, stages[i - 1], reason, cause, step)
             except Escalate as escalation:
                 return await _escalated(run, branch, escalation)
             value = {
@@ -62,8 +67,67 @@ async def drive_pipeline(run: Runtime, branch: Branch, request: str) -> str:
             cause = max(reply.seq for reply in replies.values())
         if following is not None:
             run.loops.hops += 1
+            step = run.next_step()
+            value, output = await _stage_gate(run, group, following, value, output, step)
             incoming = output
     return output
+
+
+async def _stage_gate(
+    run: Runtime, group: list[str], following: list[str], value: Any, output: str, step: int
+) -> tuple[Any, str]:
+    """Hold a stage's output at a ``handoff`` gate before the next stage receives it; an
+    operator may edit it there (checked against the next stage's ``input``). Returns the
+    value and the text the next stage receives.
+
+    The output is edited as the JSON object it is, or as ``{"text": ...}`` when it is not one.
+    """
+    if run.controller is None:
+        return value, output
+    parsed = value if isinstance(value, dict) else parse_or_text(output)
+    as_text = not isinstance(parsed, dict)
+    schemas = [(name, run.agents[name].input) for name in following]
+    described = [schema.describe() for _, schema in schemas if schema is not None]
+    decision = await run.gate(
+        "handoff",
+        group[0],
+        step,
+        {
+            "target": " ∥ ".join(following),
+            "context": {"text": output} if as_text else parsed,
+            "stage": True,
+            "source": " ∥ ".join(group),
+            "as_text": as_text,
+            "schema": described[0] if len(set(described)) == 1 else " ∥ ".join(described) or "any",
+            "payload_tokens": approx_tokens(output),
+        },
+        validate=lambda p: _stage_edit_problem(schemas, p.get("context"), as_text),
+    )
+    if decision.action != "edit" or decision.payload is None:
+        return value, output
+    edited = decision.payload["context"]
+    if as_text:
+        return str(edited["text"]), str(edited["text"])
+    rendered = render_context(edited)
+    return (edited if isinstance(value, dict) else rendered), rendered
+
+
+def _stage_edit_problem(schemas: list[tuple[str, Schema | None]], context: Any, as_text: bool) -> str | None:
+    """Why an edited stage output would not do for the next stage, or None."""
+    if not isinstance(context, dict):
+        return "the output must be a JSON object"
+    if as_text:
+        if set(context) != {"text"} or not isinstance(context["text"], str):
+            return 'a text output is edited as {"text": "..."}'
+        return None
+    for name, schema in schemas:
+        if schema is None:
+            continue
+        try:
+            schema.validate(context)
+        except ValidationError as exc:
+            return f"{name!r} rejects it: {format_validation_error(exc)}"
+    return None
 
 
 async def _stage(
@@ -76,9 +140,11 @@ async def _stage(
     cause: int,
     expect: Schema | None,
     expect_for: str | None,
+    step: int | None = None,
 ) -> Reply:
     """One stage's activation, and its checkpoint if it declares one: a rejected output is
-    sent back to the stage with the reason, as often as allowed; then ``on_reject`` decides."""
+    sent back to the stage with the reason, as often as allowed; then ``on_reject`` decides.
+    ``step``: the stage transition that delivered its input."""
     refused = await refuse_input(
         run, name, name, context if context is not None else parse_or_text(incoming), 0, cause
     )
@@ -96,8 +162,9 @@ async def _stage(
     rejected = 0
     while True:
         result = await activate(
-            run, branch, name, asked, context, reason, cause, expect=expect, expect_for=expect_for
+            run, branch, name, asked, context, reason, cause, expect=expect, expect_for=expect_for, step=step
         )
+        step = None  # a rejected output asked again is no new transition
         reply = _stage_reply(name, result)
         if checkpoint is None:
             return reply
@@ -136,6 +203,7 @@ async def _group(
     previous: list[str],
     reason: str,
     cause: int,
+    step: int | None = None,
 ) -> dict[str, Reply]:
     """Run the agents of a parallel group at once, each in a branch of its own. One that
     fails does not stop the others; the first failure (in the group's order) is raised once
@@ -143,7 +211,7 @@ async def _group(
 
     async def one(name: str, own: Branch) -> Reply:
         context = _received(run, name, value, previous, cause)
-        return await _stage(run, own, name, incoming, context, reason, cause, None, None)
+        return await _stage(run, own, name, incoming, context, reason, cause, None, None, step)
 
     replies = await in_branches([functools.partial(one, name) for name in group])
     return dict(zip(group, replies, strict=True))

@@ -174,9 +174,13 @@ class Blame:
     hops: list[BlameHop]
 
 
+EdgeKind = Literal["handoff", "delegation", "stage"]
+
+
 @dataclass
 class HandoffView:
-    """A handoff as the inspector shows it: delivered, or held at its gate."""
+    """An edge of the path as the inspector shows it: a handoff, a supervisor's delegation
+    to a worker or a pipeline's stage transition; delivered, or held at its gate."""
 
     source: str
     target: str
@@ -192,11 +196,14 @@ class HandoffView:
     seq: int | None = None
     step: int | None = None
     """The engine's step number of the handoff (held: the number it will have)."""
+    kind: EdgeKind = "handoff"
+    types: dict[str, str] | None = None
+    """Field to type, for a delegation or a stage: the receiving agent's ``input``."""
 
     def typed_fields(self, system: System) -> list[tuple[str, str, str]]:
         """``(field, type, value as JSON)`` per payload field, typed by the handoff's schema."""
-        types: dict[str, str] = {}
-        source = system.spec.agents.get(self.source)
+        types: dict[str, str] = dict(self.types or {})
+        source = system.spec.agents.get(self.source) if self.kind == "handoff" else None
         if source is not None:
             for handoff in source.handoffs:
                 if handoff.to == self.target:
@@ -207,11 +214,26 @@ class HandoffView:
         return [
             (
                 name,
-                types.get(name, "?"),
+                types.get(name, "?" if self.kind == "handoff" else _json_type(self.payload.get(name))),
                 json.dumps(self.payload[name], ensure_ascii=False) if name in self.payload else "—",
             )
             for name in names
         ]
+
+
+def _json_type(value: Any) -> str:
+    """The type of an undeclared field's value, in the schemas' words."""
+    for kind, name in (
+        (bool, "bool"),
+        (int, "int"),
+        (float, "float"),
+        (str, "str"),
+        (list, "list"),
+        (dict, "dict"),
+    ):
+        if isinstance(value, kind):
+            return name
+    return "?"
 
 
 @dataclass
@@ -251,6 +273,22 @@ def _short(value: Any, limit: int = 160) -> str:
 
 def _fields(payload: dict[str, Any]) -> str:
     return "  ".join(f"{k}={_short(v, 80)}" for k, v in payload.items())
+
+
+def _input_of(system: System, agents: Iterable[str]) -> tuple[str, dict[str, str]]:
+    """The ``input`` schema ``agents`` declare (described) and its fields' types; ``any``
+    when none declares one (they take the text as it is)."""
+    described: list[str] = []
+    types: dict[str, str] = {}
+    for name in agents:
+        spec = system.spec.agents.get(name)
+        if spec is None or spec.input is None:
+            continue
+        described.append(spec.input.describe())
+        for f in spec.input.fields:
+            types.setdefault(f.name, f.type_name + ("?" if f.optional else ""))
+    unique = list(dict.fromkeys(described))
+    return (" ∥ ".join(unique) if unique else "any"), types
 
 
 class RunView:
@@ -302,6 +340,13 @@ class RunView:
         self.steps: list[Step] = []
         """The timeline's rows: each nested under the row it belongs to, in the order they began."""
         self.handoffs: list[HandoffView] = []
+        """Every edge of the path in the order taken: handoffs, delegations, stage transitions."""
+        self._edges_by_seq: dict[int, HandoffView] = {}
+        """Delegations by their tool call's seq, stage transitions by their cause's seq."""
+        self._stage_rows: dict[int, Step] = {}
+        """The timeline rows of stage transitions, by their edge's seq."""
+        self._edited_steps: set[int] = set()
+        """Steps whose payload an operator edited at their gate."""
         self.gate: Gate | None = None
         self.pending_handoff: HandoffView | None = None
         self.started: float | None = None
@@ -384,6 +429,11 @@ class RunView:
             pending = f"{what}; last [{last.get('role', '?')}] {_short(content, 200)}"
         elif gate.kind == "tool_call":
             pending = f"run tool {payload.get('tool')}({_fields(payload.get('args') or {})})"
+        elif payload.get("stage"):
+            target = str(payload.get("target"))
+            context = payload.get("context") or {}
+            pending = f"deliver to {target}: {_fields(context)}"
+            self.pending_handoff = self._pending_stage(payload, gate.step)
         else:
             target = str(payload.get("target"))
             context = payload.get("context") or {}
@@ -406,9 +456,12 @@ class RunView:
         if gate is not None and gate.agent in self.agents:
             agent = self.agents[gate.agent]
             agent.pending = ""
-            agent.state = {"model_call": "thinking", "tool_call": "calling a tool"}.get(
-                gate.kind, "handed off"
-            )  # type: ignore[assignment]
+            if gate.payload.get("stage"):
+                agent.state = "done"  # a stage's output goes on; the stage itself has finished
+            else:
+                agent.state = {"model_call": "thinking", "tool_call": "calling a tool"}.get(
+                    gate.kind, "handed off"
+                )  # type: ignore[assignment]
 
     def _pending_handoff(self, source: str, target: str, context: dict[str, Any]) -> HandoffView:
         schema = "{question: str}"
@@ -433,6 +486,22 @@ class RunView:
             history=history,
             history_estimate=estimate,
             pending=True,
+        )
+
+    def _pending_stage(self, payload: dict[str, Any], step: int) -> HandoffView:
+        """A pipeline stage's output held before the next stage receives it."""
+        target = str(payload.get("target"))
+        schema, types = _input_of(self.system, target.split(" ∥ "))
+        return HandoffView(
+            str(payload.get("source")),
+            target,
+            dict(payload.get("context") or {}),
+            int(payload.get("payload_tokens") or 0),
+            schema,
+            pending=True,
+            step=step,
+            kind="stage",
+            types=types,
         )
 
     # -- events ------------------------------------------------------------------------------
@@ -653,6 +722,10 @@ class RunView:
         if event.reason == "handoff":
             handoff = next((h for h in reversed(self.handoffs) if h.seq == event.cause), None)
             handoff = handoff or (self.handoffs[-1] if self.handoffs else None)
+        elif event.reason == "delegation":
+            handoff = self._edges_by_seq.get(event.cause or -1)
+        elif event.reason == "stage":
+            handoff = self._stage_edge(event)
         self._add_hop(event, handoff)
         delegator = self._running.get(parent) if parent is not None else None
         if delegator is not None:
@@ -696,6 +769,60 @@ class RunView:
         self._place(row, anchor, parent)
         self._rows[event.seq] = row
         self._open[("act", event.seq)] = row
+
+    def _stage_edge(self, event: ev.AgentStarted) -> HandoffView | None:
+        """The stage transition that delivered this stage's input: one edge per transition,
+        whose target grows by each agent of a parallel group that receives it. None when the
+        stage is asked again (its output was rejected at a checkpoint)."""
+        name = event.agent or ""
+        cause = event.cause or -1
+        known = self._edges_by_seq.get(cause)
+        if known is not None and known.kind == "stage":
+            if name not in known.target.split(" ∥ "):
+                known.target += f" ∥ {name}"
+                known.schema, known.types = _input_of(self.system, known.target.split(" ∥ "))
+                row = self._stage_rows.get(known.seq or -1)
+                if row is not None:
+                    row.label = self._stage_label(known)
+            return known
+        if event.step is None and self.hops and name in self.hops[-1].agents:
+            return None  # the same stage again, not a transition
+        previous = self.hops[-1].agents if self.hops else []
+        payload = dict(event.context) if event.context is not None else {"text": event.incoming}
+        schema, types = _input_of(self.system, [name])
+        view = HandoffView(
+            " ∥ ".join(previous) or "?",
+            name,
+            payload,
+            approx_tokens(event.incoming),
+            schema,
+            edited=event.step in self._edited_steps,
+            seq=event.seq,
+            step=event.step,
+            kind="stage",
+            types=types,
+        )
+        self._edges_by_seq[cause] = view
+        self.handoffs.append(view)
+        self.pending_handoff = None
+        # The transition's own row (the step it was held at), before the stage's activation.
+        row = self._instant(
+            event,
+            "handoff",
+            self._stage_label(view),
+            "ok",
+            depth=0,
+            step=event.step,
+            handoff=view,
+            detail=[("payload", _short(payload, 400)), ("schema", schema)],
+        )
+        self._stage_rows[event.seq] = row
+        return view
+
+    @staticmethod
+    def _stage_label(view: HandoffView) -> str:
+        edited = " (edited)" if view.edited else ""
+        return f"stage → {view.target} · ≈{view.payload_tokens} tok{edited}"
 
     def _add_hop(self, event: ev.AgentStarted, handoff: HandoffView | None) -> None:
         name = event.agent or ""
@@ -822,14 +949,31 @@ class RunView:
             agent.state = "waiting" if delegation else "calling a tool"
             agent.pending = ""
             agent.add("tool", f"→ {event.tool}({_fields(event.args)})")
-        row = self._step(
-            event,
-            "tool_call",
-            f"tool {event.tool}",
-            step=event.step,
-            detail=[("agent", event.agent or ""), ("tool", event.tool), ("args", _short(event.args, 400))],
-        )
+        detail = [("agent", event.agent or ""), ("tool", event.tool), ("args", _short(event.args, 400))]
+        if delegation:
+            view = self._delegation_edge(event)
+            detail += [("payload", f"≈{view.payload_tokens} tok"), ("schema", view.schema)]
+        row = self._step(event, "tool_call", f"tool {event.tool}", step=event.step, detail=detail)
         self._open[("tool", event.step or 0)] = self._rows[event.seq] = row
+
+    def _delegation_edge(self, event: ev.ToolCalled) -> HandoffView:
+        """A supervisor's delegation to a worker, as an edge of the path."""
+        schema, types = _input_of(self.system, [event.tool])
+        rendered = json.dumps(event.args, ensure_ascii=False, separators=(",", ":"))
+        view = HandoffView(
+            event.agent or "?",
+            event.tool,
+            dict(event.args),
+            approx_tokens(rendered),
+            schema,
+            seq=event.seq,
+            step=event.step,
+            kind="delegation",
+            types=types,
+        )
+        self._edges_by_seq[event.seq] = view
+        self.handoffs.append(view)
+        return view
 
     def _on_tool_returned(self, event: ev.ToolReturned) -> None:
         delegation = self._is_delegation(event.agent, event.tool)
@@ -896,11 +1040,25 @@ class RunView:
             agent.add("error", f"✘ invalid {event.what.replace('_', ' ')}: {_short(event.errors, 300)}")
 
     def _on_checkpoint_reviewed(self, event: ev.CheckpointReviewed) -> None:
-        status = "ok" if event.verdict == "accept" else "failed"
-        self._instant(event, "review", f"review {event.worker}: {event.verdict}", status)
+        accepted = event.verdict == "accept"
+        verdict = {"accept": "accepted", "reject": "rejected"}.get(event.verdict, "rejected for good")
+        feedback = f" — {_short(event.feedback, 200)}" if event.feedback else ""
+        row = self._instant(
+            event, "review", f"review {event.worker}: {verdict}{feedback}", "ok" if accepted else "failed"
+        )
+        row.detail += [
+            ("verdict", event.verdict),
+            ("feedback", event.feedback or "—"),
+            ("round", str(event.round)),
+            ("by", "a Python check" if event.by == "check" else "the model"),
+            ("boundary", event.boundary),
+        ]
+        if event.on_reject:
+            row.detail.append(("on_reject", event.on_reject))
         agent = self._agent(event.agent)
         if agent is not None:
-            agent.add("note", f"✔ reviewed {event.worker}: {event.verdict} {_short(event.feedback, 200)}")
+            mark = "✔" if accepted else "✘"
+            agent.add("note" if accepted else "error", f"{mark} review {event.worker}: {verdict}{feedback}")
 
     def _on_loop_detected(self, event: ev.LoopDetected) -> None:
         self._instant(event, "loop", f"loop: {event.reason} → {event.policy}", "failed")
@@ -924,6 +1082,9 @@ class RunView:
         self._instant(event, "escalation", f"escalated to {event.target}")
 
     def _on_operator_acted(self, event: ev.OperatorActed) -> None:
+        step = event.detail.get("step")
+        if event.action == "edit" and isinstance(step, int):
+            self._edited_steps.add(step)
         self._instant(event, "operator", f"{event.action} ({event.gate.replace('_', ' ')})")
         self._steps_detail(*((k, _short(v, 400)) for k, v in event.detail.items()))
         agent = self._agent(event.agent)

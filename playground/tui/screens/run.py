@@ -563,7 +563,9 @@ class RunScreen(Screen[None]):
             return
         field = "context" if gate.kind == "handoff" else "args"
         payload = dict(gate.payload)
-        if gate.kind == "handoff":
+        if payload.get("stage"):
+            what = f"Output of stage {payload.get('source')}, before {payload.get('target')} receives it"
+        elif gate.kind == "handoff":
             what = f"Handoff context {gate.agent} → {payload.get('target')}"
         elif payload.get("approval"):
             what = f"Approve {possessive(gate.agent)} call to {payload.get('tool')} with these arguments"

@@ -27,7 +27,7 @@ class GateBanner(Static):
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
         text.append(
-            f" before step {gate.step}, {possessive(gate.agent)} {KIND_NAMES.get(gate.kind, gate.kind)}",
+            f" before step {gate.step}, {possessive(gate.agent)} {_kind_name(gate)}",
             "bold",
         )
         text.append(f": {pending}" if pending else "")
@@ -38,6 +38,12 @@ class GateBanner(Static):
             keys = "r retry · " + keys
         text.append(f"\n{keys}", "dim")
         self.update(text)
+
+
+def _kind_name(gate: Gate) -> str:
+    if gate.payload.get("stage"):
+        return "stage output"  # a pipeline stage's output, held before the next stage gets it
+    return KIND_NAMES.get(gate.kind, gate.kind)
 
 
 def call_text(gate: Gate, limit: int = 200) -> str:

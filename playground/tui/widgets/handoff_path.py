@@ -1,4 +1,5 @@
-"""The handoff path so far (router → billing → …), each handoff edge selectable."""
+"""The handoff path so far (router → billing → …), each edge selectable: a handoff, a
+supervisor's delegation to a worker, a pipeline's stage transition."""
 
 from __future__ import annotations
 
@@ -103,7 +104,8 @@ class HandoffPath(Widget, can_focus=True):
         if any(len(hop.agents) > 1 for hop in self._hops):
             text.append("   ∥ ran at once", "dim")
         if self._edges:
-            text.append("   ←/→ select a handoff", "dim")
+            kinds = {edge.kind for edge in self._edges}
+            text.append(f"   ←/→ select a {kinds.pop() if len(kinds) == 1 else 'path edge'}", "dim")
         return text
 
     def action_move(self, delta: int) -> None:

@@ -1,4 +1,5 @@
-"""The inspector: a handoff's context as typed fields, or the details of a selected step."""
+"""The inspector: an edge's payload (a handoff's context, a delegation's task, a stage's output)
+as typed fields, or the details of a selected step."""
 
 from __future__ import annotations
 
@@ -35,28 +36,41 @@ class Inspector(Static):
         state = "held" if handoff.pending else ("edited" if handoff.edited else "delivered")
         self._empty = False
         number = f"step {handoff.step} · " if handoff.step is not None else ""
-        self.border_title = f"{number}handoff {handoff.source} → {handoff.target} · {state}"
+        self.border_title = f"{number}{handoff.kind} {handoff.source} → {handoff.target} · {state}"
         table = Table(show_edge=False, box=None, padding=(0, 1), expand=True, header_style="bold")
         table.add_column("field", style="bold", no_wrap=True)
         table.add_column("type", style="cyan", no_wrap=True)
         table.add_column("value", overflow="fold", ratio=1)
         for name, type_name, value in handoff.typed_fields(system):
-            table.add_row(name, type_name, value)
-        # Both are estimates (about four characters a token, no tokenizer): ≈ says so.
-        history = handoff.history_tokens if handoff.history_tokens is not None else handoff.history_estimate
-        sizes = Text.assemble(
-            ("payload ", "dim"),
-            (f"≈{handoff.payload_tokens} tok", "bold green"),
-            (" · full history ", "dim"),
-            (f"≈{history} tok", "bold"),
-            (f" · history policy: {handoff.history}", "dim"),
-        )
+            # Text, not markup: a type such as list[str] would read as a style tag and vanish.
+            table.add_row(Text(name), Text(type_name), Text(value))
+        # Token figures are estimates (about four characters a token, no tokenizer): ≈ says so.
+        if handoff.kind != "handoff":
+            # A worker and a stage get only this payload: no history goes with it.
+            receives = "the worker receives" if handoff.kind == "delegation" else "the next stage receives"
+            sizes = Text.assemble(
+                ("payload ", "dim"),
+                (f"≈{handoff.payload_tokens} tok", "bold green"),
+                (f" · {receives} only this", "dim"),
+            )
+        else:
+            history = handoff.history_tokens
+            if history is None:
+                history = handoff.history_estimate
+            sizes = Text.assemble(
+                ("payload ", "dim"),
+                (f"≈{handoff.payload_tokens} tok", "bold green"),
+                (" · full history ", "dim"),
+                (f"≈{history} tok", "bold"),
+                (f" · history policy: {handoff.history}", "dim"),
+            )
         schema = Text.assemble(("schema ", "dim"), (handoff.schema, "cyan"))
         parts: list[RenderableType] = [table, Text(), sizes, schema]
         if handoff.edited and not handoff.pending:
             parts.append(Text("delivered as the operator edited it", "yellow"))
         if handoff.pending:
-            parts.append(Text("e edit · s deliver and step · c continue · r retry", "yellow"))
+            retry = "" if handoff.kind == "stage" else " · r retry"
+            parts.append(Text(f"e edit · s deliver and step · c continue{retry}", "yellow"))
         self.update(Group(*parts))
 
     def show_step(self, step: Step) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.events import Resize
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -133,6 +134,14 @@ class Timeline(ScrollView, can_focus=True):
             self.border_subtitle = ""
         self.show(self._all, self._t1)
 
+    def on_resize(self, event: Resize) -> None:
+        # Following the newest step: stay at the end when the timeline gets shorter (the
+        # inspector above it grew), else the newest rows end up below its bottom edge.
+        if self.cursor == -1 and self._steps:
+            self.call_after_refresh(
+                self.scroll_to, y=self.max_scroll_y, animate=False, immediate=True, force=True
+            )
+
     def watch_cursor(self, old: int, new: int) -> None:
         if 0 <= new < len(self._steps):
             self._chosen = self._steps[new]
@@ -209,7 +218,8 @@ class Timeline(ScrollView, can_focus=True):
             number = "" if step.step is None else str(step.step)
             label.append(f"{number:>{self._numbers - 1}} ", "dim")
         label.append("  " * step.depth)
-        label.append(ICONS.get(step.kind, "·") + " ", colour or BAR_STYLES.get(step.kind, "dim"))
+        icon = "✘" if step.kind == "review" and step.status == "failed" else ICONS.get(step.kind, "·")
+        label.append(icon + " ", colour or BAR_STYLES.get(step.kind, "dim"))
         label.append(step.label, colour or ("bold" if step.kind == "activation" else ""))
         label.truncate(label_width, overflow="ellipsis", pad=True)
         span = max(self._t1 - self._t0, 1e-6)
