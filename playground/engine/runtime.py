@@ -254,17 +254,19 @@ class Runtime:
         validate: Callable[[dict[str, Any]], str | None] | None = None,
         can_retry: bool = False,
         hold: bool = False,
+        failure: str | None = None,
     ) -> Decision:
         """Hold step ``step`` for the controller; returns what to do. Branches running at
         once are held one at a time, each with its own step number. ``hold``: the run asks
-        the operator here, whatever the breakpoints."""
+        the operator here, whatever the breakpoints. ``failure``: the model call before
+        failed for good; the run fails unless the operator retries it."""
         if self.controller is None:
             return CONTINUE
         gates = self._gates
         if gates is None:
             gates = self._gates = _Gates()
         async with gates.lock:
-            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold)
+            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold, failure)
 
     async def _decide(
         self,
@@ -276,10 +278,13 @@ class Runtime:
         validate: Callable[[dict[str, Any]], str | None] | None,
         can_retry: bool,
         hold: bool,
+        failure: str | None = None,
     ) -> Decision:
         assert self.controller is not None
         errors: list[str] = [e.kind for e in self.events[gates.mark :] if e.kind in _ERROR_KINDS]
-        gate = Gate(kind, agent, step, payload, can_retry=can_retry, errors=errors, hold=hold)
+        gate = Gate(
+            kind, agent, step, payload, can_retry=can_retry, errors=errors, hold=hold, failure=failure
+        )
         gates.mark = len(self.events)
         if validate is not None:
             gate.validate = validate

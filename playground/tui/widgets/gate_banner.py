@@ -23,6 +23,9 @@ class GateBanner(Static):
         if gate.payload.get("approval"):
             self.update(_approval(gate))
             return
+        if gate.failure is not None:
+            self.update(_failed(gate))
+            return
         text = Text(no_wrap=False)
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
@@ -58,4 +61,18 @@ def _approval(gate: Gate) -> Text:
     text.append(f" before step {gate.step}, {gate.agent} wants to run:\n", "bold")
     text.append(call_text(gate))
     text.append("\ny/enter approve · e edit the arguments · n deny with a reason · a abort", "dim")
+    return text
+
+
+def _failed(gate: Gate) -> Text:
+    """A model call that failed for good, held before the run fails (an ``error:*`` breakpoint)."""
+    text = Text(no_wrap=False)
+    text.append(" ✖ CALL FAILED ", "reverse bold red")
+    text.append(
+        f" before step {gate.step}, {possessive(gate.agent)} call to {gate.payload.get('model')}"
+        " failed; the run fails unless you retry it:\n",
+        "bold",
+    )
+    text.append(gate.failure or "", "red")
+    text.append("\nr retry the call · c or s let the run fail · a abort", "dim")
     return text
