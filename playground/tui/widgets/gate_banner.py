@@ -24,7 +24,7 @@ class GateBanner(Static):
             self.update(_approval(gate))
             return
         if gate.failure is not None:
-            self.update(_failed(gate))
+            self.update(_failed(gate, self.size.width))
             return
         text = Text(no_wrap=False)
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
@@ -64,15 +64,14 @@ def _approval(gate: Gate) -> Text:
     return text
 
 
-def _failed(gate: Gate) -> Text:
-    """A model call that failed for good, held before the run fails (an ``error:*`` breakpoint)."""
+def _failed(gate: Gate, width: int) -> Text:
+    """A model call that failed for good, held before the run fails (an ``error:*`` breakpoint):
+    four lines at most, the error cut to the two in the middle."""
     text = Text(no_wrap=False)
     text.append(" ✖ CALL FAILED ", "reverse bold red")
-    text.append(
-        f" before step {gate.step}, {possessive(gate.agent)} call to {gate.payload.get('model')}"
-        " failed; the run fails unless you retry it:\n",
-        "bold",
-    )
-    text.append(gate.failure or "", "red")
-    text.append("\nr retry the call · c or s let the run fail · a abort", "dim")
+    text.append(f" before step {gate.step}: {possessive(gate.agent)} model call failed for good\n", "bold")
+    failure = " ".join((gate.failure or "").split())
+    limit = max(40, 2 * (width - 2) - 1) if width > 0 else 240
+    text.append(failure if len(failure) <= limit else failure[: limit - 1] + "…", "red")
+    text.append("\nr retry the call · c or s: the run fails · a abort", "dim")
     return text
