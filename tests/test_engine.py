@@ -749,6 +749,22 @@ async def test_without_an_error_breakpoint_a_fatal_model_error_fails_at_once(tmp
     assert not of_kind(result.events, ev.OperatorActed)
 
 
+async def test_time_held_at_a_gate_is_recorded_and_left_out_of_the_runs_latency() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(stepping=True)
+    task = asyncio.create_task(run(system, "What are your opening hours?", controller=controller))
+    await asyncio.wait_for(controller.wait_paused(), 10)
+    await asyncio.sleep(0.3)  # the operator thinks
+    controller.resume()
+    result = await task
+    assert result.status == "completed"
+    (acted,) = of_kind(result.events, ev.OperatorActed)
+    assert acted.held_ms is not None and acted.held_ms >= 300
+    final = of_kind(result.events, ev.RunFinished)[0]
+    assert final.latency_ms is not None and final.latency_ms < 300
+    assert result.latency_ms == final.latency_ms
+
+
 async def test_a_fallback_on_another_provider_is_not_sent_to_the_primarys_server(tmp_path: Path) -> None:
     from playground.errors import ProviderError
     from playground.llm.base import ModelRequest, ModelResponse

@@ -722,9 +722,7 @@ class RunScreen(Screen[None]):
         """Rebuild the view from the stored events, through the same reducer as a live run."""
         session = recorded.session
         self.view.apply_all(recorded.events)
-        if self.view.running:  # the recording ends mid-run (an interrupted process)
-            self.view.status = "aborted"
-            self.view.finished = self.view.last_ts
+        self.view.interrupt()  # if the recording ends mid-run (its process was killed)
         request = self.query_one("#request", Input)
         request.value = session.input
         request.disabled = True
