@@ -31,15 +31,22 @@ from playground.spec.models import AgentSpec
 from playground.store.store import Store
 
 
-async def active_agents(store: Store, system: System) -> tuple[dict[str, AgentSpec], dict[str, str]]:
+async def active_agents(
+    store: Store, system: System, *, fresh: bool = False
+) -> tuple[dict[str, AgentSpec], dict[str, str]]:
     """Record the file's agent versions and return the active specs and their version ids.
 
     Cached per system for the last store it ran with, until that store changes a version,
     so running one loaded system many times (scenarios, benchmarks) checks the store once.
     One entry, not one per store: the pytest plugin opens a store per scenario.
+
+    Args:
+        fresh: Read the store even if cached: another process (``playground rollback``) may
+            have moved an active pointer, which this store object cannot know. A long-lived
+            caller (the TUI) asks for this before each run; the cache then holds what it read.
     """
     cached = system.cache.get("active")
-    if cached is not None and cached[0] == store.token and cached[1] == store.generation:
+    if not fresh and cached is not None and cached[0] == store.token and cached[1] == store.generation:
         return cached[2], cached[3]
     specs, file_vids = _file_specs(system)
     active = await store.record_versions(system.name, specs)

@@ -671,6 +671,100 @@ async def test_an_error_breakpoint_stops_at_the_first_gate_after_an_error(tmp_pa
     assert result.status == "completed"
 
 
+WORKER_FAILS_ONCE = """
+name: worker-fails
+pattern: supervisor
+entry: boss
+limits: {retries: 0}
+agents:
+  boss:
+    model: scripted
+    delegates: [worker]
+    script:
+      - tool: worker
+        args: {task: "{input}"}
+      - reply: "boss: {tool_result}"
+  worker:
+    model: scripted
+    input: {task: str}
+    script:
+      - fail: provider_error
+        times: 1
+      - reply: "worker did {task}"
+"""
+
+
+async def test_an_error_breakpoint_holds_a_workers_fatal_model_error_before_the_run_fails(
+    tmp_path: Path,
+) -> None:
+    system = system_from(tmp_path, WORKER_FAILS_ONCE)
+    controller = StepController(breakpoints={"error:*"})
+    task = asyncio.create_task(run(system, "sums", controller=controller))
+    gate = await asyncio.wait_for(controller.wait_paused(), 10)
+    # Held before the run fails, with the error to show and the call to retry.
+    assert (gate.kind, gate.agent, gate.errors, gate.can_retry) == (
+        "model_call",
+        "worker",
+        ["model_failed"],
+        True,
+    )
+    assert gate.failure is not None and "injected provider_error" in gate.failure
+    assert "worker failed calling scripted" in gate.describe()
+    assert controller.retry() is None  # the fault has cleared (times: 1): the retry answers
+    result = await task
+    assert result.status == "completed", result.error
+    assert result.output == "boss: worker did sums"
+    acted = of_kind(result.events, ev.OperatorActed)
+    assert [(a.agent, a.action) for a in acted] == [("worker", "retry")]
+    # The retried call has the step number the gate showed.
+    responded = [e for e in of_kind(result.events, ev.ModelResponded) if e.agent == "worker"]
+    assert [e.step for e in responded] == [gate.step]
+
+
+@pytest.mark.parametrize("let_go", ["resume", "step"])
+async def test_going_on_from_a_held_fatal_error_fails_the_run_as_without_the_breakpoint(
+    tmp_path: Path, let_go: str
+) -> None:
+    system = system_from(tmp_path, WORKER_FAILS_ONCE)
+    headless = await run(system, "sums")
+    controller = StepController(breakpoints={"error:*"})
+    task = asyncio.create_task(run(system, "sums", controller=controller))
+    await asyncio.wait_for(controller.wait_paused(), 10)
+    getattr(controller, let_go)()
+    held = await task
+    assert headless.status == held.status == "failed"
+    assert held.error == headless.error
+    assert headless.error is not None and "worker 'worker' failed" in headless.error["message"]
+    # The same events as the run nobody held, plus the operator's action.
+    assert [k for k in kinds(held.events) if k != "operator_acted"] == kinds(headless.events)
+    steps = [e.step for e in held.events if isinstance(e, ev.ModelRequested)]
+    assert steps == [e.step for e in headless.events if isinstance(e, ev.ModelRequested)]
+
+
+async def test_without_an_error_breakpoint_a_fatal_model_error_fails_at_once(tmp_path: Path) -> None:
+    system = system_from(tmp_path, WORKER_FAILS_ONCE)
+    controller = StepController(breakpoints={"agent:nobody"})
+    result = await run(system, "sums", controller=controller)
+    assert result.status == "failed"
+    assert not of_kind(result.events, ev.OperatorActed)
+
+
+async def test_time_held_at_a_gate_is_recorded_and_left_out_of_the_runs_latency() -> None:
+    system = load_system(ROUTER)
+    controller = StepController(stepping=True)
+    task = asyncio.create_task(run(system, "What are your opening hours?", controller=controller))
+    await asyncio.wait_for(controller.wait_paused(), 10)
+    await asyncio.sleep(0.3)  # the operator thinks
+    controller.resume()
+    result = await task
+    assert result.status == "completed"
+    (acted,) = of_kind(result.events, ev.OperatorActed)
+    assert acted.held_ms is not None and acted.held_ms >= 300
+    final = of_kind(result.events, ev.RunFinished)[0]
+    assert final.latency_ms is not None and final.latency_ms < 300
+    assert result.latency_ms == final.latency_ms
+
+
 async def test_a_fallback_on_another_provider_is_not_sent_to_the_primarys_server(tmp_path: Path) -> None:
     from playground.errors import ProviderError
     from playground.llm.base import ModelRequest, ModelResponse

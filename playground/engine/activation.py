@@ -28,6 +28,7 @@ from playground.engine.outcomes import (
     Aborted,
     ActivationOutcome,
     Answered,
+    CallFailed,
     CallOutcome,
     Escalate,
     Failure,
@@ -39,7 +40,7 @@ from playground.engine.outcomes import (
 )
 from playground.engine.plans import system_prompt
 from playground.engine.tools import run_call, run_concurrently
-from playground.llm.base import ToolCall
+from playground.llm.base import ModelResponse, ToolCall
 from playground.spec.load import HANDOFF_PREFIX
 from playground.spec.models import AgentSpec, CheckpointSpec
 from playground.spec.schema import Schema
@@ -162,9 +163,16 @@ async def _turns(
                 if last_response is not None:
                     run.loops.retried.add(last_response)
         # The first call answers what started the activation; a later one, what came back last.
-        response, responded = await call_model(
-            run, branch, name, agent, messages, tools, act, cause, step, plan, retry_of=retry_of
-        )
+        try:
+            response, responded = await call_model(
+                run, branch, name, agent, messages, tools, act, cause, step, plan, retry_of=retry_of
+            )
+        except CallFailed as lost:
+            if controller is None:
+                raise
+            response, responded, messages = await _call_again(
+                run, branch, name, agent, plan, messages, act, cause, lost
+            )
         retry_of = None
         last_response = cause = responded.seq
         messages.append(assistant_message(response))
@@ -241,6 +249,45 @@ async def _turns(
         name,
         cause,
     )
+
+
+async def _call_again(
+    run: Runtime,
+    branch: Branch,
+    name: str,
+    agent: AgentSpec,
+    plan: Plan,
+    messages: list[dict[str, Any]],
+    act: int,
+    cause: int,
+    failed: CallFailed,
+) -> tuple[ModelResponse, ev.ModelResponded, list[dict[str, Any]]]:
+    """A model call failed for good: before the run fails, hold it at a gate that shows the
+    error (an ``error:*`` breakpoint stops there). The operator's ``retry`` (or ``edit`` of the
+    messages) runs the call again, until it answers; anything else fails the run as before."""
+    while True:
+        step = run.next_step()
+        decision = await run.gate(
+            "model_call",
+            name,
+            step,
+            {"model": agent.model, "messages": messages},
+            can_retry=True,
+            failure=failed.message,
+        )
+        if decision.action == "edit" and decision.payload and decision.payload.get("messages"):
+            messages = list(decision.payload["messages"])
+        elif decision.action != "retry":
+            run.give_back_step(step)
+            raise failed
+        try:
+            response, responded = await call_model(
+                run, branch, name, agent, messages, plan.tools, act, cause, step, plan
+            )
+        except CallFailed as again:
+            failed = again
+        else:
+            return response, responded, messages
 
 
 async def _one_call(

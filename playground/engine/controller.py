@@ -44,8 +44,14 @@ class Gate:
     errors: list[str] = field(default_factory=list)
     """Kinds of the error events since the previous gate (``model_failed``, ``validation_failed``,
     ``permission_denied``, ``loop_detected``, ...): an ``error:*`` breakpoint stops here."""
+    failure: str | None = None
+    """At a model call that failed for good (every model, every retry): why. The run fails
+    here unless the operator retries the call (``retry``, or ``edit`` with new ``messages``);
+    ``continue`` or ``step`` lets it fail."""
 
     def describe(self) -> str:
+        if self.failure is not None:
+            return f"{self.agent} failed calling {self.payload.get('model')}: {self.failure}"
         if self.kind == "model_call":
             return f"{self.agent} calls {self.payload.get('model')}"
         if self.kind == "tool_call":

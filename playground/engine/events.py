@@ -382,6 +382,10 @@ class OperatorActed(_Event):
     action: str
     gate: str = ""
     detail: dict[str, Any] = {}
+    held_ms: float | None = None
+    """How long the run was held at the gate before this action, in milliseconds: left out of
+    the run's time (its final event's ``latency_ms``, the TUI's elapsed), live and stored alike.
+    None in events written before it was recorded."""
 
 
 class RunFinished(_Event):
@@ -392,7 +396,8 @@ class RunFinished(_Event):
     path: list[str]
     totals: dict[str, Any]
     latency_ms: float | None = None
-    """Wall-clock time of the run so far, in milliseconds (None in events written before it was recorded)."""
+    """Wall-clock time of the run so far, less the time it was held at gates (the operator's
+    ``held_ms``), in milliseconds (None in events written before it was recorded)."""
 
 
 class RunFailed(_Event):
@@ -412,7 +417,8 @@ class RunFailed(_Event):
     """For a failure over a field: the hops the field went through (``field``, ``traced``,
     ``origin``, ``reason``, ``hops``), as :mod:`playground.engine.lineage` traced them."""
     latency_ms: float | None = None
-    """Wall-clock time of the run so far, in milliseconds (None in events written before it was recorded)."""
+    """Wall-clock time of the run so far, less the time it was held at gates (the operator's
+    ``held_ms``), in milliseconds (None in events written before it was recorded)."""
 
 
 Event = Annotated[

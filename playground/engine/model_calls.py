@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
 from playground.engine.budgets import check_budget
-from playground.engine.outcomes import Failure
+from playground.engine.outcomes import CallFailed
 from playground.errors import ModelError, ModelTimeout, ProviderError, ScriptError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, ToolDef
 from playground.spec.models import AgentSpec
@@ -177,7 +177,7 @@ async def call_model(
                 latency_ms=latency,
             )
             if isinstance(error, ScriptError):
-                raise Failure("script_error", f"error of the script: {error}", name, name, last_failed.seq)
+                raise CallFailed("script_error", f"error of the script: {error}", name, name, last_failed.seq)
             if not error.retryable or attempt > limits.retries:
                 break
             delay = limits.backoff_s * (2 ** (attempt - 1))
@@ -194,7 +194,7 @@ async def call_model(
                 await asyncio.sleep(delay)
     assert last_error is not None
     tried = ", ".join(models)
-    raise Failure(
+    raise CallFailed(
         last_error.error_type,
         f"{name!r}: every model failed ({tried}); last: {last_error}",
         name,

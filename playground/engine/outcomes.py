@@ -9,7 +9,8 @@ openai-agents' ``NextStep*``), so its caller never reads the event list to learn
   problem goes back to the model and counts against ``max_validation_retries``),
   :class:`RetryStep` (an operator asked to run the model call again) or a
   :class:`Handoff`;
-- what ends the run is raised: :class:`Failure`, :class:`Aborted`, :class:`Escalate`.
+- what ends the run is raised: :class:`Failure` (:class:`CallFailed` for a model call that
+  failed for good), :class:`Aborted`, :class:`Escalate`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,11 @@ class Failure(Exception):
         self.origin = origin
         self.manifested = manifested
         self.cause = cause
+
+
+class CallFailed(Failure):
+    """Every model of a model call (and every retry of each) failed: the run fails, unless an
+    operator holding the run at that point (an ``error:*`` breakpoint) runs the call again."""
 
 
 class Aborted(Exception):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground.engine import events as ev
 from playground.engine.events import Event
 
 
@@ -81,3 +83,38 @@ class RunResult:
             "per_agent": self._per_agent_json(),
             "error": self.error,
         }
+
+
+def run_time_ms(events: Sequence[Event]) -> float:
+    """A run's time from its events, in milliseconds: from its first event to its last, less
+    the time it was held at gates (each operator action's ``held_ms``).
+
+    The one definition of a session's elapsed time: the TUI shows it live and for a stored
+    session, and an interrupted session (no final event to carry the engine's own
+    ``latency_ms``, which measures the same span) is stored with it.
+    """
+    if not events:
+        return 0.0
+    held = sum(e.held_ms or 0.0 for e in events if isinstance(e, ev.OperatorActed))
+    return max(0.0, (events[-1].ts - events[0].ts) * 1000 - held)
+
+
+def recorded_totals(events: Sequence[Event]) -> tuple[list[str], dict[str, AgentTotals]]:
+    """The path (agents in the order they began handling the request, a re-run worker once, as
+    the runtime keeps it) and each agent's totals, from a session's events: what its final
+    event would have carried, for a session that has none (killed mid-run)."""
+    path: list[str] = []
+    totals: dict[str, AgentTotals] = {}
+    for event in events:
+        if isinstance(event, ev.AgentStarted) and event.agent is not None:
+            if not path or path[-1] != event.agent:
+                path.append(event.agent)
+        elif isinstance(event, ev.ModelResponded | ev.ModelFailed) and event.agent is not None:
+            agent = totals.setdefault(event.agent, AgentTotals())
+            agent.latency_ms += event.latency_ms
+            if isinstance(event, ev.ModelResponded):
+                agent.calls += 1
+                agent.input_tokens += event.input_tokens
+                agent.output_tokens += event.output_tokens
+                agent.cost_usd += event.cost_usd
+    return path, totals

@@ -254,17 +254,19 @@ class Runtime:
         validate: Callable[[dict[str, Any]], str | None] | None = None,
         can_retry: bool = False,
         hold: bool = False,
+        failure: str | None = None,
     ) -> Decision:
         """Hold step ``step`` for the controller; returns what to do. Branches running at
         once are held one at a time, each with its own step number. ``hold``: the run asks
-        the operator here, whatever the breakpoints."""
+        the operator here, whatever the breakpoints. ``failure``: the model call before
+        failed for good; the run fails unless the operator retries it."""
         if self.controller is None:
             return CONTINUE
         gates = self._gates
         if gates is None:
             gates = self._gates = _Gates()
         async with gates.lock:
-            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold)
+            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold, failure)
 
     async def _decide(
         self,
@@ -276,10 +278,13 @@ class Runtime:
         validate: Callable[[dict[str, Any]], str | None] | None,
         can_retry: bool,
         hold: bool,
+        failure: str | None = None,
     ) -> Decision:
         assert self.controller is not None
         errors: list[str] = [e.kind for e in self.events[gates.mark :] if e.kind in _ERROR_KINDS]
-        gate = Gate(kind, agent, step, payload, can_retry=can_retry, errors=errors, hold=hold)
+        gate = Gate(
+            kind, agent, step, payload, can_retry=can_retry, errors=errors, hold=hold, failure=failure
+        )
         gates.mark = len(self.events)
         if validate is not None:
             gate.validate = validate
@@ -291,11 +296,14 @@ class Runtime:
             if timer is not None and deadline is not None:
                 left = deadline - loop.time()
                 timer.reschedule(None)
+            held_from = self.clock.perf()
             try:
                 decision = await self.controller.decide(gate)
             finally:
                 if timer is not None and deadline is not None:
                     timer.reschedule(loop.time() + left)
+            held = self.clock.perf() - held_from
+            gates.held_s += held
             if decision.operator is not None:
                 self.emit(
                     ev.OperatorActed,
@@ -303,6 +311,7 @@ class Runtime:
                     action=decision.operator,
                     gate=kind,
                     detail={"step": step, **({"payload": decision.payload} if decision.payload else {})},
+                    held_ms=held * 1000,
                 )
             if decision.action == "abort":
                 raise Aborted
@@ -419,12 +428,12 @@ class Runtime:
                 output=output,
                 path=list(self.path),
                 totals=self._totals_json(),
-                latency_ms=(perf() - started) * 1000,
+                latency_ms=self._run_ms(),
             )
         branch.close()
         last = self.events[-1]
         final = last if isinstance(last, ev.RunFinished | ev.RunFailed) else None
-        latency_ms = (perf() - started) * 1000
+        latency_ms = self._run_ms()
         if final is not None and final.latency_ms is not None:
             latency_ms = final.latency_ms  # the session row, derived from the events, says the same
         result = RunResult(
@@ -488,7 +497,7 @@ class Runtime:
             path=list(self.path),
             totals=self._totals_json(),
             lineage=lineage,
-            latency_ms=(self.clock.perf() - self._started) * 1000,
+            latency_ms=self._run_ms(),
         )
         error: dict[str, Any] = {
             "type": failure.error_type,
@@ -499,6 +508,11 @@ class Runtime:
         if lineage is not None:
             error["lineage"] = lineage
         return error
+
+    def _run_ms(self) -> float:
+        """Milliseconds since the run started, less the time held at gates (the operator's)."""
+        held = self._gates.held_s if self._gates is not None else 0.0
+        return (self.clock.perf() - self._started - held) * 1000
 
     def _where(self) -> str | None:
         return self.failed_in or (self.path[-1] if self.path else None)
@@ -522,9 +536,11 @@ class Runtime:
 class _Gates:
     """Holding gates one at a time, and where the last gate was in the event list."""
 
-    __slots__ = ("lock", "mark")
+    __slots__ = ("held_s", "lock", "mark")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.mark = 0
         """Events before this index were seen by an earlier gate (for ``error:*`` breakpoints)."""
+        self.held_s = 0.0
+        """Seconds the run was held at gates: not the run's time."""

@@ -25,7 +25,7 @@ from playground.errors import StoreError
 from playground.store.base import doctor_hint, sqlite_errors
 from playground.store.rows import SESSION_COLUMNS, SessionRow
 from playground.store.schema import INSERT_CHUNK
-from playground.store.writer import Writer, _Chunk, storable
+from playground.store.writer import Writer, _Chunk, interrupted_outcome, storable
 
 _EVENT_LIST: TypeAdapter[list[Event]] = TypeAdapter(list[Event])
 _ROW_COLUMNS = frozenset({*SESSION_COLUMNS, "pid", "host"})
@@ -146,16 +146,29 @@ class Sessions(Writer):
             )
 
     async def _mark_interrupted(self) -> None:
+        """Sessions whose process is gone are ``interrupted``; with no final event to carry
+        their path, totals and time, those are rebuilt from the events they recorded (also for
+        sessions marked before this was done: still at no path and no time)."""
         db = self.db
         host = socket.gethostname()
         async with db.execute("SELECT session_id, pid, host FROM sessions WHERE status = 'running'") as cur:
             rows = list(await cur.fetchall())
         dead = [r["session_id"] for r in rows if r["host"] != host or not _alive(r["pid"])]
-        if dead:
-            await db.executemany(
-                "UPDATE sessions SET status = 'interrupted' WHERE session_id = ?", [(s,) for s in dead]
+        async with db.execute(
+            "SELECT session_id FROM sessions WHERE status = 'interrupted' AND path = '[]' AND latency_ms = 0"
+        ) as cur:
+            dead += [r["session_id"] for r in await cur.fetchall()]
+        if not dead:
+            return
+        for session_id in dead:
+            events, _ = await self.readable_events(session_id)  # what reads back; doctor says the rest
+            outcome = interrupted_outcome(events)
+            await db.execute(
+                f"UPDATE sessions SET status = 'interrupted', {', '.join(f'{c} = ?' for c in outcome)} "
+                "WHERE session_id = ?",
+                (*outcome.values(), session_id),
             )
-            await db.commit()
+        await db.commit()
 
     async def sessions(
         self,

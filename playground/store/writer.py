@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,7 +35,7 @@ from pydantic_core import to_json
 
 from playground import redact
 from playground.engine.events import Event, RunFailed, RunFinished, RunStarted, TokenDelta
-from playground.engine.results import AgentTotals
+from playground.engine.results import AgentTotals, recorded_totals, run_time_ms
 from playground.errors import StoreError
 from playground.store.base import StoreBase
 from playground.store.schema import INSERT_CHUNK
@@ -92,16 +93,6 @@ def outcome_of(event: RunFinished | RunFailed) -> dict[str, Any]:
     ``totals`` are the event's (the agents with a model call), then each agent on the path
     without one, at zero, as ``run --json``'s ``per_agent`` has them.
     """
-    totals = dict(event.totals)
-    for name in event.path:
-        if name not in totals:
-            totals[name] = AgentTotals().as_json()
-    cost = input_tokens = output_tokens = 0
-    for agent in totals.values():
-        cost += agent.get("cost_usd") or 0
-        tokens = agent.get("tokens") or {}
-        input_tokens += tokens.get("input") or 0
-        output_tokens += tokens.get("output") or 0
     if isinstance(event, RunFinished):
         status, output, error = "completed", storable(redact.scrub(event.output)), None
     else:
@@ -118,12 +109,38 @@ def outcome_of(event: RunFinished | RunFailed) -> dict[str, Any]:
         "status": status,
         "output": output,
         "error": error,
-        "path": to_json(event.path).decode(),
+        **_figures(event.path, dict(event.totals)),
+        "finished_at": event.ts,
+    }
+
+
+def interrupted_outcome(events: Sequence[Event]) -> dict[str, Any]:
+    """The columns of a session killed mid-run (no final event), rebuilt from what it recorded:
+    its path, each agent's totals, cost and tokens as its final event would have had them, and
+    its time as :func:`~playground.engine.results.run_time_ms` defines it."""
+    path, totals = recorded_totals(events)
+    figures = {name: agent.as_json() for name, agent in totals.items() if agent.calls}
+    return {**_figures(path, figures), "latency_ms": round(run_time_ms(events), 3)}
+
+
+def _figures(path: list[str], totals: dict[str, Any]) -> dict[str, Any]:
+    """The path, totals (each agent on the path without a model call at zero, as ``run
+    --json``'s ``per_agent`` has them), cost and tokens columns."""
+    for name in path:
+        if name not in totals:
+            totals[name] = AgentTotals().as_json()
+    cost = input_tokens = output_tokens = 0
+    for agent in totals.values():
+        cost += agent.get("cost_usd") or 0
+        tokens = agent.get("tokens") or {}
+        input_tokens += tokens.get("input") or 0
+        output_tokens += tokens.get("output") or 0
+    return {
+        "path": to_json(path).decode(),
         "totals": to_json(totals).decode(),
         "cost_usd": round(cost, 8),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
-        "finished_at": event.ts,
     }
 
 

@@ -27,9 +27,17 @@ STREAM_CHARS = 4000
 """Characters of a streaming reply a pane keeps while it streams."""
 
 AgentState = Literal[
-    "idle", "waiting", "thinking", "calling a tool", "handed off", "done", "failed", "aborted"
+    "idle",
+    "waiting",
+    "thinking",
+    "calling a tool",
+    "handed off",
+    "done",
+    "failed",
+    "aborted",
+    "interrupted",
 ]
-RunStatus = Literal["ready", "running", "paused", "completed", "failed", "aborted"]
+RunStatus = Literal["ready", "running", "paused", "completed", "failed", "aborted", "interrupted"]
 LineKind = Literal["incoming", "text", "tool", "result", "handoff", "error", "note", "operator"]
 StepKind = Literal[
     "activation",
@@ -352,8 +360,12 @@ class RunView:
         self.started: float | None = None
         self.last_ts: float | None = None
         self.finished: float | None = None
-        self._paused_at: float | None = None
         self._paused_s = 0.0
+        """Seconds the run was held at gates, as its operators' actions recorded (``held_ms``)."""
+        self._held_from: float | None = None
+        """The hold now shown began: the time of the run's last event before it."""
+        self._released_at: float | None = None
+        """When the operator let that hold go, until the engine's record of it arrives."""
         self._open: dict[tuple[str, int], Step] = {}
         self._depth: dict[int, int] = {}
         self._running: dict[int, _Running] = {}
@@ -392,16 +404,34 @@ class RunView:
         return self.status in ("running", "paused")
 
     def elapsed(self, now: float | None = None) -> float:
-        """Seconds the run has been running, not counting time held at gates."""
+        """The run's time in seconds: from its first event to its last (its final event; the
+        last recorded one when it was interrupted; now while it runs), less the time it was
+        held at gates (each operator action's ``held_ms``). One definition, live and stored:
+        a session shows the same figure while it runs and when it is opened again."""
         if self.started is None:
             return 0.0
+        pending = 0.0
         if self.finished is not None:
             end = self.finished
-        elif self._paused_at is not None:
-            end = self._paused_at
+        elif self._held_from is not None and self._released_at is None:
+            end = self._held_from  # held now: the run's time stopped at its last event
         else:
             end = now if now is not None else self._wall()
-        return max(0.0, end - self.started - self._paused_s)
+            if self._held_from is not None and self._released_at is not None:
+                pending = self._released_at - self._held_from  # until the engine's held_ms arrives
+        return max(0.0, end - self.started - self._paused_s - pending)
+
+    def interrupt(self) -> None:
+        """The recording ends mid-run (its process was killed): the run ended at its last
+        event, and what was in flight then shows as interrupted, not as running."""
+        if not self.running or self.last_ts is None:
+            return
+        in_flight = [a for a in self.agents.values() if a.state in ("waiting", "thinking", "calling a tool")]
+        self._close_all(self.last_ts, "failed")
+        for agent in in_flight:
+            agent.state = "interrupted"
+        self.status = "interrupted"
+        self.finished = self.last_ts
 
     def totals(self) -> tuple[int, int, float]:
         """Input tokens, output tokens and cost of the whole run."""
@@ -418,7 +448,8 @@ class RunView:
         """The run stopped at ``gate``: show what is about to happen."""
         self.gate = gate
         self.status = "paused"
-        self._paused_at = self._wall()
+        self._held_from = self.last_ts if self.last_ts is not None else self._wall()
+        self._released_at = None
         agent = self.agents.get(gate.agent)
         payload = gate.payload
         if gate.kind == "model_call":
@@ -448,9 +479,8 @@ class RunView:
         """The operator let the held step go."""
         gate, self.gate = self.gate, None
         self.pending_handoff = None
-        if self._paused_at is not None:
-            self._paused_s += self._wall() - self._paused_at
-            self._paused_at = None
+        if self._held_from is not None:
+            self._released_at = self._wall()
         if self.status == "paused":
             self.status = "running"
         if gate is not None and gate.agent in self.agents:
@@ -1085,6 +1115,9 @@ class RunView:
         step = event.detail.get("step")
         if event.action == "edit" and isinstance(step, int):
             self._edited_steps.add(step)
+        if event.held_ms is not None:
+            self._paused_s += event.held_ms / 1000
+        self._held_from = self._released_at = None
         self._instant(event, "operator", f"{event.action} ({event.gate.replace('_', ' ')})")
         self._steps_detail(*((k, _short(v, 400)) for k, v in event.detail.items()))
         agent = self._agent(event.agent)

@@ -274,12 +274,28 @@ class RunScreen(Screen[None]):
         self.query_one("#request", Input).focus()
         self._redraw()
         await self._load_versions()
+        # Another process (`playground rollback`) may move an active version while this screen
+        # is open: read them again whenever the operator comes back to it (see also run_request).
+        self.watch(self.app, "app_focus", self._on_app_focus, init=False)
         if self.branch is not None:
             self._start_branch(self.branch)
 
-    async def _load_versions(self) -> None:
+    def on_screen_resume(self) -> None:
+        if self.recorded is None and not self.view.running:
+            self.refresh_versions()
+
+    def _on_app_focus(self, focused: bool) -> None:
+        if focused and self.is_current and not self.view.running:
+            self.refresh_versions()
+
+    @work(exclusive=True, exit_on_error=False, group="active-versions")
+    async def refresh_versions(self) -> None:
+        """Read the active versions from the store again (not from this process's cache)."""
+        await self._load_versions(fresh=True)
+
+    async def _load_versions(self, *, fresh: bool = False) -> None:
         try:
-            agents, versions = await active_agents(self.store, self.system)
+            agents, versions = await active_agents(self.store, self.system, fresh=fresh)
         except PlaygroundError as exc:
             self.notify(str(exc), title="cannot use the active versions", severity="error", timeout=10)
             return
@@ -469,6 +485,7 @@ class RunScreen(Screen[None]):
     @work(exclusive=True, exit_on_error=False, group="run")
     async def run_request(self, request: str, session: DebugSession, bridge: Bridge) -> RunResult:
         """Run ``request`` in ``session``; events come back through ``bridge``."""
+        await self._load_versions(fresh=True)  # what the screen shows is what runs
         try:
             return await session.run(request)
         finally:
@@ -757,9 +774,7 @@ class RunScreen(Screen[None]):
         """Rebuild the view from the stored events, through the same reducer as a live run."""
         session = recorded.session
         self.view.apply_all(recorded.events)
-        if self.view.running:  # the recording ends mid-run (an interrupted process)
-            self.view.status = "aborted"
-            self.view.finished = self.view.last_ts
+        self.view.interrupt()  # if the recording ends mid-run (its process was killed)
         request = self.query_one("#request", Input)
         request.value = session.input
         request.disabled = True

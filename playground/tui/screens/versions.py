@@ -2,7 +2,9 @@
 
 Opened with ``v`` from the run screen on the focused agent. Every change moves the
 store's active pointers; the run screen reloads its active specs when this screen
-closes, so the next run uses what was chosen here.
+closes, so the next run uses what was chosen here. Both screens read the store again
+when they are shown again or the terminal regains focus, and the run screen before
+each run: a ``playground rollback`` from a shell shows, and runs, at once.
 """
 
 from __future__ import annotations
@@ -129,6 +131,16 @@ class VersionsScreen(Screen[None]):
         self.query_one("#versions-yaml-box").border_title = "YAML"
         table.focus()
         self.load()
+        # Another process (`playground rollback`) may move an active version while this screen
+        # is open: read the store again whenever the operator comes back to it.
+        self.watch(self.app, "app_focus", self._on_app_focus, init=False)
+
+    def on_screen_resume(self) -> None:
+        self.load(self.selected)
+
+    def _on_app_focus(self, focused: bool) -> None:
+        if focused and self.is_current:
+            self.load(self.selected)
 
     def watch_agent(self) -> None:
         self.query_one(Tabs).active = f"agent-{self.agent}"

@@ -32,6 +32,7 @@ STATE_STYLES = {
     "done": "bold green",
     "failed": "bold red",
     "aborted": "bold red",
+    "interrupted": "bold yellow",
 }
 
 LINE_STYLES = {

@@ -23,6 +23,9 @@ class GateBanner(Static):
         if gate.payload.get("approval"):
             self.update(_approval(gate))
             return
+        if gate.failure is not None:
+            self.update(_failed(gate, self.size.width))
+            return
         text = Text(no_wrap=False)
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
@@ -64,4 +67,17 @@ def _approval(gate: Gate) -> Text:
     text.append(f" before step {gate.step}, {gate.agent} wants to run:\n", "bold")
     text.append(call_text(gate))
     text.append("\ny/enter approve · e edit the arguments · n deny with a reason · a abort", "dim")
+    return text
+
+
+def _failed(gate: Gate, width: int) -> Text:
+    """A model call that failed for good, held before the run fails (an ``error:*`` breakpoint):
+    four lines at most, the error cut to the two in the middle."""
+    text = Text(no_wrap=False)
+    text.append(" ✖ CALL FAILED ", "reverse bold red")
+    text.append(f" before step {gate.step}: {possessive(gate.agent)} model call failed for good\n", "bold")
+    failure = " ".join((gate.failure or "").split())
+    limit = max(40, 2 * (width - 2) - 1) if width > 0 else 240
+    text.append(failure if len(failure) <= limit else failure[: limit - 1] + "…", "red")
+    text.append("\nr retry the call · c or s: the run fails · a abort", "dim")
     return text

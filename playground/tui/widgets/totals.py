@@ -16,6 +16,7 @@ STATUS_STYLES = {
     "completed": "bold green",
     "failed": "bold red",
     "aborted": "bold red",
+    "interrupted": "bold yellow",
 }
 
 
