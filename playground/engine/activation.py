@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
 from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.controller import FailedKind, hold_failure
 from playground.engine.guards import fill_from, guard_handoff, refuse_input, verdict_of
 from playground.engine.handoffs import Checked, check_handoff, deliver, gated_handoff
 from playground.engine.messages import (
@@ -146,8 +147,36 @@ async def _turns(
     """Handoff target to the times its checkpoint rejected this activation's payloads."""
     last_response: int | None = None
     retry_of: int | None = None
+    refused: Failure | None = None
+    """The failure of calls refused too often (``_invalid_failure``), once raised."""
     turn = 0
-    while turn < run.spec.limits.max_turns:
+    max_turns = run.spec.limits.max_turns
+    while True:
+        if turn >= max_turns:
+            out_of_turns = Failure(
+                "max_turns",
+                f"{name!r} made {turn} model calls without finishing (limits.max_turns)",
+                name,
+                name,
+                cause,
+            )
+            if controller is not None:
+                try:
+                    messages = await hold_failure(
+                        run,
+                        name,
+                        out_of_turns,
+                        "max_turns",
+                        {"model": agent.model, "messages": messages},
+                        on_retry=f"one more model call of {name}",
+                    )
+                except Failure:
+                    finish(run, name, act, "failed")
+                    raise
+                max_turns += 1
+            else:
+                finish(run, name, act, "failed")
+                raise out_of_turns
         turn += 1
         step = run.next_step()
         if controller is not None:
@@ -200,55 +229,122 @@ async def _turns(
             )
             cause = failed.seq
             if invalid > max_invalid:
-                finish(run, name, act, "failed", text, cause=failed.seq)
                 whom = f"{whom_for!r}'s input" if whom_for else "its output checks"
-                raise Failure(
+                invalid_output = Failure(
                     "invalid_output",
                     f"{name!r} returned output that does not match {whom}: {problem}",
                     name,
                     whom_for or name,
                     failed.seq,
                 )
+                if controller is not None:
+                    try:
+                        messages = await hold_failure(
+                            run,
+                            name,
+                            invalid_output,
+                            "invalid_output",
+                            {"model": agent.model, "messages": before_last_assistant(messages)},
+                            on_retry=f"run the last model call of {name} again",
+                        )
+                    except Failure:
+                        finish(run, name, act, "failed", text, cause=failed.seq)
+                        raise
+                    retry_of = last_response
+                    turn -= 1  # the call is run again, not one more turn
+                    continue
+                finish(run, name, act, "failed", text, cause=failed.seq)
+                raise invalid_output
             again = f" Reply with only a JSON object of this shape: {shape}" if shape else ""
             messages.append({"role": "user", "content": f"Your reply was rejected: {problem}.{again}"})
             continue
         # Several tool calls or delegations in one response run at once (a handoff ends the
         # activation, so handoffs are taken one by one, in order, after them).
-        ran: dict[int, CallOutcome] = {}
-        if len(calls) > 1:
-            others = [(i, c) for i, c in enumerate(calls) if not c.name.startswith(HANDOFF_PREFIX)]
-            if len(others) > 1:
-                ran = await run_concurrently(run, branch, name, agent, others, act, responded.seq)
-        for index, call in enumerate(calls):
-            outcome = ran.get(index)
-            if outcome is None:
-                outcome = await _one_call(
-                    run, branch, name, agent, plan, call, act, responded.seq, messages, rejections, context
-                )
-            if isinstance(outcome, Handoff):
-                finish(run, name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
-                return outcome
-            if isinstance(outcome, RetryStep):
-                messages, retry_of = before_last_assistant(messages), last_response
-                run.loops.retried.add(responded.seq)
-                break
-            messages.append(tool_message(call.id, outcome.content))
-            if isinstance(outcome, Answered):
-                cause = outcome.seq
-                continue
-            invalid += 1
-            cause = outcome.problem.seq
-            if invalid > max_invalid:
-                finish(run, name, act, "failed")
-                raise _invalid_failure(run, name, outcome)
-    finish(run, name, act, "failed")
-    raise Failure(
-        "max_turns",
-        f"{name!r} made {run.spec.limits.max_turns} model calls without finishing (limits.max_turns)",
-        name,
-        name,
-        cause,
-    )
+        try:
+            ran: dict[int, CallOutcome] = {}
+            if len(calls) > 1:
+                others = [(i, c) for i, c in enumerate(calls) if not c.name.startswith(HANDOFF_PREFIX)]
+                if len(others) > 1:
+                    ran = await run_concurrently(run, branch, name, agent, others, act, responded.seq)
+            for index, call in enumerate(calls):
+                outcome = ran.get(index)
+                if outcome is None:
+                    outcome = await _one_call(
+                        run,
+                        branch,
+                        name,
+                        agent,
+                        plan,
+                        call,
+                        act,
+                        responded.seq,
+                        messages,
+                        rejections,
+                        context,
+                    )
+                if isinstance(outcome, Handoff):
+                    finish(run, name, act, "handoff", handoff_to=outcome.target, cause=outcome.cause)
+                    return outcome
+                if isinstance(outcome, RetryStep):
+                    messages, retry_of = before_last_assistant(messages), last_response
+                    run.loops.retried.add(responded.seq)
+                    break
+                messages.append(tool_message(call.id, outcome.content))
+                if isinstance(outcome, Answered):
+                    cause = outcome.seq
+                    continue
+                invalid += 1
+                cause = outcome.problem.seq
+                if invalid > max_invalid:
+                    refused = _invalid_failure(run, name, outcome)
+                    if controller is None:
+                        finish(run, name, act, "failed")
+                    raise refused
+        except Failure as failure:
+            # A call of this response fails the run (a loop, a checkpoint's last rejection,
+            # calls refused too often, a worker that handed off): hold it first. A failure a
+            # worker's own activation already held (run.failed_in is set then) fails at once.
+            if controller is None or run.failed_in is not None:
+                raise
+            try:
+                messages = await _hold_call_failure(run, name, agent, messages, failure)
+            except Failure:
+                if failure is refused:
+                    finish(run, name, act, "failed")
+                raise
+            retry_of = last_response
+            run.loops.retried.add(responded.seq)
+            turn -= 1  # the call is run again, not one more turn
+
+
+async def _hold_call_failure(
+    run: Runtime, name: str, agent: AgentSpec, messages: list[dict[str, Any]], failure: Failure
+) -> list[dict[str, Any]]:
+    """Hold a failure that a call of the last model response caused; returns the messages to
+    run that model call again with (retry), else raises the failure. A loop is not retried:
+    the loop watch has already counted it, and the same call would go round again."""
+    again = {"model": agent.model, "messages": before_last_assistant(messages)}
+    retry = f"run the last model call of {name} again"
+    if failure.error_type == "loop":
+        return await hold_failure(
+            run,
+            name,
+            failure,
+            "loop",
+            again,
+            no_retry="a loop is not retried: the same calls would go round again",
+        )
+    failed: FailedKind = "error"
+    if isinstance(failure, CallFailed):
+        failed = "model_call"  # a supervisor's review of a worker's output
+    elif failure.error_type == "checkpoint_rejected":
+        failed = "checkpoint"
+    elif failure.error_type.startswith("invalid_") or failure.error_type in (
+        "guard_denied",
+        "permission_denied",
+    ):
+        failed = "invalid_calls"
+    return await hold_failure(run, name, failure, failed, again, on_retry=retry)
 
 
 async def _call_again(
@@ -271,7 +367,12 @@ async def _call_again(
             "model_call",
             name,
             step,
-            {"model": agent.model, "messages": messages},
+            {
+                "model": agent.model,
+                "messages": messages,
+                "failed": "model_call",
+                "on_retry": "retry the call",
+            },
             can_retry=True,
             failure=failed.message,
         )

@@ -6,7 +6,8 @@ estimated to add (its input tokens, priced with the agent's ``price`` when it ha
 Past a budget, ``on_budget`` decides: ``stop`` the run, ``pause`` it at the call's gate
 for the operator (who may continue past the budget, once, or abort; a headless run
 stops), or ``{escalate: AGENT}`` (that agent's own calls are then let through, so it can
-wrap up). A system that declares no budget pays one attribute test per model call.
+wrap up). Under a debugger, ``stop`` holds the call first (an ``error:*`` breakpoint stops
+there): retry makes the call past the budget; continue stops the run as before. A system that declares no budget pays one attribute test per model call.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Literal
 
 from playground.engine import events as ev
+from playground.engine.controller import hold_failure
 from playground.engine.outcomes import Escalate, Failure
 from playground.spec.models import AgentSpec, SystemSpec
 
@@ -127,4 +129,23 @@ async def check_budget(
             ev.Escalated, agent=name, cause=exceeded.seq, target=on_budget.escalate, reason=reason
         )
         raise Escalate(on_budget.escalate, {"request": run.input, "reason": reason}, escalated.seq)
-    raise Failure("budget_exceeded", reason, name, name, exceeded.seq)
+    failure = Failure("budget_exceeded", reason, name, name, exceeded.seq)
+    if run.controller is not None:
+        # Held before the run fails (an ``error:*`` breakpoint): retry makes the call past
+        # this budget, from now on, as ``continue`` does at ``on_budget: pause``.
+        await hold_failure(
+            run,
+            name,
+            failure,
+            "budget",
+            {
+                "model": agent.model,
+                "messages": messages,
+                "budget": {"limit": limit, "allowed": allowed, "spent": spent},
+            },
+            step=step,
+            on_retry=f"make the call past {whose}.{limit}",
+        )
+        run.budget_waived.add(key)
+        return
+    raise failure

@@ -9,9 +9,15 @@ operator steps, continues, edits, retries or aborts.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from playground.engine.outcomes import Failure
+
+if TYPE_CHECKING:
+    from playground.engine.runtime import Runtime
 
 GateKind = Literal["model_call", "tool_call", "handoff"]
 Action = Literal["continue", "edit", "retry", "abort", "deny"]
@@ -45,13 +51,16 @@ class Gate:
     """Kinds of the error events since the previous gate (``model_failed``, ``validation_failed``,
     ``permission_denied``, ``loop_detected``, ...): an ``error:*`` breakpoint stops here."""
     failure: str | None = None
-    """At a model call that failed for good (every model, every retry): why. The run fails
-    here unless the operator retries the call (``retry``, or ``edit`` with new ``messages``);
-    ``continue`` or ``step`` lets it fail."""
+    """Held before the run fails (see :func:`hold_failure`): why it fails. ``payload["failed"]``
+    says what failed (:data:`FailedKind`), ``payload["on_retry"]`` what ``retry`` does, or
+    ``payload["no_retry"]`` why there is nothing to retry. ``continue`` or ``step`` lets the
+    run fail as it would have without the hold."""
 
     def describe(self) -> str:
         if self.failure is not None:
-            return f"{self.agent} failed calling {self.payload.get('model')}: {self.failure}"
+            if self.payload.get("failed", "model_call") == "model_call":
+                return f"{self.agent} failed calling {self.payload.get('model')}: {self.failure}"
+            return f"{self.agent} failed: {self.failure}"
         if self.kind == "model_call":
             return f"{self.agent} calls {self.payload.get('model')}"
         if self.kind == "tool_call":
@@ -96,7 +105,7 @@ class StepController:
         breakpoints: ``agent:NAME``, ``tool:NAME``, ``handoff:TARGET``, or with
             ``*`` as the name for any (``handoff:*``, ``tool:*``); ``error:*`` stops at the
             first gate after any error (a failed model call, an invalid call, a refused
-            tool, a loop).
+            tool, a loop) and before any error fails the run.
         on_pause: Called with the gate when the run stops at it.
     """
 
@@ -116,7 +125,7 @@ class StepController:
             return False
         if f"agent:{gate.agent}" in points:
             return True
-        if gate.errors and "error:*" in points:
+        if (gate.errors or gate.failure is not None) and "error:*" in points:
             return True
         if gate.kind == "tool_call":
             return "tool:*" in points or f"tool:{gate.payload.get('tool')}" in points
@@ -196,7 +205,7 @@ class StepController:
         if self.pending is None:
             return "nothing is held"
         if not self.pending.can_retry:
-            return "no model call of this agent to retry yet"
+            return self.pending.payload.get("no_retry") or "no model call of this agent to retry yet"
         self._resolve(Decision("retry", operator="retry"))
         return None
 
@@ -221,3 +230,78 @@ class StepController:
         """Stop the run at the next gate (now, if one is held)."""
         self._abort_requested = True
         self._resolve(Decision("abort", operator="abort"))
+
+
+FailedKind = Literal[
+    "model_call", "invalid_output", "invalid_calls", "max_turns", "loop", "checkpoint", "budget", "error"
+]
+"""What failed, at a gate held before the run fails (``Gate.payload["failed"]``)."""
+
+
+_LET_GO: weakref.WeakSet[Failure] = weakref.WeakSet()
+"""Failures already held and let go (or not stopped at): they fail the run without a second
+hold where they pass through another agent's activation (a supervisor's review call)."""
+
+
+async def hold_failure(
+    run: Runtime,
+    agent: str,
+    failure: Failure,
+    failed: FailedKind,
+    payload: dict[str, Any],
+    *,
+    step: int | None = None,
+    on_retry: str | None = None,
+    no_retry: str | None = None,
+) -> list[dict[str, Any]]:
+    """Hold ``failure`` at a gate before it fails the run, with the error to show: an
+    ``error:*`` breakpoint (or step mode) stops there; otherwise the run goes on failing at once.
+
+    Args:
+        run: The run; it has a controller (headless runs never come here).
+        agent: The agent that failed.
+        failure: What fails the run, raised unless the operator retries.
+        failed: What failed, for the banner.
+        payload: ``{model, messages}`` of the model call a retry would make.
+        step: The step the gate shows; by default the next one, given back when the gate
+            does not lead to that step (the retried call then takes it).
+        on_retry: What ``retry`` does (it may not when None).
+        no_retry: Why nothing can be retried (shown, and told to an operator who tries).
+
+    Returns:
+        The messages to make the model call with: the payload's, or the operator's edit.
+
+    Raises:
+        Failure: ``failure``, when the operator lets the run fail (``continue``, ``step``)
+            or no breakpoint stops here.
+        Aborted: The operator aborted.
+    """
+    if failure in _LET_GO:
+        raise failure
+    given = step is None
+    held = run.next_step() if step is None else step
+    extra: dict[str, Any] = {"failed": failed}
+    if on_retry is not None:
+        extra["on_retry"] = on_retry
+    elif no_retry is not None:
+        extra["no_retry"] = no_retry
+    try:
+        decision = await run.gate(
+            "model_call",
+            agent,
+            held,
+            {**payload, **extra},
+            can_retry=on_retry is not None,
+            failure=failure.message,
+        )
+    finally:
+        if given:
+            run.give_back_step(held)
+    if on_retry is not None:
+        if decision.action == "retry":
+            return list(payload.get("messages") or [])
+        edited = decision.payload.get("messages") if decision.action == "edit" and decision.payload else None
+        if edited:
+            return list(edited)
+    _LET_GO.add(failure)
+    raise failure

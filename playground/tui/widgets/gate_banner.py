@@ -70,14 +70,34 @@ def _approval(gate: Gate) -> Text:
     return text
 
 
+FAILED_TITLES = {
+    "model_call": ("CALL FAILED", "model call failed for good"),
+    "invalid_output": ("INVALID OUTPUT", "output failed its checks after the last allowed retry"),
+    "invalid_calls": ("INVALID CALLS", "calls were refused after the last allowed retry"),
+    "max_turns": ("OUT OF TURNS", "model calls reached limits.max_turns"),
+    "loop": ("LOOP", "calls go round in a loop (on_loop: stop)"),
+    "checkpoint": ("REJECTED", "output was rejected at a checkpoint (on_reject: fail)"),
+    "budget": ("OVER BUDGET", "next model call would pass a budget (on_budget: stop)"),
+    "error": ("ERROR", "step failed"),
+}
+"""Per kind of failure held before the run fails: the banner's title and what happened."""
+
+
 def _failed(gate: Gate, width: int) -> Text:
-    """A model call that failed for good, held before the run fails (an ``error:*`` breakpoint):
-    four lines at most, the error cut to the two in the middle."""
+    """A failure held before the run fails (an ``error:*`` breakpoint): four lines at most,
+    the error cut to the two in the middle, then what each key does (``retry`` differs by
+    kind, and where nothing can be retried the banner says why)."""
+    title, what = FAILED_TITLES.get(str(gate.payload.get("failed", "model_call")), FAILED_TITLES["error"])
     text = Text(no_wrap=False)
-    text.append(" ✖ CALL FAILED ", "reverse bold red")
-    text.append(f" before step {gate.step}: {possessive(gate.agent)} model call failed for good\n", "bold")
+    text.append(f" ✖ {title} ", "reverse bold red")
+    text.append(f" before step {gate.step}: {possessive(gate.agent)} {what}\n", "bold")
     failure = " ".join((gate.failure or "").split())
     limit = max(40, 2 * (width - 2) - 1) if width > 0 else 240
     text.append(failure if len(failure) <= limit else failure[: limit - 1] + "…", "red")
-    text.append("\nr retry the call · c or s: the run fails · a abort", "dim")
+    if gate.can_retry:
+        retry = gate.payload.get("on_retry") or "retry the call"
+        text.append(f"\nr {retry} · c or s: the run fails · a abort", "dim")
+    else:
+        why = gate.payload.get("no_retry") or "nothing to retry"
+        text.append(f"\nno retry: {why} · c or s: the run fails · a abort", "dim")
     return text
