@@ -147,8 +147,6 @@ async def _turns(
     """Handoff target to the times its checkpoint rejected this activation's payloads."""
     last_response: int | None = None
     retry_of: int | None = None
-    refused: Failure | None = None
-    """The failure of calls refused too often (``_invalid_failure``), once raised."""
     turn = 0
     max_turns = run.spec.limits.max_turns
     while True:
@@ -228,6 +226,8 @@ async def _turns(
                 target=whom_for,
             )
             cause = failed.seq
+            again = f" Reply with only a JSON object of this shape: {shape}" if shape else ""
+            feedback = {"role": "user", "content": f"Your reply was rejected: {problem}.{again}"}
             if invalid > max_invalid:
                 whom = f"{whom_for!r}'s input" if whom_for else "its output checks"
                 invalid_output = Failure(
@@ -237,26 +237,24 @@ async def _turns(
                     whom_for or name,
                     failed.seq,
                 )
-                if controller is not None:
-                    try:
-                        messages = await hold_failure(
-                            run,
-                            name,
-                            invalid_output,
-                            "invalid_output",
-                            {"model": agent.model, "messages": before_last_assistant(messages)},
-                            on_retry=f"run the last model call of {name} again",
-                        )
-                    except Failure:
-                        finish(run, name, act, "failed", text, cause=failed.seq)
-                        raise
-                    retry_of = last_response
-                    turn -= 1  # the call is run again, not one more turn
-                    continue
-                finish(run, name, act, "failed", text, cause=failed.seq)
-                raise invalid_output
-            again = f" Reply with only a JSON object of this shape: {shape}" if shape else ""
-            messages.append({"role": "user", "content": f"Your reply was rejected: {problem}.{again}"})
+                if controller is None:
+                    finish(run, name, act, "failed", text, cause=failed.seq)
+                    raise invalid_output
+                try:
+                    # Retry: one more attempt past limits.max_validation_retries, told why.
+                    messages = await hold_failure(
+                        run,
+                        name,
+                        invalid_output,
+                        "invalid_output",
+                        {"model": agent.model, "messages": [*messages, feedback]},
+                        on_retry=f"ask {name} once more, with why its output was rejected",
+                    )
+                except Failure:
+                    finish(run, name, act, "failed", text, cause=failed.seq)
+                    raise
+                continue
+            messages.append(feedback)
             continue
         # Several tool calls or delegations in one response run at once (a handoff ends the
         # activation, so handoffs are taken one by one, in order, after them).
@@ -299,19 +297,29 @@ async def _turns(
                     refused = _invalid_failure(run, name, outcome)
                     if controller is None:
                         finish(run, name, act, "failed")
-                    raise refused
+                        raise refused
+                    try:
+                        # Retry: the response's other calls run, and the model is asked once
+                        # more (past limits.max_validation_retries), told why these were refused.
+                        messages = await hold_failure(
+                            run,
+                            name,
+                            refused,
+                            "invalid_calls",
+                            {"model": agent.model, "messages": messages},
+                            on_retry=f"ask {name} once more, with why its calls were refused",
+                        )
+                    except Failure:
+                        finish(run, name, act, "failed")
+                        raise
         except Failure as failure:
-            # A call of this response fails the run (a loop, a checkpoint's last rejection,
-            # calls refused too often, a worker that handed off): hold it first. A failure a
-            # worker's own activation already held (run.failed_in is set then) fails at once.
+            # A call of this response fails the run (a loop, a checkpoint's last rejection on a
+            # delegation, a worker that handed off): hold it first. A failure a worker's own
+            # activation already held (run.failed_in is set then) fails at once, and so does
+            # one held and let go here already (hold_failure knows those).
             if controller is None or run.failed_in is not None:
                 raise
-            try:
-                messages = await _hold_call_failure(run, name, agent, messages, failure)
-            except Failure:
-                if failure is refused:
-                    finish(run, name, act, "failed")
-                raise
+            messages = await _hold_call_failure(run, name, agent, messages, failure)
             retry_of = last_response
             run.loops.retried.add(responded.seq)
             turn -= 1  # the call is run again, not one more turn
@@ -338,12 +346,7 @@ async def _hold_call_failure(
     if isinstance(failure, CallFailed):
         failed = "model_call"  # a supervisor's review of a worker's output
     elif failure.error_type == "checkpoint_rejected":
-        failed = "checkpoint"
-    elif failure.error_type.startswith("invalid_") or failure.error_type in (
-        "guard_denied",
-        "permission_denied",
-    ):
-        failed = "invalid_calls"
+        failed = "checkpoint"  # a worker's output, rejected for good at a delegation
     return await hold_failure(run, name, failure, failed, again, on_retry=retry)
 
 
@@ -454,7 +457,9 @@ async def _guarded_handoff(
     if refused_input is not None:
         return refused_input
     if spec.checkpoint is not None:
-        rejected = await _handoff_checkpoint(run, name, spec.checkpoint, checked, act, cause, rejections)
+        rejected = await _handoff_checkpoint(
+            run, name, spec.checkpoint, checked, act, cause, rejections, messages
+        )
         if rejected is not None:
             return rejected
     if run.controller is not None:
@@ -470,6 +475,7 @@ async def _handoff_checkpoint(
     act: int,
     cause: int,
     rejections: dict[str, int],
+    messages: list[dict[str, Any]],
 ) -> Answered | None:
     """Check a handoff's payload before delivery: None to deliver it, else the rejection the
     model gets back (after the last allowed one, ``on_reject`` decides)."""
@@ -478,9 +484,27 @@ async def _handoff_checkpoint(
     rejected = rejections.get(target, 0) + (why is not None)
     rejections[target] = rejected
     if why is not None and rejected > checkpoint.max_rejections:
-        rejected_for_good(
-            run, target, name, checkpoint.on_reject, "handoff", "check", rejected - 1, why, cause
-        )
+        try:
+            rejected_for_good(
+                run, target, name, checkpoint.on_reject, "handoff", "check", rejected - 1, why, cause
+            )
+        except Failure as failure:
+            if run.controller is None:
+                raise
+            # Retry: the rejection goes back to the model, once more past max_rejections.
+            await hold_failure(
+                run,
+                name,
+                failure,
+                "checkpoint",
+                {"model": run.agents[name].model, "messages": messages},
+                on_retry=f"send the rejection back to {name} for one more attempt",
+            )
+            return Answered(
+                f"Error: the handoff to {target} was rejected at its checkpoint: {why}."
+                " Fix the context and hand off again.",
+                failure.cause or cause,
+            )
         return None  # use_last: deliver it as it is
     reviewed = run.emit(
         ev.CheckpointReviewed,

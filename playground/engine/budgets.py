@@ -7,7 +7,8 @@ Past a budget, ``on_budget`` decides: ``stop`` the run, ``pause`` it at the call
 for the operator (who may continue past the budget, once, or abort; a headless run
 stops), or ``{escalate: AGENT}`` (that agent's own calls are then let through, so it can
 wrap up). Under a debugger, ``stop`` holds the call first (an ``error:*`` breakpoint stops
-there): retry makes the call past the budget; continue stops the run as before. A system that declares no budget pays one attribute test per model call.
+there): retry makes the call past the budget; continue stops the run as before. A system
+that declares no budget pays one attribute test per model call.
 """
 
 from __future__ import annotations
