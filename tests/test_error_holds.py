@@ -206,7 +206,7 @@ async def test_a_retried_invalid_output_that_fails_again_is_held_again(tmp_path:
 async def test_a_held_loop_offers_no_retry_and_says_why(tmp_path: Path) -> None:
     controller, gate, task = await held(loop(tmp_path), "policy", breakpoints={"error:*"})
     assert not gate.can_retry
-    assert "loop is not retried" in gate.payload["no_retry"]
+    assert "loop would go round again" in gate.payload["no_retry"]
     assert controller.retry() == gate.payload["no_retry"]  # the run stays held
     assert controller.pending is gate
     controller.resume()

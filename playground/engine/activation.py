@@ -166,7 +166,7 @@ async def _turns(
                         out_of_turns,
                         "max_turns",
                         {"model": agent.model, "messages": messages},
-                        on_retry=f"one more model call of {name}",
+                        on_retry="one more model call",
                     )
                 except Failure:
                     finish(run, name, act, "failed")
@@ -248,7 +248,7 @@ async def _turns(
                         invalid_output,
                         "invalid_output",
                         {"model": agent.model, "messages": [*messages, feedback]},
-                        on_retry=f"ask {name} once more, with why its output was rejected",
+                        on_retry=f"ask {name} again, told why",
                     )
                 except Failure:
                     finish(run, name, act, "failed", text, cause=failed.seq)
@@ -307,7 +307,7 @@ async def _turns(
                             refused,
                             "invalid_calls",
                             {"model": agent.model, "messages": messages},
-                            on_retry=f"ask {name} once more, with why its calls were refused",
+                            on_retry=f"ask {name} again, told why",
                         )
                     except Failure:
                         finish(run, name, act, "failed")
@@ -332,7 +332,7 @@ async def _hold_call_failure(
     run that model call again with (retry), else raises the failure. A loop is not retried:
     the loop watch has already counted it, and the same call would go round again."""
     again = {"model": agent.model, "messages": before_last_assistant(messages)}
-    retry = f"run the last model call of {name} again"
+    retry = f"rerun the last call of {name}"
     if failure.error_type == "loop":
         return await hold_failure(
             run,
@@ -340,7 +340,7 @@ async def _hold_call_failure(
             failure,
             "loop",
             again,
-            no_retry="a loop is not retried: the same calls would go round again",
+            no_retry="a loop would go round again",
         )
     failed: FailedKind = "error"
     if isinstance(failure, CallFailed):
@@ -498,7 +498,7 @@ async def _handoff_checkpoint(
                 failure,
                 "checkpoint",
                 {"model": run.agents[name].model, "messages": messages},
-                on_retry=f"send the rejection back to {name} for one more attempt",
+                on_retry=f"ask {name} again, told why",
             )
             return Answered(
                 f"Error: the handoff to {target} was rejected at its checkpoint: {why}."

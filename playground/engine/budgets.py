@@ -145,7 +145,7 @@ async def check_budget(
                 "budget": {"limit": limit, "allowed": allowed, "spent": spent},
             },
             step=step,
-            on_retry=f"make the call past {whose}.{limit}",
+            on_retry="call past the budget",
         )
         run.budget_waived.add(key)
         return

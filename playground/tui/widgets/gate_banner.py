@@ -72,12 +72,12 @@ def _approval(gate: Gate) -> Text:
 
 FAILED_TITLES = {
     "model_call": ("CALL FAILED", "model call failed for good"),
-    "invalid_output": ("INVALID OUTPUT", "output failed its checks after the last allowed retry"),
-    "invalid_calls": ("INVALID CALLS", "calls were refused after the last allowed retry"),
-    "max_turns": ("OUT OF TURNS", "model calls reached limits.max_turns"),
-    "loop": ("LOOP", "calls go round in a loop (on_loop: stop)"),
-    "checkpoint": ("REJECTED", "output was rejected at a checkpoint (on_reject: fail)"),
-    "budget": ("OVER BUDGET", "next model call would pass a budget (on_budget: stop)"),
+    "invalid_output": ("INVALID OUTPUT", "output is still invalid"),
+    "invalid_calls": ("INVALID CALLS", "calls are still refused"),
+    "max_turns": ("OUT OF TURNS", "calls hit limits.max_turns"),
+    "loop": ("LOOP", "calls go round (on_loop: stop)"),
+    "checkpoint": ("REJECTED", "output was rejected for good"),
+    "budget": ("OVER BUDGET", "next call would pass a budget"),
     "error": ("ERROR", "step failed"),
 }
 """Per kind of failure held before the run fails: the banner's title and what happened."""
@@ -99,5 +99,5 @@ def _failed(gate: Gate, width: int) -> Text:
         text.append(f"\nr {retry} · c or s: the run fails · a abort", "dim")
     else:
         why = gate.payload.get("no_retry") or "nothing to retry"
-        text.append(f"\nno retry: {why} · c or s: the run fails · a abort", "dim")
+        text.append(f"\nno retry ({why}) · c or s: the run fails · a abort", "dim")
     return text
