@@ -134,7 +134,7 @@ async def test_an_error_breakpoint_holds_the_fatal_error_with_the_error_shown(
     # Held before the run fails: nothing says it failed yet, and the gate shows why it will.
     assert gate.payload["failed"] == failed
     assert gate.failure == headless.error["message"]
-    assert gate.kind == "model_call" and gate.describe().endswith(gate.failure)
+    assert gate.kind == "model_call" and gate.describe().endswith(headless.error["message"])
     assert task.done() is False
     controller.abort()
     assert (await task).status == "aborted"
