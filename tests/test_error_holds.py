@@ -17,7 +17,7 @@ from playground.engine import events as ev
 from playground.engine.controller import Gate
 from playground.spec import System
 from tests.helpers import kinds, of_kind, system_from
-from tests.test_checkpoints import CHECKS
+from tests.test_checkpoints import CHECKS, SUPERVISOR
 from tests.test_checkpoints import ROUTER as CHECKED_ROUTER
 from tests.test_guardrails import BUDGET
 from tests.test_loops import CYCLE
@@ -287,3 +287,28 @@ async def test_a_workers_error_is_held_once_in_the_worker_not_again_in_its_super
     controller.retry()
     result = await task
     assert result.output == 'boss: {"total": 3}'
+
+
+async def test_a_delegations_last_rejection_is_held_in_the_supervisor_and_retried_by_delegating_again(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "checks.py").write_text(CHECKS)
+    text = SUPERVISOR.replace(", ON_REJECT", "").replace(
+        '      - {match: "still a draft", reply: "clean text"}\n', ""
+    )
+    system = system_from(tmp_path, text)
+    headless = await Runtime(system).run("notes")
+    assert headless.error is not None and headless.error["type"] == "checkpoint_rejected"
+
+    controller, gate, task = await held(system, "notes", breakpoints={"error:*"})
+    assert (gate.agent, gate.payload["failed"]) == ("boss", "checkpoint")
+    assert gate.payload["on_retry"] == "rerun the last call of boss"
+    controller.retry()  # boss delegates again; the writer's drafts are rejected again: held again
+    again = await asyncio.wait_for(controller.wait_paused(), 10)
+    assert (again.agent, again.payload["failed"]) == ("boss", "checkpoint")
+    controller.resume()
+    result = await task
+    assert result.status == "failed" and result.error == headless.error
+    writers = [e for e in of_kind(result.events, ev.AgentStarted) if e.agent == "writer"]
+    assert len(writers) == 4  # two rounds of the delegation, twice
+    assert [a.action for a in of_kind(result.events, ev.OperatorActed)] == ["retry", "continue"]
