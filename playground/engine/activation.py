@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
-from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.checkpoints import rejected_for_good_or_held, run_check
 from playground.engine.controller import FailedKind, hold_failure
 from playground.engine.guards import fill_from, guard_handoff, refuse_input, verdict_of
 from playground.engine.handoffs import Checked, check_handoff, deliver, gated_handoff
@@ -484,28 +484,17 @@ async def _handoff_checkpoint(
     rejected = rejections.get(target, 0) + (why is not None)
     rejections[target] = rejected
     if why is not None and rejected > checkpoint.max_rejections:
-        try:
-            rejected_for_good(
-                run, target, name, checkpoint.on_reject, "handoff", "check", rejected - 1, why, cause
-            )
-        except Failure as failure:
-            if run.controller is None:
-                raise
-            # Retry: the rejection goes back to the model, once more past max_rejections.
-            await hold_failure(
-                run,
-                name,
-                failure,
-                "checkpoint",
-                {"model": run.agents[name].model, "messages": messages},
-                on_retry=f"ask {name} again, told why",
-            )
-            return Answered(
-                f"Error: the handoff to {target} was rejected at its checkpoint: {why}."
-                " Fix the context and hand off again.",
-                failure.cause or cause,
-            )
-        return None  # use_last: deliver it as it is
+        retried = await rejected_for_good_or_held(
+            run, target, name, checkpoint.on_reject, "handoff", "check", rejected - 1, why, cause, messages
+        )
+        if retried is None:
+            return None  # use_last: deliver it as it is
+        # The operator retried a rejection for good: it goes back to the model once more.
+        return Answered(
+            f"Error: the handoff to {target} was rejected at its checkpoint: {why}."
+            " Fix the context and hand off again.",
+            retried.cause or cause,
+        )
     reviewed = run.emit(
         ev.CheckpointReviewed,
         agent=target,

@@ -14,6 +14,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any, Literal
 
 from playground.engine import events as ev
+from playground.engine.controller import hold_failure
 from playground.engine.outcomes import Escalate, Failure
 from playground.engine.threads import in_thread
 from playground.spec.models import OnReject
@@ -89,3 +90,39 @@ def rejected_for_good(
         ev.Escalated, agent=checker, cause=limit.seq, target=on_reject.escalate, reason=reason
     )
     raise Escalate(on_reject.escalate, {"request": run.input, "reason": reason}, escalated.seq)
+
+
+async def rejected_for_good_or_held(
+    run: Runtime,
+    checker: str,
+    producer: str,
+    on_reject: OnReject,
+    boundary: Boundary,
+    by: Literal["model", "check"],
+    rejections: int,
+    feedback: str,
+    cause: int,
+    messages: list[dict[str, Any]],
+) -> Failure | None:
+    """:func:`rejected_for_good`, with ``on_reject: fail`` held first under a debugger (an
+    ``error:*`` breakpoint stops there). Returns None for ``use_last``; the failure, when the
+    operator retried: the rejection then goes back to ``producer`` once more, past the
+    allowed rejections. ``messages``: what ``producer`` would be asked with (shown).
+    Raises as :func:`rejected_for_good` does when the operator lets the run fail.
+
+    A pipeline stage's checkpoint does not call this yet (``pipeline.py``); a handoff's does."""
+    try:
+        rejected_for_good(run, checker, producer, on_reject, boundary, by, rejections, feedback, cause)
+    except Failure as failure:
+        if run.controller is None:
+            raise
+        await hold_failure(
+            run,
+            producer,
+            failure,
+            "checkpoint",
+            {"model": run.agents[producer].model, "messages": messages},
+            on_retry=f"ask {producer} again, told why",
+        )
+        return failure
+    return None
