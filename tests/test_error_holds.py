@@ -222,7 +222,7 @@ async def test_a_held_budget_retried_is_waived_from_then_on(tmp_path: Path) -> N
     assert len(of_kind(result.events, ev.BudgetExceeded)) == 1  # and was not asked again
 
 
-async def test_out_of_turns_retried_grants_one_more_turn_each_time(tmp_path: Path) -> None:
+async def test_out_of_turns_retried_grants_one_more_model_call(tmp_path: Path) -> None:
     system = max_turns(tmp_path)
     controller, gate, task = await held(system, "go", breakpoints={"error:*"})
     assert "made 2 model calls" in (gate.failure or "")
