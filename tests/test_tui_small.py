@@ -20,9 +20,12 @@ from textual.errors import NoWidget
 from textual.pilot import Pilot
 from textual.screen import ModalScreen
 from textual.widget import Widget
-from textual.widgets import Button, Checkbox, Input, OptionList, Select, Static, TextArea
+from textual.widgets import Button, Checkbox, DataTable, Input, OptionList, Select, Static, TextArea
 
+from playground.replay import fork_session
+from playground.service import run_session
 from playground.spec import System, load_system
+from playground.store import Store
 from playground.tui.screens.breakpoint_dialog import BreakpointScreen
 from playground.tui.screens.compare import CompareScreen
 from playground.tui.screens.compare_setup import CompareSetupScreen
@@ -30,6 +33,7 @@ from playground.tui.screens.deny_reason import DenyReasonScreen
 from playground.tui.screens.edit_payload import EditPayloadScreen
 from playground.tui.screens.fork import BranchScreen, ForkPoint
 from playground.tui.screens.model_swap import ModelSwapScreen
+from playground.tui.screens.sessions import SessionsScreen
 from playground.tui.screens.version_dialogs import ConfirmRollbackScreen, SnapshotNameScreen
 from tests.test_tui import REQUEST, make_app, router_copy, run_screen, screen_text
 from tests.test_tui_compare import finish, open_setup
@@ -231,3 +235,25 @@ async def test_a_long_validation_error_is_shown_whole_beside_apply(system: Syste
         said = " ".join(" ".join(row[error.x : error.right] for row in rows).split())
         assert said == f"rejected: {LONG_PROBLEM}", "every word of the error is on screen"
         assert "Apply (ctrl+s)" in screen_text(app)
+
+
+# -- ids (issue #14 item 4) -----------------------------------------------------------------
+
+
+async def test_the_sessions_browser_shows_a_forks_parent_id_whole(system: System, tmp_path: Path) -> None:
+    async with Store(tmp_path / "store.db") as store:
+        parent = await run_session(system, REQUEST, store=store)
+        fork = await fork_session(store, parent.session_id, 2)
+    assert len(parent.session_id) == 12
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(200, 24)) as pilot:
+        await run_screen(pilot)
+        await pilot.press("escape", "o")
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        assert isinstance(app.screen, SessionsScreen)
+        table = app.screen.query_one("#session-list", DataTable)
+        cells = {str(table.get_row_at(i)[1]): table.get_row_at(i) for i in range(table.row_count)}
+        origin = str(cells[fork.result.session_id][7])
+        assert origin == f"⑂ {parent.session_id}@2"
+        assert f"⑂ {parent.session_id}@2" in screen_text(app)
