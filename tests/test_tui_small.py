@@ -36,7 +36,7 @@ from playground.tui.screens.model_swap import ModelSwapScreen
 from playground.tui.screens.sessions import SessionsScreen
 from playground.tui.screens.version_dialogs import ConfirmRollbackScreen, SnapshotNameScreen
 from tests.test_tui import REQUEST, make_app, router_copy, run_screen, screen_text
-from tests.test_tui_compare import finish, open_setup
+from tests.test_tui_compare import finish, open_setup, start
 
 SMALL = (80, 24)
 LONG_PROBLEM = "; ".join(f"field_{i}: Input should be a valid string" for i in range(8))
@@ -257,3 +257,45 @@ async def test_the_sessions_browser_shows_a_forks_parent_id_whole(system: System
         origin = str(cells[fork.result.session_id][7])
         assert origin == f"⑂ {parent.session_id}@2"
         assert f"⑂ {parent.session_id}@2" in screen_text(app)
+
+
+# -- the compare screen (issue #14 item 4) --------------------------------------------------
+
+
+async def test_the_compare_screen_at_80x24_shows_the_summary_and_each_sides_differences(
+    system: System, tmp_path: Path
+) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        setup = await open_setup(pilot, "billing")
+        screen = await start(pilot, setup, "scripted", "scripted/b")
+        await finish(pilot)
+        summary = screen.query_one("#compare-summary")
+        assert shown(app, summary)
+        for side in screen.query(".side-diff").results(Static):
+            assert shown(app, side), "each side's path and output, with what differs"
+            assert "path router → billing   same path" in str(side.content)
+        for timeline in screen.query(".compare-side Timeline"):
+            assert timeline.region.height >= 4
+        text = screen_text(app)
+        assert "A scripted    completed" in text and "B scripted/b  completed" in text
+        assert "Δ B-A" in text
+
+
+async def test_a_long_compare_summary_scrolls_to_its_last_input(system: System, tmp_path: Path) -> None:
+    scenarios = str(Path(__file__).resolve().parent.parent / "agents" / "support_router.scenarios.yaml")
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        setup = await open_setup(pilot, "billing")
+        screen = await start(pilot, setup, "scripted", "scripted/b", scenarios=scenarios)
+        await finish(pilot)
+        summary = screen.query_one("#compare-summary")
+        assert shown(app, summary)
+        assert len(screen.reports) > 3
+        assert summary.allow_vertical_scroll, "rows past the summary's height scroll, not cut"
+        summary.focus()
+        await pilot.press("end")
+        await pilot.pause()
+        region = summary.content_region
+        rows = screen_text(app).splitlines()[region.y : region.bottom]
+        assert "Δ B-A" in rows[-1], "the last input's delta row is reachable"

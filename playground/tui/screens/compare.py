@@ -99,6 +99,8 @@ class CompareScreen(Screen[None]):
         Binding("escape", "back", "Back", id="compare.back", tooltip="Back to the run screen"),
         Binding("q", "quit_app", "Quit", id="compare.quit", tooltip="Abort both runs and quit"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    """Below 36 rows the agent panes give way to the timelines, the differences and the summary."""
 
     def __init__(
         self,
