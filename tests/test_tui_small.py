@@ -9,6 +9,7 @@ is not.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -280,6 +281,15 @@ async def test_the_compare_screen_at_80x24_shows_the_summary_and_each_sides_diff
         text = screen_text(app)
         assert "A scripted    completed" in text and "B scripted/b  completed" in text
         assert "Δ B-A" in text
+        # Each side's title keeps its status and its whole session id at 38 columns.
+        title_row = text.splitlines()[screen.query_one("#side-a .side-title").region.y]
+        for run in screen.sides:
+            assert f" {run.key}    COMPLETED " in title_row
+            assert re.search(rf"\b{run.results[0].session_id}\b", title_row), title_row
+        # Where the comparison is stored is said on the summary (a toast would cover it).
+        stored = re.search(r"stored: playground comparisons show ([0-9a-f]{12}) ─╯", text)
+        assert stored is not None, text
+        assert not app.screen.query("Toast"), "no toast over the summary"
 
 
 async def test_a_long_compare_summary_scrolls_to_its_last_input(system: System, tmp_path: Path) -> None:

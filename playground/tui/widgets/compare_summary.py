@@ -35,6 +35,10 @@ class CompareSummary(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Static(id="compare-summary-table")
 
+    def stored(self, comparison_id: str) -> None:
+        """Say where the comparison is stored (its whole id: it is typed back)."""
+        self.border_subtitle = f"stored: playground comparisons show {comparison_id}"
+
     def show(self, inputs: list[dict[str, Any]], labels: tuple[str, str]) -> None:
         self.display = bool(inputs)
         if not inputs:
