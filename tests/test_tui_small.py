@@ -36,7 +36,15 @@ from playground.tui.screens.fork import BranchScreen, ForkPoint
 from playground.tui.screens.model_swap import ModelSwapScreen
 from playground.tui.screens.sessions import SessionsScreen
 from playground.tui.screens.version_dialogs import ConfirmRollbackScreen, SnapshotNameScreen
-from tests.test_tui import REQUEST, make_app, router_copy, run_screen, screen_text
+from tests.test_tui import (
+    REQUEST,
+    make_app,
+    router_copy,
+    run_screen,
+    screen_text,
+    start_stepping,
+    step_until,
+)
 from tests.test_tui_compare import finish, open_setup, start
 
 SMALL = (80, 24)
@@ -309,3 +317,35 @@ async def test_a_long_compare_summary_scrolls_to_its_last_input(system: System, 
         region = summary.content_region
         rows = screen_text(app).splitlines()[region.y : region.bottom]
         assert "Δ B-A" in rows[-1], "the last input's delta row is reachable"
+
+
+async def test_a_rejected_handoff_edit_at_80x24_keeps_its_error_and_buttons_in_view(
+    system: System, tmp_path: Path
+) -> None:
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await run_screen(pilot)
+        await start_stepping(pilot, screen)
+        await pilot.press("s")
+        await step_until(pilot, screen, "handoff", "router")
+        await pilot.press("e")
+        await pilot.pause()
+        dialog = app.screen
+        assert isinstance(dialog, EditPayloadScreen)
+        wrong = {"customer_id": 17, "question": ["not", "a", "string"], **{f"note_{i}": i for i in range(6)}}
+        dialog.query_one(TextArea).text = json.dumps(wrong, indent=2)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        assert app.screen is dialog, "a rejected edit keeps the dialog open"
+        error = dialog.query_one("#edit-error", Static)
+        assert str(error.content).startswith("rejected: ")
+        assert "customer_id" in str(error.content)
+        assert shown(app, error), str(error.content)
+        for button in dialog.query(Button):
+            assert shown(app, button)
+        await pilot.click(dialog.query_one("#edit-cancel", Button))
+        await pilot.pause()
+        assert app.screen is screen  # type: ignore[comparison-overlap]  # narrowed before the await
+        await pilot.press("a")
+        await finish(pilot)
