@@ -9,6 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, Static
 
 from playground.tui.metric_breakpoints import MetricPoint, parse_metric_point
+from playground.tui.screens.dialog import say
 
 
 class BreakpointScreen(ModalScreen[MetricPoint | None]):
@@ -45,7 +46,7 @@ class BreakpointScreen(ModalScreen[MetricPoint | None]):
         event.stop()
         point = parse_metric_point(event.value, self.agents)
         if isinstance(point, str):
-            self.query_one("#breakpoint-error", Static).update(point)
+            say(self.query_one("#breakpoint-error", Static), point)
             return
         self.dismiss(point)
 

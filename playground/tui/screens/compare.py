@@ -14,6 +14,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -99,6 +100,8 @@ class CompareScreen(Screen[None]):
         Binding("escape", "back", "Back", id="compare.back", tooltip="Back to the run screen"),
         Binding("q", "quit_app", "Quit", id="compare.quit", tooltip="Abort both runs and quit"),
     ]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (36, "-tall")]
+    """Below 36 rows the agent panes give way to the timelines, the differences and the summary."""
 
     def __init__(
         self,
@@ -158,19 +161,29 @@ class CompareScreen(Screen[None]):
         self.query_one("#compare-info", Static).update(self._info())
         self.query_one(CompareSummary).show(self.reports, (a.label, b.label))
 
-    def _title(self, run: SideRun) -> Text:
+    def _title(self, run: SideRun) -> Table:
+        """The side's key and status, what it runs, its tokens, and its session id.
+
+        Narrow (80 columns: 38 a side), what it runs and its tokens give way, a word at a
+        time (a version id is shown whole or not at all); the key, the status and the session
+        id always show.
+        """
         view = run.view
-        text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f" {run.key} ", "reverse bold")
-        text.append(" " + run.describe(self.choice.agent), "bold")
-        text.append("  ")
-        text.append(f" {view.status.upper()} ", f"reverse {STATUS_STYLES.get(view.status, '')}")
+        head = Text(no_wrap=True)
+        head.append(f" {run.key} ", "reverse bold")
+        head.append("  ")
+        head.append(f" {view.status.upper()} ", f"reverse {STATUS_STYLES.get(view.status, '')}")
+        what = Text()  # wraps at words, onto a line the one-row title does not show: never a cut id
+        what.append("  " + run.describe(self.choice.agent), "bold")
         tokens_in, tokens_out, cost = view.totals()
-        if view.session_id:
-            text.append(f"  {view.session_id[:12]}", "dim")
         if tokens_in or tokens_out:
-            text.append(f"  {tokens_in + tokens_out} tok ${cost:.6f}", "dim")
-        return text
+            what.append(f"  {tokens_in + tokens_out} tok ${cost:.6f}", "dim")
+        title = Table.grid()
+        title.add_column(no_wrap=True)
+        title.add_column()
+        title.add_column(no_wrap=True)
+        title.add_row(head, what, Text(f"  {view.session_id}" if view.session_id else "", "dim"))
+        return title
 
     def _diff(self, run: SideRun, other: SideRun) -> Text:
         """This side's path and output, with what differs from the other side highlighted."""
@@ -342,7 +355,8 @@ class CompareScreen(Screen[None]):
             comparison_id = await self.store.save_comparison(
                 self.system.name, choice.agent, report, comparison_id=self.clock.token_hex(6)
             )
-            self.notify(f"Comparison {comparison_id} stored: playground comparisons show {comparison_id}")
+            # Said on the summary, not in a toast: at 80x24 a toast covers the summary.
+            self.query_one(CompareSummary).stored(comparison_id)
         return self.reports
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:

@@ -12,6 +12,7 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from playground.spec.load import System
 from playground.store.store import Store, VersionRow
+from playground.tui.screens.dialog import say
 
 
 @dataclass(frozen=True)
@@ -152,13 +153,13 @@ class CompareSetupScreen(ModalScreen[CompareChoice | None]):
         scenarios = self.query_one("#compare-scenarios", Input).value.strip()
         session = self.query_one("#compare-session", Input).value.strip()
         if not a or not b:
-            error.update("Choose (or type) both A and B.")
+            say(error, "Choose (or type) both A and B.")
             return
         if a == b:
-            error.update("A and B are the same variant: choose two different ones.")
+            say(error, "A and B are the same variant: choose two different ones.")
             return
         if not request and not scenarios and not session:
-            error.update("Type a request, or give a scenario file or a session id.")
+            say(error, "Type a request, or give a scenario file or a session id.")
             return
         lockstep = self.query_one("#compare-lockstep", Checkbox).value
         self.dismiss(

@@ -14,6 +14,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Label, Static, TextArea
 
 from playground.bounds import LimitExceeded, loads_bounded
+from playground.tui.screens.dialog import say
 
 
 @dataclass(frozen=True)
@@ -73,17 +74,17 @@ class EditPayloadScreen(ModalScreen[Edited | None]):
         try:
             value = loads_bounded(self.query_one(TextArea).text, "the edit")
         except LimitExceeded as exc:
-            error.update(str(exc))
+            say(error, str(exc))
             return
         except ValueError as exc:
-            error.update(f"not valid JSON: {exc}")
+            say(error, f"not valid JSON: {exc}")
             return
         if not isinstance(value, dict):
-            error.update("the value must be a JSON object")
+            say(error, "the value must be a JSON object")
             return
         problem = self.validate(value)
         if problem is not None:
-            error.update(f"rejected: {problem}")
+            say(error, f"rejected: {problem}")
             return
         self.dismiss(Edited(value, _canonical(value) != _canonical(self.value)))
 

@@ -21,6 +21,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from playground.debug import DebugSession
 from playground.engine import events as ev
 from playground.replay import ReplayOutcome, Variant, step_kind
+from playground.tui.screens.dialog import say
 from playground.tui.state import possessive
 
 BranchMode = Literal["fork", "replay"]
@@ -194,11 +195,11 @@ class BranchScreen(ModalScreen[Variant | Literal[False] | None]):
         error = self.query_one("#branch-error", Static)
         if isinstance(agent, str):
             if not model:
-                error.update(f"Type the model {agent} should run, or pick “no swap”.")
+                say(error, f"Type the model {agent} should run, or pick “no swap”.")
                 return
             self.dismiss(Variant(agent, model=model))
         elif model:
-            error.update("Pick the agent whose model changes.")
+            say(error, "Pick the agent whose model changes.")
         else:
             self.dismiss(False)
 

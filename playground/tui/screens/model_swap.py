@@ -19,6 +19,7 @@ from textual.widgets.option_list import Option
 from playground.errors import PlaygroundError
 from playground.spec.identity import canonical_spec
 from playground.spec.models import AgentSpec
+from playground.tui.screens.dialog import say
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class ModelSwapScreen(ModalScreen[ModelChoice | None]):
         self.check(typed or self.current)
 
     def _error(self, message: str) -> None:
-        self.query_one("#swap-error", Static).update(message)
+        say(self.query_one("#swap-error", Static), message)
 
     @work(exclusive=True, exit_on_error=False, group="swap-check")
     async def check(self, model: str) -> None:

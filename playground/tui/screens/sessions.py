@@ -157,7 +157,7 @@ def session_cells(row: SessionRow) -> tuple[Any, ...]:
     origin = ""
     if row.parent_session_id:
         at = f"@{row.forked_from_step}" if row.forked_from_step is not None else " (replay)"
-        origin = f"⑂ {row.parent_session_id[:8]}{at}"
+        origin = f"⑂ {row.parent_session_id}{at}"  # whole: an id is typed back (fork, diff, show)
     return (
         when,
         row.session_id,

@@ -7,12 +7,13 @@ import datetime as dt
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from playground.store.store import SnapshotRow
+from playground.tui.screens.dialog import say
 
 
 class ConfirmRollbackScreen(ModalScreen[bool]):
@@ -34,7 +35,7 @@ class ConfirmRollbackScreen(ModalScreen[bool]):
         self.details = details
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="rollback-dialog", classes="dialog"):
+        with VerticalScroll(id="rollback-dialog", classes="dialog"):  # a long diff scrolls
             yield Label(self.question, classes="dialog-title")
             yield Static(self.details, id="rollback-details")
             yield Static("The next run uses this version. Nothing is deleted.", classes="dim")
@@ -94,11 +95,11 @@ class SnapshotNameScreen(ModalScreen[tuple[str, bool] | None]):
         name = event.value.strip()
         warning = self.query_one("#snapshot-warning", Static)
         if not name:
-            warning.update("A snapshot needs a name.")
+            say(warning, "A snapshot needs a name.")
             return
         if name in self.taken and self._confirmed_replace != name:
             self._confirmed_replace = name
-            warning.update(f"A snapshot {name!r} exists: enter again to replace it, or change the name.")
+            say(warning, f"A snapshot {name!r} exists: enter again to replace it, or change the name.")
             return
         self.dismiss((name, name in self.taken))
 

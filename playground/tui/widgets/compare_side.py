@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
@@ -55,7 +56,7 @@ class CompareSide(Vertical):
         self._grid.mount_all(new)
         self._grid.fit(self._grid.size.width, self._grid.size.height)
 
-    def show(self, view: RunView, title: Text, diff: Text) -> None:
+    def show(self, view: RunView, title: RenderableType, diff: Text) -> None:
         """Redraw from ``view``; ``title`` and ``diff`` come from the screen, which sees both sides."""
         self.ensure_panes(view.path)
         active = set(view.active_agents)

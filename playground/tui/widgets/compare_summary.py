@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 STATUS_STYLES = {"completed": "green", "failed": "bold red", "aborted": "bold red"}
@@ -24,8 +26,18 @@ def _tokens(side: dict[str, Any]) -> int:
     return int(tokens["input"]) + int(tokens["output"])
 
 
-class CompareSummary(Static):
-    """Hidden until an input is compared; then one A, B and Δ row per input."""
+class CompareSummary(VerticalScroll):
+    """Hidden until an input is compared; then one A, B and Δ row per input.
+
+    It scrolls (a scenario file's table is longer than a small terminal's summary).
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="compare-summary-table")
+
+    def stored(self, comparison_id: str) -> None:
+        """Say where the comparison is stored (its whole id: it is typed back)."""
+        self.border_subtitle = f"stored: playground comparisons show {comparison_id}"
 
     def show(self, inputs: list[dict[str, Any]], labels: tuple[str, str]) -> None:
         self.display = bool(inputs)
@@ -108,4 +120,4 @@ class CompareSummary(Static):
         if notes.plain:
             parts.insert(0, notes)  # the totals first: a long table scrolls
         self.border_title = "summary"
-        self.update(Group(*parts))
+        self.query_one("#compare-summary-table", Static).update(Group(*parts))
