@@ -49,11 +49,19 @@ def stage_not_retried(gate: Gate) -> str:
     payload = gate.payload
     source, target = payload.get("source") or gate.agent, payload.get("target") or "the next stage"
     produced = payload.get("produced_at")
-    again = f"fork from step {produced}, its model call" if produced else "fork from its model call"
+    group = " ∥ " in str(source)
+    if produced:
+        call = (
+            f"step {produced} (where their last model calls begin: "
+            if group
+            else f"step {produced} (its model call: "
+        )
+    else:
+        call = "their last model calls (" if group else "its model call ("
     return (
-        f"a stage's output is delivered, not retried: e edits the output of {source} before "
-        f"{target} receives it; to run {source} again, let this run end (c, or a to abort), "
-        f"then {again} (select it in the timeline, f)"
+        f"a stage's output is delivered, not retried: e edits it before {target} receives it; "
+        f"to run {source} again, end this run (c, or a to abort) and fork from {call}"
+        "select it in the timeline, f)"
     )
 
 

@@ -163,9 +163,37 @@ async def test_retry_at_a_stage_gate_says_what_to_do_instead(tmp_path: Path) -> 
         said = notes(app)[-1]
         assert "no model call" not in said
         assert "a stage's output is delivered, not retried" in said
-        assert "e edits the output of extract before enrich receives it" in said
-        assert f"fork from step {produced}, its model call" in said
+        assert "e edits it before enrich receives it" in said and "to run extract again" in said
+        assert f"fork from step {produced} (its model call" in said
         assert screen.controller is not None and screen.controller.pending is gate  # still held
+
+
+async def test_retry_after_a_parallel_group_names_where_to_fork(tmp_path: Path) -> None:
+    app = make_app(example(tmp_path, "market_brief"), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen, "a quiet toaster")
+        await pilot.press("escape", "s")
+        controller = screen.controller
+        assert controller is not None
+        gate = await asyncio.wait_for(controller.wait_paused(), 10)
+        while gate.payload.get("target") != "brief":
+            await pilot.press("s")
+            gate = await asyncio.wait_for(controller.wait_paused(), 10)
+        await pilot.pause()
+        # The group's output is the group's, not its first agent's.
+        assert f"before step {gate.step}, the stage output of prices ∥ reviews: deliver" in screen_text(app)
+        last_calls = [
+            max(s.step or 0 for s in screen.view.steps if s.kind == "model_call" and s.agent == name)
+            for name in ("prices", "reviews")
+        ]
+        assert gate.payload["produced_at"] == min(last_calls)
+
+        await pilot.press("r")
+        await pilot.pause()
+        said = notes(app)[-1]
+        assert "to run prices ∥ reviews again" in said
+        assert f"fork from step {min(last_calls)} (where their last model calls begin" in said
 
 
 # -- 3. a held delegation --------------------------------------------------------------------

@@ -585,7 +585,7 @@ class RunScreen(Screen[None]):
         elif gate.kind == "handoff":
             what = f"Handoff context {gate.agent} → {payload.get('target')}"
         elif self.view.held_what(gate) == "delegation":
-            what = f"Task {gate.agent} delegates to {payload.get('tool')}, before the worker receives it"
+            what = f"Delegation {gate.agent} → {payload.get('tool')}: the task the worker receives"
         elif payload.get("approval"):
             what = f"Approve {possessive(gate.agent)} call to {payload.get('tool')} with these arguments"
         else:

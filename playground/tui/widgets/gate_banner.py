@@ -32,7 +32,7 @@ class GateBanner(Static):
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
         text.append(
-            f" before step {gate.step}, {possessive(gate.agent)} {what or _kind_name(gate)}",
+            f" before step {gate.step}, {_held_thing(gate, what or _kind_name(gate))}",
             "bold",
         )
         text.append(f": {pending}" if pending else "")
@@ -43,6 +43,14 @@ class GateBanner(Static):
             keys = "r retry · " + keys
         text.append(f"\n{keys}", "dim")
         self.update(text)
+
+
+def _held_thing(gate: Gate, what: str) -> str:
+    """``billing's tool call``; a parallel group's output: ``the stage output of a ∥ b``."""
+    source = str(gate.payload.get("source") or "")
+    if gate.payload.get("stage") and " ∥ " in source:
+        return f"the {what} of {source}"
+    return f"{possessive(gate.agent)} {what}"
 
 
 def _kind_name(gate: Gate) -> str:
