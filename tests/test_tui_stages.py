@@ -91,6 +91,21 @@ async def test_fork_at_a_stage_transition_delivers_the_recorded_output_live(tmp_
         assert len(await store.sessions()) == before
 
 
+def test_the_cli_forks_at_a_stage_transition(tmp_path: Path) -> None:
+    from tests.test_cli_conventions import cli
+
+    db = tmp_path / "s.db"
+    system = str(example_copy(tmp_path, "content_pipeline"))
+    run = json.loads(cli("run", system, "--input", NOTE, "--json", db=db).stdout)
+    shown = json.loads(cli("sessions", "show", run["session_id"], "--json", db=db).stdout)
+    [step] = [e["step"] for e in shown["events"] if e["kind"] == "agent_started" and e["agent"] == "format"]
+    fork = cli("fork", run["session_id"], "--at", str(step), "--json", db=db)
+    assert fork.returncode == 0, fork.stderr
+    forked = json.loads(fork.stdout)
+    assert forked["forked_from_step"] == step and forked["output"] == run["output"]
+    assert forked["replayed"]["model_calls"] == 3 and forked["live"]["model_calls"] == 1
+
+
 async def test_fork_after_a_parallel_group_replays_the_whole_group(tmp_path: Path) -> None:
     system = example(tmp_path, "market_brief")
     async with Store(tmp_path / "s.db") as store:
