@@ -44,6 +44,27 @@ SessionStatus = Literal["ready", "running", "held", "finished"]
 OnPause = Callable[[Gate], None]
 
 
+def stage_not_retried(gate: Gate) -> str:
+    """Why retry does nothing at a pipeline's stage gate, and what to do instead."""
+    payload = gate.payload
+    source, target = payload.get("source") or gate.agent, payload.get("target") or "the next stage"
+    produced = payload.get("produced_at")
+    group = " ∥ " in str(source)
+    if produced:
+        call = (
+            f"step {produced} (where their last model calls begin: "
+            if group
+            else f"step {produced} (its model call: "
+        )
+    else:
+        call = "their last model calls (" if group else "its model call ("
+    return (
+        f"a stage's output is delivered, not retried: e edits it before {target} receives it; "
+        f"to run {source} again, end this run (c, or a to abort) and fork from {call}"
+        "select it in the timeline, f)"
+    )
+
+
 class DebugSession:
     """One run of ``system`` under a step controller, driven by an operator.
 
@@ -314,6 +335,9 @@ class DebugSession:
 
     def retry(self) -> str | None:
         """Run the held agent's last model call again. Returns why it can't, or None."""
+        gate = self.controller.pending
+        if gate is not None and gate.payload.get("stage"):
+            return stage_not_retried(gate)
         return self.controller.retry()
 
     def edit(self, payload: dict[str, Any]) -> str | None:

@@ -48,8 +48,9 @@ def request_key(agent: str, version: str, model: str, messages: list[dict[str, A
     return digest[:24]
 
 
-StepKind = Literal["model_call", "tool_call", "handoff"]
-"""The steps a fork can start at."""
+StepKind = Literal["model_call", "tool_call", "handoff", "stage"]
+"""The steps a fork can start at. ``stage``: a pipeline's stage transition (the step its next
+stage's ``agent_started`` carries), where the previous stage's output is held and delivered."""
 
 
 def step_kind(event: Event) -> StepKind | None:
@@ -61,6 +62,8 @@ def step_kind(event: Event) -> StepKind | None:
             return "tool_call"
         case ev.HandoffDelivered():
             return "handoff"
+        case ev.AgentStarted() if event.step is not None:
+            return "stage"
         case (
             ev.RunStarted()
             | ev.AgentStarted()
@@ -209,7 +212,8 @@ class Recording:
         return cls(session, events, calls, tools)
 
     def step_kind(self, step: int) -> StepKind | None:
-        """What happened at a recorded step: ``model_call``, ``tool_call`` or ``handoff``."""
+        """What happened at a recorded step: ``model_call``, ``tool_call``, ``handoff`` or
+        ``stage``."""
         for event in self.events:
             if event.step == step:
                 kind = step_kind(event)
@@ -524,6 +528,28 @@ class ReplayOutcome:
         }
 
 
+def _check_stage_edit(
+    recording: Recording, agents: dict[str, AgentSpec], at_step: int, edit: dict[str, Any]
+) -> None:
+    """Refuse, before anything runs, a new output for the stage transition at ``at_step`` that
+    the next stage's ``input`` would refuse (the same check the stage's gate makes)."""
+    from playground.engine.messages import parse_or_text
+    from playground.engine.pipeline import stage_edit_problem
+
+    started = [e for e in recording.events if isinstance(e, ev.AgentStarted) and e.step == at_step]
+    if not started or any(e.agent not in agents for e in started):
+        return  # the gate checks it when the fork gets there
+    as_text = not isinstance(parse_or_text(started[0].incoming), dict)
+    schemas = [(e.agent or "", agents[e.agent or ""].input) for e in started]
+    problem = stage_edit_problem(schemas, edit, as_text)
+    if problem is not None:
+        targets = " ∥ ".join(name for name, _ in schemas)
+        raise PlaygroundError(
+            f"the edit for step {at_step} (the stage output {targets} receives) does not "
+            f"validate: {problem}; nothing was run"
+        )
+
+
 def _check_handoff_edit(
     recording: Recording, system: System, agents: dict[str, AgentSpec], at_step: int, edit: dict[str, Any]
 ) -> None:
@@ -566,7 +592,13 @@ async def fork_session(
     """Fork a recorded session at ``at_step``: replay what came before, run live from there.
 
     Args:
-        edit: For a handoff at ``at_step``: the new context; for a tool call: the new arguments.
+        edit: For a handoff at ``at_step``: the new context; for a stage transition: the
+            previous stage's new output (a JSON object, ``{"text": ...}`` for a text output);
+            for a tool call: the new arguments.
+
+    At a stage transition the stages before it are answered from the recording, and the
+    output they produced is held at the transition's gate and delivered live (edited, with
+    ``edit``): the next stage runs live from there.
     """
     recording, system = await load_recording(store, session_id)
     kind = recording.step_kind(at_step)
@@ -581,12 +613,17 @@ async def fork_session(
     if edit is not None:
         if kind == "model_call":
             raise PlaygroundError(
-                f"step {at_step} is a model call; --edit applies to a handoff or a tool call"
+                f"step {at_step} is a model call; --edit applies to a handoff, a stage's output "
+                "or a tool call"
             )
         if kind == "handoff":
             _check_handoff_edit(recording, system, agents, at_step, edit)
-        payload = {"context": edit} if kind == "handoff" else {"args": edit}
-        controller = _EditAtFork(source, kind, payload, inner=controller)
+        if kind == "stage":
+            _check_stage_edit(recording, agents, at_step, edit)
+        payload = {"context": edit} if kind in ("handoff", "stage") else {"args": edit}
+        # A stage's output is held at a gate of kind handoff (its payload says ``stage``).
+        gate_kind = "handoff" if kind == "stage" else kind
+        controller = _EditAtFork(source, gate_kind, payload, inner=controller)
     result = await run_session(
         system,
         recording.session.input,

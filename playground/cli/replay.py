@@ -44,13 +44,20 @@ def _register_fork_replay(commands: Any) -> None:
         help="re-run a session from one of its steps, live from there",
         description="Fork session ID at step STEP: every model and tool call before STEP is taken "
         "from the recording (no model call, no tool side effect); from STEP on it runs live, "
-        "optionally with one agent on another version or model, or with the handoff context or "
-        "tool arguments at STEP edited. 'playground sessions show ID' lists the steps. Prints what "
+        "optionally with one agent on another version or model, or with the handoff context, "
+        "stage output or tool arguments at STEP edited. A pipeline's stage transition is a step of "
+        "its own (the next stage's 'started' line carries it): forked there, the stages before it "
+        "are answered from the recording and their output is delivered live. "
+        "'playground sessions show ID' lists the steps. Prints what "
         "'run' prints, plus parent_session_id.",
     )
     fork.add_argument("session_id", metavar="ID")
     fork.add_argument("--at", type=int, required=True, metavar="STEP", help="the first step to run live")
-    fork.add_argument("--edit", metavar="JSON", help="new handoff context or tool arguments for STEP")
+    fork.add_argument(
+        "--edit",
+        metavar="JSON",
+        help="new handoff context, stage output (a JSON object) or tool arguments for STEP",
+    )
     _variant_args(fork)
     replay = commands.add_parser(
         "replay",

@@ -88,6 +88,10 @@ async def _stage_gate(
     as_text = not isinstance(parsed, dict)
     schemas = [(name, run.agents[name].input) for name in following]
     described = [schema.describe() for _, schema in schemas if schema is not None]
+    # The model call that produced the output (a group's earliest last call): where a fork
+    # starts to run the stage again, since a stage's output is delivered, not retried.
+    calls = [e for e in run.events if isinstance(e, ev.ModelResponded) and e.agent in group and e.step]
+    produced = [max((e.step or 0 for e in calls if e.agent == name), default=0) for name in group]
     decision = await run.gate(
         "handoff",
         group[0],
@@ -100,8 +104,9 @@ async def _stage_gate(
             "as_text": as_text,
             "schema": described[0] if len(set(described)) == 1 else " ∥ ".join(described) or "any",
             "payload_tokens": approx_tokens(output),
+            "produced_at": min(produced) or None,
         },
-        validate=lambda p: _stage_edit_problem(schemas, p.get("context"), as_text),
+        validate=lambda p: stage_edit_problem(schemas, p.get("context"), as_text),
     )
     if decision.action != "edit" or decision.payload is None:
         return value, output
@@ -112,7 +117,7 @@ async def _stage_gate(
     return (edited if isinstance(value, dict) else rendered), rendered
 
 
-def _stage_edit_problem(schemas: list[tuple[str, Schema | None]], context: Any, as_text: bool) -> str | None:
+def stage_edit_problem(schemas: list[tuple[str, Schema | None]], context: Any, as_text: bool) -> str | None:
     """Why an edited stage output would not do for the next stage, or None."""
     if not isinstance(context, dict):
         return "the output must be a JSON object"

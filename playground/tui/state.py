@@ -283,6 +283,9 @@ def _fields(payload: dict[str, Any]) -> str:
     return "  ".join(f"{k}={_short(v, 80)}" for k, v in payload.items())
 
 
+_GATE_NAMES = {"model_call": "model call", "tool_call": "tool call", "handoff": "handoff"}
+
+
 def _input_of(system: System, agents: Iterable[str]) -> tuple[str, dict[str, str]]:
     """The ``input`` schema ``agents`` declare (described) and its fields' types; ``any``
     when none declares one (they take the text as it is)."""
@@ -355,6 +358,9 @@ class RunView:
         """The timeline rows of stage transitions, by their edge's seq."""
         self._edited_steps: set[int] = set()
         """Steps whose payload an operator edited at their gate."""
+        self._held_what: dict[int, str] = {}
+        """What was held at a step's gate when it is more than its gate's kind says (``stage
+        output``, ``delegation``), by step: how an operator's action there reads."""
         self.gate: Gate | None = None
         self.pending_handoff: HandoffView | None = None
         self.started: float | None = None
@@ -458,6 +464,12 @@ class RunView:
             what = f"call {payload.get('model')} with {len(messages)} messages"
             content = last.get("content") or ""
             pending = f"{what}; last [{last.get('role', '?')}] {_short(content, 200)}"
+        elif gate.kind == "tool_call" and self._is_delegation(gate.agent, str(payload.get("tool"))):
+            # A supervisor's delegation held at its gate: a pending edge of the path, like a handoff.
+            tool, args = str(payload.get("tool")), dict(payload.get("args") or {})
+            pending = f"delegate to {tool}: {_fields(args)}"
+            self.pending_handoff = self._delegation_view(gate.agent, tool, args, None, gate.step)
+            self.pending_handoff.pending = True
         elif gate.kind == "tool_call":
             pending = f"run tool {payload.get('tool')}({_fields(payload.get('args') or {})})"
         elif payload.get("stage"):
@@ -471,9 +483,22 @@ class RunView:
             pending = f"hand off to {target}: {_fields(context)}"
             self.pending_handoff = self._pending_handoff(gate.agent, target, context)
             self.pending_handoff.step = gate.step
+        what = self.held_what(gate)
+        if what != _GATE_NAMES.get(gate.kind, gate.kind):
+            self._held_what[gate.step] = what
         if agent is not None:
             agent.pending = pending
             agent.state = "waiting"
+
+    def held_what(self, gate: Gate) -> str:
+        """What is held at ``gate``, in the operator's words: ``model call``, ``tool call``,
+        ``handoff``, ``stage output`` (a pipeline stage's, before the next stage receives it)
+        or ``delegation`` (a supervisor's to a worker)."""
+        if gate.payload.get("stage"):
+            return "stage output"
+        if gate.kind == "tool_call" and self._is_delegation(gate.agent, str(gate.payload.get("tool"))):
+            return "delegation"
+        return _GATE_NAMES.get(gate.kind, gate.kind)
 
     def release(self) -> None:
         """The operator let the held step go."""
@@ -988,22 +1013,29 @@ class RunView:
 
     def _delegation_edge(self, event: ev.ToolCalled) -> HandoffView:
         """A supervisor's delegation to a worker, as an edge of the path."""
-        schema, types = _input_of(self.system, [event.tool])
-        rendered = json.dumps(event.args, ensure_ascii=False, separators=(",", ":"))
-        view = HandoffView(
-            event.agent or "?",
-            event.tool,
-            dict(event.args),
-            approx_tokens(rendered),
-            schema,
-            seq=event.seq,
-            step=event.step,
-            kind="delegation",
-            types=types,
-        )
+        view = self._delegation_view(event.agent or "?", event.tool, dict(event.args), event.seq, event.step)
+        view.edited = event.step in self._edited_steps
         self._edges_by_seq[event.seq] = view
         self.handoffs.append(view)
         return view
+
+    def _delegation_view(
+        self, source: str, worker: str, args: dict[str, Any], seq: int | None, step: int | None
+    ) -> HandoffView:
+        """A delegation's payload view: the task ``source`` gives ``worker``, typed by its input."""
+        schema, types = _input_of(self.system, [worker])
+        rendered = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
+        return HandoffView(
+            source,
+            worker,
+            args,
+            approx_tokens(rendered),
+            schema,
+            seq=seq,
+            step=step,
+            kind="delegation",
+            types=types,
+        )
 
     def _on_tool_returned(self, event: ev.ToolReturned) -> None:
         delegation = self._is_delegation(event.agent, event.tool)
@@ -1118,11 +1150,25 @@ class RunView:
         if event.held_ms is not None:
             self._paused_s += event.held_ms / 1000
         self._held_from = self._released_at = None
-        self._instant(event, "operator", f"{event.action} ({event.gate.replace('_', ' ')})")
+        what = self._acted_at(event)
+        self._instant(event, "operator", f"{event.action} ({what})")
         self._steps_detail(*((k, _short(v, 400)) for k, v in event.detail.items()))
         agent = self._agent(event.agent)
         if agent is not None and event.action not in ("step", "continue"):
-            agent.add("operator", f"⚑ operator {event.action} at {event.gate}")
+            agent.add("operator", f"⚑ operator {event.action} at {what}")
+
+    def _acted_at(self, event: ev.OperatorActed) -> str:
+        """What the operator acted on: the gate's kind, or what it held when that says more
+        (``stage output``, ``delegation``): from the edited payload, else the held gate."""
+        payload = event.detail.get("payload")
+        payload = payload if isinstance(payload, dict) else {}
+        if payload.get("stage"):
+            return "stage output"
+        if event.gate == "tool_call" and self._is_delegation(event.agent, str(payload.get("tool"))):
+            return "delegation"
+        step = event.detail.get("step")
+        held = self._held_what.get(step) if isinstance(step, int) else None
+        return held or _GATE_NAMES.get(event.gate, event.gate.replace("_", " "))
 
     def _steps_detail(self, *pairs: tuple[str, str]) -> None:
         if self._last is not None:

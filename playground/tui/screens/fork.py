@@ -36,17 +36,25 @@ class ForkPoint:
     agent: str
 
     def describe(self) -> str:
+        if self.kind == "stage output":  # ``agent``: the stage(s) receiving it
+            return f"step {self.step}, the stage output {self.agent} receives"
         return f"step {self.step}, {possessive(self.agent)} {self.kind}"
 
 
-def fork_point(events: list[ev.Event], seq: int) -> ForkPoint | None:
+def fork_point(events: list[ev.Event], seq: int, step: int | None = None) -> ForkPoint | None:
     """The step a fork from the timeline row of event ``seq`` starts at.
 
-    That event's own step when it has one (a model call, tool call or handoff: the
+    ``step``, when the row shows a step of its own that a fork can start at: a pipeline's
+    stage transition, whose row shares its event with the next stage's activation row.
+    Else that event's own step when it has one (a model call, tool call or handoff: the
     number its row shows); for an agent's activation, that activation's first step; for
     an operator's action, the step held when it acted; else the first step after it.
     None when nothing runs after it.
     """
+    if step is not None:
+        point = _first_step([e for e in events if e.step == step], 0)
+        if point is not None:
+            return point
     chosen = next((e for e in events if e.seq == seq), None)
     match chosen:
         case ev.AgentStarted():
@@ -64,6 +72,10 @@ def _first_step(events: list[ev.Event], seq: int) -> ForkPoint | None:
         if event.seq < seq or event.step is None:
             continue
         kind = step_kind(event)
+        if kind == "stage":
+            # The transition delivers to the next stage: every agent of it (a parallel group).
+            receiving = [e.agent or "?" for e in events if e.step == event.step and step_kind(e) == "stage"]
+            return ForkPoint(event.step, "stage output", " ∥ ".join(receiving))
         if kind is not None:
             return ForkPoint(event.step, kind.replace("_", " "), event.agent or "?")
     return None

@@ -313,7 +313,7 @@ class RunScreen(Screen[None]):
         self.query_one(HandoffPath).show(view.hops, view.handoffs, view.pending_handoff, view.active_agents)
         self.query_one(BlameChain).show(view.blame)
         pending = view.agents[view.gate.agent].pending if view.gate and view.gate.agent in view.agents else ""
-        self.query_one(GateBanner).show(view.gate, pending)
+        self.query_one(GateBanner).show(view.gate, pending, view.held_what(view.gate) if view.gate else None)
         self._show_inspector()
         self.query_one(Timeline).show(view.steps, view.elapsed())
         self.query_one(Totals).show(view)
@@ -584,6 +584,8 @@ class RunScreen(Screen[None]):
             what = f"Output of stage {payload.get('source')}, before {payload.get('target')} receives it"
         elif gate.kind == "handoff":
             what = f"Handoff context {gate.agent} → {payload.get('target')}"
+        elif self.view.held_what(gate) == "delegation":
+            what = f"Delegation {gate.agent} → {payload.get('tool')}: the task the worker receives"
         elif payload.get("approval"):
             what = f"Approve {possessive(gate.agent)} call to {payload.get('tool')} with these arguments"
         else:
@@ -803,12 +805,15 @@ class RunScreen(Screen[None]):
         session_id = self._branch_source()
         if session_id is None:
             return
-        seq = self._selected.seq if self._selected is not None else None
+        selected = self._selected
+        seq = selected.seq if selected is not None else None
         if seq is None:
             self.query_one(Timeline).focus()
             self.notify("Select the step to fork from in the timeline (↑/↓), then press f again.")
             return
-        self.prepare_branch("fork", session_id, seq)
+        # A stage transition's row shares its event with the next stage's: fork at its own step.
+        stage = selected.step if isinstance(selected, HandoffView) and selected.kind == "stage" else None
+        self.prepare_branch("fork", session_id, seq, stage)
 
     def action_replay(self) -> None:
         session_id = self._branch_source()
@@ -816,11 +821,13 @@ class RunScreen(Screen[None]):
             self.prepare_branch("replay", session_id, None)
 
     @work(exclusive=True, exit_on_error=False, group="branch")
-    async def prepare_branch(self, mode: BranchMode, session_id: str, seq: int | None) -> None:
+    async def prepare_branch(
+        self, mode: BranchMode, session_id: str, seq: int | None, step: int | None = None
+    ) -> None:
         """Find where a fork goes live, ask for an optional model swap, then open it running."""
         try:
             session = await self.store.session(session_id)
-            at = fork_point(await self.store.events(session_id), seq) if seq is not None else None
+            at = fork_point(await self.store.events(session_id), seq, step) if seq is not None else None
         except PlaygroundError as exc:
             self.notify(str(exc), title=f"cannot {mode}", severity="error", timeout=10)
             return

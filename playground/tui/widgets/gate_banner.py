@@ -16,7 +16,9 @@ KIND_NAMES = {"model_call": "model call", "tool_call": "tool call", "handoff": "
 class GateBanner(Static):
     """One or two lines over the panes; hidden while nothing is held."""
 
-    def show(self, gate: Gate | None, pending: str = "") -> None:
+    def show(self, gate: Gate | None, pending: str = "", what: str | None = None) -> None:
+        """Show ``gate`` (hide when None); ``what``: what it holds, when the gate's kind says
+        less (a supervisor's ``delegation`` is held at a tool call's gate)."""
         self.display = gate is not None
         if gate is None:
             return
@@ -30,7 +32,7 @@ class GateBanner(Static):
         text.append(" ⏸ PAUSED ", "reverse bold yellow")
         # The step's number is the engine's: the timeline, the inspector and fork use it too.
         text.append(
-            f" before step {gate.step}, {possessive(gate.agent)} {_kind_name(gate)}",
+            f" before step {gate.step}, {_held_thing(gate, what or _kind_name(gate))}",
             "bold",
         )
         text.append(f": {pending}" if pending else "")
@@ -41,6 +43,14 @@ class GateBanner(Static):
             keys = "r retry · " + keys
         text.append(f"\n{keys}", "dim")
         self.update(text)
+
+
+def _held_thing(gate: Gate, what: str) -> str:
+    """``billing's tool call``; a parallel group's output: ``the stage output of a ∥ b``."""
+    source = str(gate.payload.get("source") or "")
+    if gate.payload.get("stage") and " ∥ " in source:
+        return f"the {what} of {source}"
+    return f"{possessive(gate.agent)} {what}"
 
 
 def _kind_name(gate: Gate) -> str:
