@@ -462,7 +462,7 @@ async def test_actions_are_in_the_command_palette(system: System, tmp_path: Path
         screen = await run_screen(pilot)
         titles = [c.title for c in app.get_system_commands(screen)]
         for title in (
-            "Step (s)",
+            "Step (s or ctrl+s)",
             "Continue (c)",
             "Edit (e)",
             "Model (m)",
