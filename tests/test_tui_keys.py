@@ -227,7 +227,7 @@ async def test_esc_s_typed_fast_steps_and_types_nothing(system: System, tmp_path
         assert screen.view.status == "aborted"
 
 
-async def test_esc_then_any_key_typed_fast_is_that_key_outside_the_box(system: System, tmp_path: Path) -> None:
+async def test_esc_then_any_key_typed_fast_is_that_key(system: System, tmp_path: Path) -> None:
     app = make_app(system, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await run_screen(pilot)
