@@ -154,8 +154,8 @@ async def test_ctrl_s_steps_from_the_request_box(system: System, tmp_path: Path)
 
 
 async def test_a_hold_takes_the_focus_unless_a_new_request_is_being_typed(tmp_path: Path) -> None:
-    # The router's model call takes 500 ms: the next request is being typed before the hold.
-    app = make_app(load_system(router_copy(tmp_path, latency_ms=500)), tmp_path)
+    # The router's model call takes a second: the next request is being typed before the hold.
+    app = make_app(load_system(router_copy(tmp_path, latency_ms=1000)), tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await run_screen(pilot)
         box = screen.query_one("#request", Input)
@@ -170,6 +170,8 @@ async def test_a_hold_takes_the_focus_unless_a_new_request_is_being_typed(tmp_pa
         await pilot.press("c")
         await finish(pilot)
         assert screen.view.status == "completed"
+        while screen.controller is not None:  # the screen has heard that the run ended
+            await pilot.pause()
         assert screen.focused is box  # the run ended: back to the box
 
         await pilot.press("enter")

@@ -219,7 +219,7 @@ class RunScreen(Screen[None]):
         """Whether w is offered (the run failed over a field the engine traced)."""
         self._submitted = ""
         """What the request box held when enter ran it (the box changed since: a new request)."""
-        self._focus_to_box = False
+        self._hold_took_focus = False
         """The focus left the box for a hold by itself: it goes back when the run ends."""
 
     # -- layout ------------------------------------------------------------------------------
@@ -884,15 +884,15 @@ class RunScreen(Screen[None]):
         box = self.query_one("#request", Input)
         if self.focused is box and box.value == self._submitted:
             self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
-            self._focus_to_box = True
+            self._hold_took_focus = True
             self.notify("The run holds: the keys act on it now (/ goes back to the request box).")
 
     def _focus_back_to_the_box(self) -> None:
         """The run ended: the focus a hold took from the box goes back to it (what is typed
         next is text again); focus the operator moved themselves stays where they put it."""
-        if self._focus_to_box and isinstance(self.focused, AgentPane):
+        if self._hold_took_focus and isinstance(self.focused, AgentPane):
             self.query_one("#request", Input).focus()
-        self._focus_to_box = False
+        self._hold_took_focus = False
 
     def action_focus_input(self) -> None:
         self.query_one("#request", Input).focus()
