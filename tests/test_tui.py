@@ -462,7 +462,7 @@ async def test_actions_are_in_the_command_palette(system: System, tmp_path: Path
         screen = await run_screen(pilot)
         titles = [c.title for c in app.get_system_commands(screen)]
         for title in (
-            "Step (s)",
+            "Step (s or ctrl+s)",
             "Continue (c)",
             "Edit (e)",
             "Model (m)",
@@ -718,3 +718,29 @@ def test_the_tui_starts_without_litellm() -> None:
     seconds, litellm = proc.stdout.split()
     assert litellm == "False", proc.stderr
     assert float(seconds) < 1.5
+
+
+async def test_an_earlier_runs_worker_ending_late_leaves_the_run_in_progress_alone(
+    system: System, tmp_path: Path
+) -> None:
+    """The notice that a run's worker ended can arrive after the next run started: it must
+    not clear the new run's debug session or mark it aborted."""
+    from textual.worker import Worker, WorkerState
+
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen)
+        screen._start(stepping=False)  # what enter does
+        first = screen._run_worker
+        assert first is not None
+        await finish(pilot)
+        assert screen.view.status == "completed"
+        await start_stepping(pilot, screen)
+        held = screen.debug
+        assert held is not None and screen.view.status == "paused"
+        screen.on_worker_state_changed(Worker.StateChanged(first, WorkerState.SUCCESS))
+        assert screen.debug is held and screen.view.status == "paused"
+        await pilot.press("c")
+        await finish(pilot)
+        assert screen.debug is None and screen.view.status == "completed"

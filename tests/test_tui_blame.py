@@ -66,7 +66,9 @@ async def test_a_failed_run_shows_where_the_field_was_lost_and_jumps_to_the_step
         assert "ingest    in      ✔ EUR" in text and "ingest    out     origin ✘ absent" in text
         assert '{"amount":120.0}  ✘ currency absent' in text  # the origin's payload, field absent
 
-        await pilot.press("w")  # focus the chain: the cursor starts on the origin's hop
+        # esc leaves the request box (enter kept the focus there), w focuses the chain: the
+        # cursor starts on the origin's hop.
+        await pilot.press("escape", "w")
         assert screen.focused is chain and chain.hop is blame.hops[2]
         await pilot.press("up")
         assert chain.hop is blame.hops[1]
@@ -100,7 +102,7 @@ def test_snapshot_blame_view(snap_compare: Any, tmp_path: Path, clock: Clock) ->
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await run_failing(pilot)
-        await pilot.press("w")
+        await pilot.press("escape", "w")
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -260,7 +260,7 @@ async def test_f_on_the_run_screen_forks_the_session_it_ran(tmp_path: Path) -> N
         await settle(pilot)
         ran = screen.view.session_id
         assert screen.view.status == "completed"
-        await pilot.press("f")
+        await pilot.press("escape", "f")  # enter kept the focus in the request box
         assert any("Select the step to fork from" in n.message for n in app._notifications)
         await select_step(pilot, screen, "handoff", "router")
         fork = await run_branch(pilot, "f")

@@ -11,7 +11,7 @@ from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input
+from textual.widgets import Header, Input
 from textual.worker import Worker, WorkerState
 
 from playground.debug import DebugSession
@@ -36,13 +36,15 @@ from playground.tui.screens.model_swap import ModelChoice, ModelSwapScreen, swap
 from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
 from playground.tui.state import HandoffView, RunView, Step, TextChunk, possessive
-from playground.tui.widgets.agent_pane import AgentPane
+from playground.tui.widgets.agent_pane import AgentPane, pane_id
 from playground.tui.widgets.blame_chain import BlameChain
 from playground.tui.widgets.budget_meter import agent_usage, meter_text
+from playground.tui.widgets.folding_footer import FoldingFooter
 from playground.tui.widgets.gate_banner import GateBanner, call_text
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
 from playground.tui.widgets.pane_grid import PaneGrid
+from playground.tui.widgets.request_input import RequestInput
 from playground.tui.widgets.system_graph import GraphPane
 from playground.tui.widgets.timeline import Timeline
 from playground.tui.widgets.timeline_filter import SYNTAX as TIMELINE_FILTER_SYNTAX
@@ -66,6 +68,8 @@ READ_ONLY_DISABLED = frozenset(
     }
 )
 """Actions a read-only session screen hides: nothing runs there."""
+FOOTER_FOLD = ("versions", "swap_model", "toggle_breakpoint", "blame", "pause", "retry", "edit")
+"""The keys a narrow footer leaves out first, in this order (they stay in the palette)."""
 
 
 class RunScreen(Screen[None]):
@@ -81,11 +85,12 @@ class RunScreen(Screen[None]):
 
     BINDINGS = [
         Binding(
-            "s",
+            "s,ctrl+s",
             "step",
             "Step",
             id="run.step",
-            tooltip="Run to the next gate and pause (starts the typed request in step mode)",
+            tooltip="Run to the next gate and pause (starts the typed request in step mode); "
+            "ctrl+s works in the request box too",
         ),
         Binding(
             "c", "continue", "Continue", id="run.continue", tooltip="Run on to the next breakpoint or the end"
@@ -221,6 +226,9 @@ class RunScreen(Screen[None]):
         self.metric_points: set[MetricPoint] = set()
         """Breakpoints on an agent's cost or latency so far, shared with the running controller."""
         self.debug: DebugSession | None = None
+        self._run_worker: Worker[RunResult] | None = None
+        """The worker of the run in progress: a previous run's worker ending late (its notice
+        queued behind a new run's start) must not end the new one."""
         """The debug session of the run in progress, if any: the operator's actions drive it."""
         self.specs: dict[str, AgentSpec] = dict(system.spec.agents)
         """The active spec of each agent (what the next run uses)."""
@@ -233,14 +241,18 @@ class RunScreen(Screen[None]):
         """Whether y and n are offered (the run is held at a call that needs approval)."""
         self._blame_key = False
         """Whether w is offered (the run failed over a field the engine traced)."""
+        self._submitted = ""
+        """What the request box held when enter ran it (the box changed since: a new request)."""
+        self._hold_took_focus = False
+        """The focus left the box for a hold by itself: it goes back when the run ends."""
 
     # -- layout ------------------------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         spec = self.system.spec
         yield Header()
-        yield Input(
-            placeholder="Type a request · enter runs it · esc then s runs it step by step",
+        yield RequestInput(
+            placeholder="Type a request · enter runs it · ctrl+s runs it step by step",
             id="request",
         )
         yield HandoffPath(id="path")
@@ -256,7 +268,7 @@ class RunScreen(Screen[None]):
                 yield TimelineFilter(id="timeline-filter")
                 yield Timeline(id="timeline")
         yield Totals(id="totals")
-        yield Footer()
+        yield FoldingFooter(fold=FOOTER_FOLD)
         self.title = f"{spec.name} ({spec.pattern})"
         self.sub_title = spec.description
 
@@ -310,6 +322,7 @@ class RunScreen(Screen[None]):
     def _redraw(self) -> None:
         view = self.view
         self._show_panes()
+        self.query_one(PaneGrid).follow(view.active_agents)
         self.query_one(HandoffPath).show(view.hops, view.handoffs, view.pending_handoff, view.active_agents)
         self.query_one(BlameChain).show(view.blame)
         pending = view.agents[view.gate.agent].pending if view.gate and view.gate.agent in view.agents else ""
@@ -424,6 +437,7 @@ class RunScreen(Screen[None]):
             spent = f"${cost:.6f}" if point.metric == "cost" else f"{latency:.0f} ms"
             self.notify(f"Breakpoint {point}: {message.gate.agent} is at {spent}.", timeout=8)
         self._redraw()
+        self._focus_the_hold(message.gate.agent)
 
     def _clear_selection(self) -> None:
         """A new run: nothing selected, the timeline follows its newest step."""
@@ -460,6 +474,7 @@ class RunScreen(Screen[None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
+        self._submitted = event.value
         self._start(stepping=False)
 
     def _start(self, *, stepping: bool) -> None:
@@ -479,8 +494,10 @@ class RunScreen(Screen[None]):
         self.view.reset()
         self.view.status = "running"
         self._redraw()
-        self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
-        self.run_request(request, session, bridge)
+        if stepping:  # a step key left the box (esc s, ctrl+s): the letters are commands now
+            self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
+        # enter keeps the focus in the box: what is typed next is text, not s, a or o
+        self._run_worker = self.run_request(request, session, bridge)
 
     @work(exclusive=True, exit_on_error=False, group="run")
     async def run_request(self, request: str, session: DebugSession, bridge: Bridge) -> RunResult:
@@ -498,6 +515,9 @@ class RunScreen(Screen[None]):
             WorkerState.CANCELLED,
         ):
             return
+        if event.worker is not self._run_worker:
+            return  # an earlier run's worker, ending after the run now in progress started
+        self._run_worker = None
         self.debug = None
         if event.state == WorkerState.SUCCESS:
             result = event.worker.result
@@ -515,6 +535,7 @@ class RunScreen(Screen[None]):
         if self.view.status in ("running", "paused"):
             self.view.status = "aborted"
         self._redraw()
+        self._focus_back_to_the_box()
         if self._leaving:
             self.dismiss(None)
 
@@ -860,7 +881,7 @@ class RunScreen(Screen[None]):
         self.caption = branch.describe()
         self._redraw()
         self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
-        self.run_branch(branch, bridge, session)
+        self._run_worker = self.run_branch(branch, bridge, session)
 
     @work(exclusive=True, exit_on_error=False, group="run")
     async def run_branch(self, branch: Branch, bridge: Bridge, session: DebugSession) -> RunResult:
@@ -869,7 +890,8 @@ class RunScreen(Screen[None]):
             outcome = await branch.start(session)
         finally:
             bridge.close()
-            self.debug = None
+            if self.debug is session:
+                self.debug = None
         self.notify(branch.summary(outcome), timeout=8)
         return outcome.result
 
@@ -931,9 +953,34 @@ class RunScreen(Screen[None]):
         return stack[stack.index(self) - 1] if self in stack and stack.index(self) > 0 else None
 
     def action_leave_input(self) -> None:
+        """Focus the pane of the agent handling the request (the entry agent's between runs)."""
         if isinstance(self.focused, Input):
-            entry = self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane)
-            entry.focus()
+            agent = self.view.active or self.system.spec.entry_agent
+            self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
+
+    def on_request_input_key_after_escape(self, message: RequestInput.KeyAfterEscape) -> None:
+        """Esc then a letter, typed quickly (the box got alt+letter): leave the box, then the letter."""
+        message.stop()
+        self.action_leave_input()
+        # From the app, as a terminal's key comes (a key sent from here would stop bubbling at
+        # this screen, short of the app that checks the bindings), after the focus has moved.
+        self.app.call_later(self.app.simulate_key, message.key)
+
+    def _focus_the_hold(self, agent: str) -> None:
+        """The run holds for the operator: unless they are typing a new request, the held
+        agent's pane takes the focus from the box, so s, c, y, e and a act on the hold."""
+        box = self.query_one("#request", Input)
+        if self.focused is box and box.value == self._submitted:
+            self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
+            self._hold_took_focus = True
+            self.notify("The run holds: the keys act on it now (/ goes back to the request box).")
+
+    def _focus_back_to_the_box(self) -> None:
+        """The run ended: the focus a hold took from the box goes back to it (what is typed
+        next is text again); focus the operator moved themselves stays where they put it."""
+        if self._hold_took_focus and isinstance(self.focused, AgentPane):
+            self.query_one("#request", Input).focus()
+        self._hold_took_focus = False
 
     def action_focus_input(self) -> None:
         self.query_one("#request", Input).focus()
@@ -952,7 +999,7 @@ class RunScreen(Screen[None]):
                 and self.check_action(binding.action, ()) is not False
             ):
                 yield SystemCommand(
-                    f"{binding.description} ({binding.key})",
+                    f"{binding.description} ({binding.key.replace(',', ' or ')})",
                     binding.tooltip,
                     partial(self.run_action, binding.action),
                 )

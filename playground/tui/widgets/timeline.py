@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from rich.text import Text
 from textual.binding import Binding
-from textual.events import Resize
+from textual.events import Click, Resize
 from textual.geometry import Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -186,11 +186,13 @@ class Timeline(ScrollView, can_focus=True):
         if self._steps and self.cursor < len(self._steps):
             self.post_message(self.StepSelected(self._steps[self.cursor]))
 
-    def on_click(self, event: object) -> None:
-        y = getattr(event, "y", None)
-        if y is None:
+    def on_click(self, event: Click) -> None:
+        # The event's y counts from the widget's top edge, its border included: the rows
+        # start below the border (None: the click was on the border).
+        offset = event.get_content_offset(self)
+        if offset is None:
             return
-        row = int(self.scroll_y) + int(y)
+        row = int(self.scroll_y) + offset.y
         if 0 <= row < len(self._steps):
             self.cursor = row
             self.post_message(self.StepSelected(self._steps[row]))
