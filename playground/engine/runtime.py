@@ -254,17 +254,19 @@ class Runtime:
         validate: Callable[[dict[str, Any]], str | None] | None = None,
         can_retry: bool = False,
         hold: bool = False,
+        summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Decision:
         """Hold step ``step`` for the controller; returns what to do. Branches running at
         once are held one at a time, each with its own step number. ``hold``: the run asks
-        the operator here, whatever the breakpoints."""
+        the operator here, whatever the breakpoints. ``summarize``: what an edited payload
+        changes, recorded instead of the payload itself."""
         if self.controller is None:
             return CONTINUE
         gates = self._gates
         if gates is None:
             gates = self._gates = _Gates()
         async with gates.lock:
-            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold)
+            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold, summarize)
 
     async def _decide(
         self,
@@ -276,6 +278,7 @@ class Runtime:
         validate: Callable[[dict[str, Any]], str | None] | None,
         can_retry: bool,
         hold: bool,
+        summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Decision:
         assert self.controller is not None
         errors: list[str] = [e.kind for e in self.events[gates.mark :] if e.kind in _ERROR_KINDS]
@@ -297,12 +300,17 @@ class Runtime:
                 if timer is not None and deadline is not None:
                     timer.reschedule(loop.time() + left)
             if decision.operator is not None:
+                edited = decision.payload
+                if edited and summarize is not None and decision.action == "edit":
+                    what = summarize(edited)
+                else:
+                    what = {"payload": edited} if edited else {}
                 self.emit(
                     ev.OperatorActed,
                     agent=agent,
                     action=decision.operator,
                     gate=kind,
-                    detail={"step": step, **({"payload": decision.payload} if decision.payload else {})},
+                    detail={"step": step, **what},
                 )
             if decision.action == "abort":
                 raise Aborted
