@@ -134,7 +134,9 @@ def test_an_edit_that_cannot_be_sent_is_refused_with_the_reason() -> None:
     held = held_call(agent, messages, [], {})
     check = check_call_edit(held)
     assert check({"model": "openai/gpt-4o"}) is not None
-    assert "answers tool call" in (check({"messages": [*messages, {"role": "tool", "tool_call_id": "x"}]}) or "")
+    assert "answers tool call" in (
+        check({"messages": [*messages, {"role": "tool", "tool_call_id": "x"}]}) or ""
+    )
     assert "comes first" in (check({"messages": messages[1:] + messages[:1]}) or "")
     both = [{"role": "system", "content": "other"}, messages[1]]
     assert "not both" in (check({"messages": both, "instructions": "new"}) or "")

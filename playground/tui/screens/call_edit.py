@@ -1,0 +1,128 @@
+"""Edit a held model call: the agent's instructions for this call, and its messages as JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Checkbox, Label, Static, TextArea
+
+from playground.bounds import LimitExceeded, loads_bounded
+from playground.engine.controller import Gate
+from playground.tui.state import possessive
+
+
+@dataclass(frozen=True)
+class CallEdit:
+    """An operator's edit of a held model call.
+
+    Attributes:
+        payload: What :meth:`StepController.edit` takes: ``instructions`` and ``messages``.
+        save: Also save the instructions as a new version of the agent (after a diff).
+    """
+
+    payload: dict[str, Any]
+    save: bool = False
+
+    @property
+    def instructions(self) -> str:
+        return str(self.payload.get("instructions") or "")
+
+
+class CallEditScreen(ModalScreen[CallEdit | None]):
+    """Returns the edit, or None when cancelled.
+
+    The system message is the agent's instructions and what the run adds to them (a reply
+    shape, an earlier conversation): the instructions are edited on their own, the rest of
+    the conversation as a JSON list.
+
+    Args:
+        gate: The held ``model_call`` gate (its payload from :func:`~playground.engine.call_edits.held_call`).
+    """
+
+    BINDINGS = [
+        Binding(
+            "ctrl+s",
+            "apply",
+            "Send",
+            id="call_edit.apply",
+            tooltip="Validate the edit and make the call with it",
+        ),
+        Binding("escape", "cancel", "Cancel", id="call_edit.cancel", tooltip="Make the call as it was"),
+    ]
+
+    def __init__(self, gate: Gate) -> None:
+        super().__init__()
+        self.gate = gate
+        payload = gate.payload
+        self.instructions: str = payload.get("instructions") or ""
+        self.messages: list[dict[str, Any]] = list(payload.get("messages") or [])
+
+    def compose(self) -> ComposeResult:
+        system = str(self.messages[0].get("content") or "") if self.messages else ""
+        added = system[len(self.instructions) :] if system.startswith(self.instructions) else ""
+        with Vertical(id="call-edit-dialog", classes="dialog"):
+            yield Label(
+                f"Edit {possessive(self.gate.agent)} call at step {self.gate.step} (this call only)",
+                classes="dialog-title",
+            )
+            yield Static("Instructions (the system prompt):", classes="dim")
+            yield TextArea(self.instructions, id="call-edit-instructions", soft_wrap=True)
+            if added.strip():
+                yield Static(f"The run adds after them: {' '.join(added.split())[:200]}", classes="dim")
+            yield Static("Messages after the system prompt (JSON):", classes="dim")
+            yield TextArea(
+                json.dumps(self.messages[1:], indent=2, ensure_ascii=False),
+                id="call-edit-messages",
+                show_line_numbers=True,
+            )
+            yield Checkbox("Also save these instructions as a new version of the agent", id="call-edit-save")
+            yield Static("", id="call-edit-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Send (ctrl+s)", id="call-edit-apply", variant="primary")
+                yield Button("Cancel (esc)", id="call-edit-cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#call-edit-instructions", TextArea).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "call-edit-apply":
+            self.action_apply()
+        else:
+            self.action_cancel()
+
+    def action_apply(self) -> None:
+        error = self.query_one("#call-edit-error", Static)
+        try:
+            rest = loads_bounded(self.query_one("#call-edit-messages", TextArea).text, "the messages")
+        except LimitExceeded as exc:
+            error.update(str(exc))
+            return
+        except ValueError as exc:
+            error.update(f"the messages are not valid JSON: {exc}")
+            return
+        if not isinstance(rest, list):
+            error.update("the messages must be a JSON list of {role, content} objects")
+            return
+        instructions = self.query_one("#call-edit-instructions", TextArea).text
+        payload = {"instructions": instructions, "messages": [*self.messages[:1], *rest]}
+        if instructions == self.instructions and payload["messages"] == self.messages:
+            error.update("nothing changed: esc makes the call as it was")
+            return
+        problem = self.gate.validate(payload)
+        if problem is not None:
+            error.update(f"rejected: {problem}")
+            return
+        save = self.query_one("#call-edit-save", Checkbox).value
+        if save and instructions == self.instructions:
+            error.update("the instructions are unchanged: there is no new version to save")
+            return
+        self.dismiss(CallEdit(payload, save=save))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
