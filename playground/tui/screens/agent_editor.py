@@ -201,7 +201,7 @@ class AgentEditorScreen(Screen[str | None]):
             Text.assemble(
                 ("active version ", "dim"),
                 (self.active_version[:8] or "—", "bold"),
-                ("  ctrl+s shows the diff and saves a new version · esc leaves it unchanged", "dim"),
+                (" · ctrl+s: the diff, a note, save · esc: leave it unchanged", "dim"),
             )
         )
         self.query_one("#agent-edit-model", Input).value = spec.model
@@ -230,11 +230,11 @@ class AgentEditorScreen(Screen[str | None]):
             return  # still reading the active version
         spec = self.edited()
         if isinstance(spec, str):
-            error.update(spec)
+            error.update(Text(spec))  # not markup: a validation error may quote brackets
             return
         diff = diff_specs(self.active, spec, a_label=f"active {self.active_version[:8]}", b_label="edited")
         if diff == NO_DIFFERENCES:
-            error.update("Nothing changed: the active version already says this.")
+            error.update(Text("Nothing changed: the active version already says this."))
             return
         error.update("")
 

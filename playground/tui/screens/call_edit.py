@@ -6,15 +6,18 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Checkbox, Label, Static, TextArea
+from textual.widgets import Checkbox, Label, Static, TextArea
 
 from playground.bounds import LimitExceeded, loads_bounded
 from playground.engine.controller import Gate
 from playground.tui.state import possessive
+
+HINT = "ctrl+s makes the call with your edit · esc makes it as it was"
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
                 f"Edit {possessive(self.gate.agent)} call at step {self.gate.step} (this call only)",
                 classes="dialog-title",
             )
+            yield Static(HINT, id="call-edit-error")
             yield Static("Instructions (the system prompt):", classes="dim")
             yield TextArea(self.instructions, id="call-edit-instructions", soft_wrap=True)
             if added.strip():
@@ -81,48 +85,46 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
                 id="call-edit-messages",
                 show_line_numbers=True,
             )
-            yield Checkbox("Also save these instructions as a new version of the agent", id="call-edit-save")
-            yield Static("", id="call-edit-error")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button("Send (ctrl+s)", id="call-edit-apply", variant="primary")
-                yield Button("Cancel (esc)", id="call-edit-cancel")
+            yield Checkbox(
+                "Also save these instructions as a new version of the agent",
+                id="call-edit-save",
+                compact=True,
+            )
 
     def on_mount(self) -> None:
         self.query_one("#call-edit-instructions", TextArea).focus()
 
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        if event.button.id == "call-edit-apply":
-            self.action_apply()
-        else:
-            self.action_cancel()
-
     def action_apply(self) -> None:
-        error = self.query_one("#call-edit-error", Static)
         try:
             rest = loads_bounded(self.query_one("#call-edit-messages", TextArea).text, "the messages")
         except LimitExceeded as exc:
-            error.update(str(exc))
+            self._refuse(str(exc))
             return
         except ValueError as exc:
-            error.update(f"the messages are not valid JSON: {exc}")
+            self._refuse(f"the messages are not valid JSON: {exc}")
             return
         if not isinstance(rest, list):
-            error.update("the messages must be a JSON list of {role, content} objects")
+            self._refuse("the messages must be a JSON list of {role, content} objects")
             return
         instructions = self.query_one("#call-edit-instructions", TextArea).text
         payload = {"instructions": instructions, "messages": [*self.messages[:1], *rest]}
         if instructions == self.instructions and payload["messages"] == self.messages:
-            error.update("nothing changed: esc makes the call as it was")
+            self._refuse("nothing changed: esc makes the call as it was")
             return
         problem = self.gate.validate(payload)
         if problem is not None:
-            error.update(f"rejected: {problem}")
+            self._refuse(f"rejected: {problem}")
             return
         save = self.query_one("#call-edit-save", Checkbox).value
         if save and instructions == self.instructions:
-            error.update("the instructions are unchanged: there is no new version to save")
+            self._refuse("the instructions are unchanged: there is no new version to save")
             return
         self.dismiss(CallEdit(payload, save=save))
+
+    def _refuse(self, why: str) -> None:
+        error = self.query_one("#call-edit-error", Static)
+        error.update(Text(why))  # not markup: an error may quote brackets
+        error.add_class("-error")
 
     def action_cancel(self) -> None:
         self.dismiss(None)

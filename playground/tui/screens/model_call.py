@@ -288,7 +288,8 @@ class ModelCallScreen(Screen[CallEdit | None]):
         summary = Text()
         summary.append(f" {call.status.upper()} ", _status_style(call.status))
         summary.append(f" {call.agent} · step {call.step} · {call.model}", "bold")
-        summary.append(f" · {len(call.messages)} messages · {len(call.tool_names)} tools", "dim")
+        tools = len(call.tool_names)
+        summary.append(f" · {len(call.messages)} messages · {tools} tool{'' if tools == 1 else 's'}", "dim")
         if self.seqs and call.seq in self.seqs:
             summary.append(f" · call {self.seqs.index(call.seq) + 1} of {len(self.seqs)}", "dim")
         self.query_one("#call-summary", Static).update(summary)
