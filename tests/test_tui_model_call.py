@@ -25,7 +25,16 @@ from playground.tui.screens.versions import VersionsScreen
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.spec_diff import SpecDiff
 from playground.tui.widgets.timeline import Timeline
-from tests.test_tui import SIZE, finish, make_app, router_copy, run_screen, start_stepping, type_request
+from tests.test_tui import (
+    SIZE,
+    finish,
+    make_app,
+    pane_text,
+    router_copy,
+    run_screen,
+    start_stepping,
+    type_request,
+)
 from tests.test_tui_sessions import make_app as home_app
 from tests.test_tui_sessions import open_read_only, record
 
@@ -202,6 +211,7 @@ async def test_edited_instructions_at_a_held_call_are_what_the_model_receives(tm
         edit = next(e for e in events if isinstance(e, ev.OperatorActed) and e.action == "edit")
         assert edit.gate == "model_call" and edit.detail["changed"] == ["instructions"]
         assert edit.detail["instructions"] == NEW_INSTRUCTIONS
+        assert "⚑ operator edit at model_call: instructions" in pane_text(screen, "router")
         # The router's version is unchanged: nothing was saved.
         assert screen.specs["router"].instructions != NEW_INSTRUCTIONS
         # The past call now says it was edited, and shows what was sent.

@@ -928,7 +928,9 @@ class RunView:
         self._steps_detail(*((k, _short(v, 400)) for k, v in event.detail.items()))
         agent = self._agent(event.agent)
         if agent is not None and event.action not in ("step", "continue"):
-            agent.add("operator", f"⚑ operator {event.action} at {event.gate}")
+            changed = event.detail.get("changed")  # a held model call's edit says what it changed
+            what = f": {', '.join(map(str, changed))}" if isinstance(changed, list) and changed else ""
+            agent.add("operator", f"⚑ operator {event.action} at {event.gate}{what}")
 
     def _steps_detail(self, *pairs: tuple[str, str]) -> None:
         if self._last is not None:
