@@ -87,6 +87,7 @@ class SaveVersionScreen(ModalScreen[str | None]):
         note: The note offered.
     """
 
+    CSS_PATH = "agent_editor.tcss"
     BINDINGS = [Binding("escape", "cancel", "Back", id="save_version.cancel", tooltip="Back to editing")]
 
     def __init__(self, agent: str, diff: str, note: str) -> None:

@@ -48,6 +48,7 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
         gate: The held ``model_call`` gate (its payload from :func:`~playground.engine.call_edits.held_call`).
     """
 
+    CSS_PATH = "model_call.tcss"  # its styles live with the model call screen's
     BINDINGS = [
         Binding(
             "ctrl+s",
