@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
+
+import pytest
 
 from playground.engine import RunResult, Runtime, StepController
 from playground.engine import events as ev
 from playground.engine.call_edits import call_changes, check_call_edit, edited_messages, held_call
 from playground.llm.base import LLM, ModelRequest
 from playground.llm.scripted import ScriptedLLM
+from playground.service import run_session
 from playground.spec import System, load_system
 from playground.spec.models import AgentSpec
+from playground.store import Store
 from tests.helpers import of_kind
 from tests.test_engine import ROUTER, instant
 
@@ -145,3 +150,18 @@ def test_an_edit_that_cannot_be_sent_is_refused_with_the_reason() -> None:
     assert edited_messages(held, {"instructions": "new"})[0]["content"] == "new\n\nReply with JSON"
     assert held["messages"][0]["content"].startswith(agent.instructions)  # the held copy is untouched
     assert call_changes(held, {"model": "x"}) == {"payload": {"model": "x"}}
+
+
+async def test_a_recorded_request_names_the_key_variable_never_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = "sk-test-0123456789abcdef0123"
+    monkeypatch.setenv("ROUTER_KEY_VARIABLE", key)
+    system = router_with_settings()
+    async with Store(tmp_path / "store.db") as store:
+        result = await run_session(system, REQUEST, store=store)
+        await store.flush()
+        request = of_kind(await store.events(result.session_id), ev.ModelRequested)[0]
+    assert request.settings["api_key_env"] == "ROUTER_KEY_VARIABLE"
+    stored = b"".join(p.read_bytes() for p in tmp_path.iterdir())
+    assert key.encode() not in stored
