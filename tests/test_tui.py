@@ -735,7 +735,7 @@ async def test_an_earlier_runs_worker_ending_late_leaves_the_run_in_progress_alo
         first = screen._run_worker
         assert first is not None
         await finish(pilot)
-        assert screen.view.status == "completed"
+        assert screen.last_result is not None and screen.last_result.status == "completed"
         await start_stepping(pilot, screen)
         held = screen.debug
         assert held is not None and screen.view.status == "paused"

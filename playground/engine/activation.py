@@ -10,9 +10,11 @@ order the model made them.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
+from playground.engine.call_edits import call_changes, check_call_edit, edited_messages, held_call
 from playground.engine.checkpoints import rejected_for_good_or_held, run_check
 from playground.engine.controller import FailedKind, hold_failure
 from playground.engine.guards import fill_from, guard_handoff, refuse_input, verdict_of
@@ -178,14 +180,19 @@ async def _turns(
         turn += 1
         step = run.next_step()
         if controller is not None:
+            held = held_call(agent, messages, plan.tool_schemas, plan.settings[agent.model])
             decision = await run.gate(
                 "model_call",
                 name,
                 step,
-                {"model": agent.model, "messages": messages},
+                held,
+                validate=check_call_edit(held),
+                summarize=partial(call_changes, held),
                 can_retry=last_response is not None,
             )
-            if decision.action == "retry":
+            if decision.action == "edit" and decision.payload is not None:
+                messages = edited_messages(held, decision.payload)
+            elif decision.action == "retry":
                 messages, retry_of = before_last_assistant(messages), last_response
                 if last_response is not None:
                     run.loops.retried.add(last_response)

@@ -122,6 +122,13 @@ class ModelRequested(_Event):
     messages: list[dict[str, Any]]
     tools: list[str] = []
     attempt: int = 1
+    tool_schemas: list[dict[str, Any]] = []
+    """The tools offered, as sent: each ``{name, description, parameters}`` with ``parameters``
+    a JSON Schema. Empty in events recorded before it was (``tools`` names them there)."""
+    settings: dict[str, Any] = {}
+    """The model settings the call was made with (``temperature``, ``max_tokens``, ...;
+    ``api_key_env`` names a variable, no key is ever here). Empty when there are none, and in
+    events recorded before it was."""
 
 
 class TokenDelta(_Event):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from playground.engine import events as ev
 from playground.engine.budgets import check_budget
 from playground.engine.outcomes import CallFailed
+from playground.engine.plans import tool_schemas
 from playground.errors import ModelError, ModelTimeout, ProviderError, ScriptError
 from playground.llm.base import LLM, ModelRequest, ModelResponse, ToolDef
 from playground.spec.models import AgentSpec
@@ -64,6 +65,7 @@ async def call_model(
     attempt is a step of its own. ``own_tools``: ``tools`` are the plan's."""
     limits = run.spec.limits
     tool_names = list(plan.tool_names) if own_tools else [t.name for t in tools]
+    schemas = plan.tool_schemas if own_tools else tool_schemas(tools)
     models = plan.models
     last_error: ModelError | None = None
     last_failed: ev.ModelFailed | ev.FallbackUsed | ev.RetryScheduled | None = None
@@ -101,6 +103,8 @@ async def call_model(
                 messages=list(messages),
                 tools=tool_names,
                 attempt=attempt,
+                tool_schemas=schemas,
+                settings=settings,
             )
             request = ModelRequest(
                 name, model, messages, tools, settings, limits.call_timeout_s, activation, version

@@ -50,6 +50,8 @@ class Plan:
     """The system prompt, unless a pipeline's next stage asks for a reply shape."""
     llms: dict[str, LLM] = field(default_factory=dict)
     """The default factory's models, by model string (they keep no per-run state)."""
+    tool_schemas: list[dict[str, Any]] = field(default_factory=list)
+    """``tools`` as recorded in ``model_requested``: one list shared by every call (never changed)."""
 
 
 @dataclass(slots=True)
@@ -121,7 +123,13 @@ def make_plan(system: System, agents: dict[str, AgentSpec], name: str) -> Plan:
         settings={model: agent.settings_for(model) for model in models},
         routes={},
         prompt=system_prompt(agent, agent.output),
+        tool_schemas=tool_schemas(defs),
     )
+
+
+def tool_schemas(tools: list[ToolDef]) -> list[dict[str, Any]]:
+    """Tools as a model call records them: ``{name, description, parameters}`` each."""
+    return [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
 
 
 def route_for(agents: dict[str, AgentSpec], agent: AgentSpec, plan: Plan, target: str) -> Route | None:

@@ -255,18 +255,22 @@ class Runtime:
         can_retry: bool = False,
         hold: bool = False,
         failure: str | None = None,
+        summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Decision:
         """Hold step ``step`` for the controller; returns what to do. Branches running at
         once are held one at a time, each with its own step number. ``hold``: the run asks
         the operator here, whatever the breakpoints. ``failure``: the model call before
-        failed for good; the run fails unless the operator retries it."""
+        failed for good; the run fails unless the operator retries it. ``summarize``: what
+        an edited payload changes, recorded instead of the payload itself."""
         if self.controller is None:
             return CONTINUE
         gates = self._gates
         if gates is None:
             gates = self._gates = _Gates()
         async with gates.lock:
-            return await self._decide(gates, kind, agent, step, payload, validate, can_retry, hold, failure)
+            return await self._decide(
+                gates, kind, agent, step, payload, validate, can_retry, hold, failure, summarize
+            )
 
     async def _decide(
         self,
@@ -279,6 +283,7 @@ class Runtime:
         can_retry: bool,
         hold: bool,
         failure: str | None = None,
+        summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> Decision:
         assert self.controller is not None
         errors: list[str] = [e.kind for e in self.events[gates.mark :] if e.kind in _ERROR_KINDS]
@@ -305,12 +310,17 @@ class Runtime:
             held = self.clock.perf() - held_from
             gates.held_s += held
             if decision.operator is not None:
+                edited = decision.payload
+                if edited and summarize is not None and decision.action == "edit":
+                    what = summarize(edited)
+                else:
+                    what = {"payload": edited} if edited else {}
                 self.emit(
                     ev.OperatorActed,
                     agent=agent,
                     action=decision.operator,
                     gate=kind,
-                    detail={"step": step, **({"payload": decision.payload} if decision.payload else {})},
+                    detail={"step": step, **what},
                     held_ms=held * 1000,
                 )
             if decision.action == "abort":

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from playground.engine import events as ev
 from playground.engine.branch import Branch, in_branches
+from playground.engine.call_edits import call_changes, check_call_edit, edited_messages, held_call
 from playground.engine.checkpoints import rejected_for_good, run_check
 from playground.engine.guards import refuse_input
 from playground.engine.handoffs import check_hops, loop_found
@@ -36,7 +37,7 @@ from playground.engine.outcomes import (
     RetryStep,
     WaitingApproval,
 )
-from playground.engine.plans import TASK_SCHEMA
+from playground.engine.plans import TASK_SCHEMA, tool_schemas
 from playground.engine.threads import call_in_thread
 from playground.llm.base import REVIEW_ACCEPT, REVIEW_REJECT, ToolCall, ToolDef, parse_json
 from playground.spec.load import HANDOFF_PREFIX, Tool
@@ -538,6 +539,7 @@ _REVIEW_TOOLS = [
         {"type": "object", "properties": {"feedback": {"type": "string"}}, "required": ["feedback"]},
     ),
 ]
+_REVIEW_SCHEMAS = tool_schemas(_REVIEW_TOOLS)
 
 
 async def review(
@@ -564,7 +566,17 @@ async def review(
     ]
     step = run.next_step()
     if run.controller is not None:  # a review is a model call too: the debugger can hold it
-        await run.gate("model_call", name, step, {"model": agent.model, "messages": messages})
+        held = held_call(agent, messages, _REVIEW_SCHEMAS, run.plan(name).settings[agent.model])
+        decision = await run.gate(
+            "model_call",
+            name,
+            step,
+            held,
+            validate=check_call_edit(held),
+            summarize=functools.partial(call_changes, held),
+        )
+        if decision.action == "edit" and decision.payload is not None:
+            messages = edited_messages(held, decision.payload)
     response, responded = await call_model(
         run, branch, name, agent, messages, _REVIEW_TOOLS, act, cause, step, run.plan(name), own_tools=False
     )

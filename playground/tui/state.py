@@ -1155,7 +1155,9 @@ class RunView:
         self._steps_detail(*((k, _short(v, 400)) for k, v in event.detail.items()))
         agent = self._agent(event.agent)
         if agent is not None and event.action not in ("step", "continue"):
-            agent.add("operator", f"⚑ operator {event.action} at {what}")
+            changed = event.detail.get("changed")  # a held model call's edit says what it changed
+            edits = f": {', '.join(map(str, changed))}" if isinstance(changed, list) and changed else ""
+            agent.add("operator", f"⚑ operator {event.action} at {what}{edits}")
 
     def _acted_at(self, event: ev.OperatorActed) -> str:
         """What the operator acted on: the gate's kind, or what it held when that says more

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import partial
 from typing import Any, Literal
 
@@ -16,7 +16,8 @@ from textual.worker import Worker, WorkerState
 
 from playground.debug import DebugSession
 from playground.engine.clock import SYSTEM_CLOCK, Clock
-from playground.engine.controller import StepController
+from playground.engine.controller import Gate, StepController
+from playground.engine.events import Event
 from playground.engine.runtime import LLMFactory, RunResult, default_llm_factory
 from playground.errors import PlaygroundError
 from playground.replay import Variant
@@ -27,11 +28,14 @@ from playground.spec.models import AgentSpec
 from playground.store.store import Store
 from playground.tui.bridge import Bridge
 from playground.tui.metric_breakpoints import MetricController, MetricPoint
+from playground.tui.screens.agent_editor import AgentEditorScreen
 from playground.tui.screens.breakpoint_dialog import BreakpointScreen
+from playground.tui.screens.call_edit import CallEdit, CallEditScreen
 from playground.tui.screens.deny_reason import DenyReasonScreen
 from playground.tui.screens.edit_payload import Edited, EditPayloadScreen
 from playground.tui.screens.fork import Branch, BranchMode, BranchScreen, fork_point
 from playground.tui.screens.home import HomeScreen
+from playground.tui.screens.model_call import ModelCallScreen
 from playground.tui.screens.model_swap import ModelChoice, ModelSwapScreen, swapped_spec
 from playground.tui.screens.sessions import RecordedSession, SessionsScreen
 from playground.tui.screens.versions import VersionsScreen
@@ -63,6 +67,7 @@ READ_ONLY_DISABLED = frozenset(
         "toggle_breakpoint",
         "break_on",
         "swap_model",
+        "edit_agent",
         "abort",
         "focus_input",
     }
@@ -196,6 +201,22 @@ class RunScreen(Screen[None]):
             show=False,
             id="run.filter",
             tooltip=TIMELINE_FILTER_SYNTAX,
+        ),
+        Binding(
+            "i",
+            "inspect_call",
+            "Model call",
+            show=False,
+            id="run.inspect_call",
+            tooltip="What the model saw: the full request and response of the selected (or held) model call",
+        ),
+        Binding(
+            "E",
+            "edit_agent",
+            "Edit agent",
+            show=False,
+            id="run.edit_agent",
+            tooltip="Edit the focused agent's instructions, model and settings: a new version, after a diff",
         ),
     ]
 
@@ -595,9 +616,7 @@ class RunScreen(Screen[None]):
             )
             return
         if gate.kind == "model_call":
-            self.notify(
-                "A model call has nothing to edit; step (s) to its tool call or handoff.", severity="warning"
-            )
+            self._edit_held_call(session.controller, gate)
             return
         field = "context" if gate.kind == "handoff" else "args"
         payload = dict(gate.payload)
@@ -638,6 +657,69 @@ class RunScreen(Screen[None]):
             self.notify("Edit delivered.")
 
         self.app.push_screen(EditPayloadScreen(what, dict(payload.get(field) or {}), validate), deliver)
+
+    # -- what the model saw, and editing agents ---------------------------------------------
+
+    def action_inspect_call(self) -> None:
+        """Show the full request and response of the selected model call (the held one, when
+        the run is held before a model call and no other call is selected)."""
+        controller = self.controller
+        gate = controller.pending if controller is not None else None
+        selected = self._selected if isinstance(self._selected, Step) else None
+        held = controller is not None and gate is not None and gate.kind == "model_call"
+        if held and (selected is None or selected.kind != "model_call"):
+            assert controller is not None and gate is not None
+            screen = ModelCallScreen(held=gate)
+            self.app.push_screen(screen, partial(self._deliver_call_edit, controller, gate))
+            return
+        if self.recorded is None and not self.view.session_id:
+            self.notify("No model call yet: run a request, or open a past session (o).", severity="warning")
+            return
+        seq = selected.seq if selected is not None else None
+        agent = selected.agent if selected is not None else None
+        self.app.push_screen(ModelCallScreen(load=self._session_events, seq=seq, agent=agent))
+
+    async def _session_events(self) -> Sequence[Event]:
+        if self.recorded is not None:
+            return self.recorded.events
+        await self.store.flush()  # a live run's latest events may still be queued
+        return await self.store.events(self.view.session_id)
+
+    def _edit_held_call(self, controller: StepController, gate: Gate) -> None:
+        if gate.payload.get("instructions") is None:
+            self.notify(
+                "This hold (a budget's) has nothing to edit: c goes on, a aborts.", severity="warning"
+            )
+            return
+        self.app.push_screen(CallEditScreen(gate), partial(self._deliver_call_edit, controller, gate))
+
+    def _deliver_call_edit(self, controller: StepController, gate: Gate, edit: CallEdit | None) -> None:
+        if edit is None or self.controller is not controller or controller.pending is not gate:
+            return
+        error = controller.edit(edit.payload)
+        if error is not None:
+            self.notify(f"Edit rejected: {error}", severity="error")
+            return
+        self.view.release()
+        self._redraw()
+        self.notify(f"{possessive(gate.agent).capitalize()} call at step {gate.step} is made with the edit.")
+        if edit.save:
+            where = f"step {gate.step} of session {self.view.session_id}"
+            self._open_agent_editor(gate.agent, instructions=edit.instructions, note=f"edited at {where}")
+
+    def action_edit_agent(self) -> None:
+        focused = self.focused
+        self._open_agent_editor(
+            focused.agent if isinstance(focused, AgentPane) else self.system.spec.entry_agent
+        )
+
+    def _open_agent_editor(self, agent: str, *, instructions: str | None = None, note: str = "") -> None:
+        async def closed(version: str | None) -> None:
+            if version is not None:
+                await self._load_versions()
+
+        editor = AgentEditorScreen(self.system, self.store, agent, instructions=instructions, note=note)
+        self.app.push_screen(editor, closed)
 
     def _held_approval(self) -> DebugSession | None:
         """The debug session, when the run is held at a tool call that needs approval."""

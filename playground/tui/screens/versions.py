@@ -25,6 +25,7 @@ from playground.errors import PlaygroundError
 from playground.spec.load import System, misfit
 from playground.spec.models import AgentSpec
 from playground.store.store import Store, VersionLogEntry, VersionRow
+from playground.tui.screens.agent_editor import AgentEditorScreen
 from playground.tui.screens.version_dialogs import (
     ConfirmRollbackScreen,
     RestoreSnapshotScreen,
@@ -72,6 +73,14 @@ class VersionsScreen(Screen[None]):
             "o", "restore", "Restore", id="versions.restore", tooltip="Restore a snapshot of every agent"
         ),
         Binding("a", "next_agent", "Agent", id="versions.agent", tooltip="Show the next agent's versions"),
+        Binding(
+            "e",
+            "edit_agent",
+            "Edit",
+            show=False,
+            id="versions.edit",
+            tooltip="Edit the agent's instructions, model and settings: a new version, after a diff",
+        ),
         Binding("escape,v", "close", "Back", id="versions.close", tooltip="Back to the run screen"),
     ]
 
@@ -403,6 +412,17 @@ class VersionsScreen(Screen[None]):
         moved = ", ".join(f"{a} {short(old)} → {short(new)}" for a, (old, new) in sorted(changes.items()))
         self.notify(f"{moved}; the next run uses them.", title=f"restored {name!r}")
         self.load()
+
+    def action_edit_agent(self) -> None:
+        agent = self.agent
+
+        def saved(version: str | None) -> None:
+            if version is not None and agent == self.agent:
+                # Selected first: the reload on coming back to this screen keeps it too.
+                self.selected = version
+                self.load(select=version)
+
+        self.app.push_screen(AgentEditorScreen(self.system, self.store, agent), saved)
 
     def action_close(self) -> None:
         self.dismiss(None)

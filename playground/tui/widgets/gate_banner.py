@@ -37,8 +37,10 @@ class GateBanner(Static):
         )
         text.append(f": {pending}" if pending else "")
         keys = "s step · c continue · a abort"
-        if gate.kind != "model_call":
+        if gate.kind != "model_call" or gate.payload.get("instructions") is not None:
             keys = "e edit · " + keys
+        if gate.kind == "model_call":
+            keys = "i what the model sees · " + keys
         if gate.can_retry:
             keys = "r retry · " + keys
         text.append(f"\n{keys}", "dim")
