@@ -174,6 +174,12 @@ class GraphState:
         return [name for name, state in self.nodes.items() if state == "active"]
 
 
+def _each_pair(source: str, target: str) -> list[tuple[str, str]]:
+    """The agent-to-agent edges of a path edge: a parallel group is named ``a ∥ b`` there, one
+    edge each way for the whole group, where the graph has one edge per agent."""
+    return [(s, t) for s in source.split(" ∥ ") for t in target.split(" ∥ ")]
+
+
 def graph_state(view: RunView, graph: Topology) -> GraphState:
     """Where ``view``'s run is on ``graph``: the agents at work and the edges taken.
 
@@ -183,7 +189,7 @@ def graph_state(view: RunView, graph: Topology) -> GraphState:
     by an escalation is a jump from the stop before it.
     """
     pairs = graph.pairs()
-    taken = {(h.source, h.target) for h in view.handoffs}
+    taken = {pair for h in view.handoffs for pair in _each_pair(h.source, h.target)}
     agent_of: dict[int, str] = {}
     reason_of: dict[int, str] = {}
     for row in view.steps:
@@ -233,10 +239,14 @@ def graph_state(view: RunView, graph: Topology) -> GraphState:
         elif name in visited or agent.state != "idle":
             nodes[name] = "done"
     pending = view.pending_handoff
+    held = None
+    if pending is not None:
+        each = _each_pair(pending.source, pending.target)
+        held = next((pair for pair in each if pair in pairs), each[0])
     return GraphState(
         nodes,
         frozenset(taken),
-        (pending.source, pending.target) if pending is not None else None,
+        held,
         tuple(jumps),
         details,
         view.status,
