@@ -312,3 +312,32 @@ async def test_a_delegations_last_rejection_is_held_in_the_supervisor_and_retrie
     writers = [e for e in of_kind(result.events, ev.AgentStarted) if e.agent == "writer"]
     assert len(writers) == 4  # two rounds of the delegation, twice
     assert [a.action for a in of_kind(result.events, ev.OperatorActed)] == ["retry", "continue"]
+
+
+async def test_a_stage_checkpoints_last_rejection_is_held_and_retried_by_asking_the_stage_again(
+    tmp_path: Path,
+) -> None:
+    from tests.test_checkpoints import PIPELINE
+
+    (tmp_path / "checks.py").write_text(CHECKS)
+    system = system_from(tmp_path, PIPELINE.replace("MAX", "0"))  # the first rejection is the last
+    headless = await Runtime(system).run("1 2")
+    assert headless.status == "failed" and headless.error is not None
+    assert headless.error["type"] == "checkpoint_rejected"
+
+    controller, gate, task = await held(system, "1 2", breakpoints={"error:*"})
+    assert gate.payload["failed"] == "checkpoint" and gate.agent == "sum"
+    assert gate.failure == headless.error["message"] and not task.done()
+    assert controller.retry() is None
+    result = await task
+    assert result.status == "completed", result.error
+    assert result.output == 'report of {"total":3}'
+    reviewed = [(e.boundary, e.verdict) for e in of_kind(result.events, ev.CheckpointReviewed)]
+    assert reviewed == [("stage", "limit"), ("stage", "accept")]  # no second reject: the operator retried
+
+    # Let go, it fails as the headless run did.
+    controller, gate, task = await held(system, "1 2", breakpoints={"error:*"})
+    controller.resume()
+    failed = await task
+    assert failed.status == "failed" and failed.error is not None
+    assert failed.error["type"] == "checkpoint_rejected" and failed.error["origin"] == "sum"

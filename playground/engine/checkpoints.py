@@ -110,7 +110,7 @@ async def rejected_for_good_or_held(
     allowed rejections. ``messages``: what ``producer`` would be asked with (shown).
     Raises as :func:`rejected_for_good` does when the operator lets the run fail.
 
-    A pipeline stage's checkpoint does not call this yet (``pipeline.py``); a handoff's does."""
+    A handoff's checkpoint and a pipeline stage's call this."""
     try:
         rejected_for_good(run, checker, producer, on_reject, boundary, by, rejections, feedback, cause)
     except Failure as failure:

@@ -13,16 +13,15 @@ let the run fail exactly as it would have; ``abort`` aborts; ``retry`` depends o
 - invalid output, or calls refused, after ``limits.max_validation_retries``: the agent is
   asked once more, told why (one more validation retry);
 - ``limits.max_turns``: one more model call;
-- a handoff's checkpoint rejecting for good (``on_reject: fail``): the rejection goes back to
-  the agent, for one more attempt;
+- a handoff's or a pipeline stage's checkpoint rejecting for good (``on_reject: fail``): the
+  rejection goes back to the agent, for one more attempt;
 - a budget (``on_budget: stop``): the call is made past it (waived from then on);
 - a worker's output rejected for good at a delegation, a worker that handed off: the
   supervisor's last model call again;
 - a loop (``on_loop: stop``): none; the same calls would go round again.
 
 Not held: ``limits.timeout_s`` (the clock is the limit, and time held at a gate does not
-count against it), a pipeline stage's checkpoint (it rejects outside any activation, in
-``pipeline.py``), and a tool's error, which is never fatal (it goes back to the model).
+count against it), and a tool's error, which is never fatal (it goes back to the model).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from playground.engine import events as ev
 from playground.engine.activation import activate
 from playground.engine.branch import Branch, in_branches
-from playground.engine.checkpoints import rejected_for_good, run_check
+from playground.engine.checkpoints import rejected_for_good_or_held, run_check
 from playground.engine.guards import refuse_input
 from playground.engine.messages import parse_or_text, render_context
 from playground.engine.outcomes import ActivationOutcome, Escalate, Failure, Handoff, Reply
@@ -175,10 +175,18 @@ async def _stage(
             return reply
         why = await run_check(run, checkpoint.check, parse_or_text(reply.text))
         if why is not None and rejected >= checkpoint.max_rejections:
-            rejected_for_good(
-                run, name, name, checkpoint.on_reject, "stage", "check", rejected, why, reply.seq
+            # Held first under an error breakpoint; None: use_last; a failure: the operator
+            # retried, so the rejection goes back to the stage once more.
+            retried = await rejected_for_good_or_held(
+                run, name, name, checkpoint.on_reject, "stage", "check", rejected, why, reply.seq, []
             )
-            return reply  # use_last
+            if retried is None:
+                return reply  # use_last
+            # The operator retried a rejection for good (its `limit` review is recorded): it
+            # goes back to the stage once more.
+            asked = _rejected_again(incoming, why, reply.text)
+            reason, cause = "stage", retried.cause or reply.seq
+            continue
         rejected += why is not None
         reviewed = run.emit(
             ev.CheckpointReviewed,
@@ -193,11 +201,13 @@ async def _stage(
         )
         if why is None:
             return Reply(reply.text, reviewed.seq)
-        asked = (
-            f"{incoming}\n\nYour last output was rejected at a checkpoint: {why}\n"
-            f"Your last output:\n{reply.text}"
-        )
+        asked = _rejected_again(incoming, why, reply.text)
         reason, cause = "stage", reviewed.seq
+
+
+def _rejected_again(incoming: str, why: str, output: str) -> str:
+    """What a stage is asked when its checkpoint rejected its output: its input, and why."""
+    return f"{incoming}\n\nYour last output was rejected at a checkpoint: {why}\nYour last output:\n{output}"
 
 
 async def _group(
