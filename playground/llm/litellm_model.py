@@ -149,6 +149,9 @@ def load_litellm() -> Any:
             module.callbacks = []
             _warm_up()
             _module = module
+            from playground.heap import settle
+
+            settle()  # litellm's tables live as long as the process
     return _module
 
 

@@ -108,6 +108,9 @@ class PlaygroundApp(App[int]):
             )
         else:
             await self.push_screen(HomeScreen(self.store, self.agents_dir))
+        from playground.heap import settle
+
+        settle()  # what the app has loaded now lives as long as it: out of the GC's full passes
 
     async def on_unmount(self) -> None:
         await self.store.close()
