@@ -324,3 +324,31 @@ def test_snapshot_pipeline_last_stage_at_80x24(snap_compare: Any, tmp_path: Path
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+@pytest.mark.parametrize(
+    ("key", "screen_name"),
+    [
+        ("v", "VersionsScreen"),
+        ("g", "GraphScreen"),
+        ("i", "ModelCallScreen"),
+        ("E", "AgentEditorScreen"),
+        ("o", "SessionsScreen"),
+        ("H", "HomeScreen"),
+    ],
+)
+async def test_every_screens_footer_fits_80_columns(
+    system: System, tmp_path: Path, key: str, screen_name: str
+) -> None:
+    """Not only the run screen's: each screen a run screen opens folds its footer to fit."""
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen)
+        await pilot.press("enter")
+        await finish(pilot)
+        await pilot.press("escape", key)
+        await finish(pilot)
+        await pilot.pause()
+        assert type(app.screen).__name__ == screen_name
+        footer_fits(app)

@@ -20,7 +20,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Header, Input, Label, Static, TextArea
+from textual.widgets import Header, Input, Label, Static, TextArea
 
 from playground.bounds import LimitExceeded, loads_bounded
 from playground.errors import PlaygroundError
@@ -31,6 +31,7 @@ from playground.spec.models import AgentSpec
 from playground.spec.schema import format_validation_error
 from playground.store.store import Store
 from playground.tui.state import possessive
+from playground.tui.widgets.folding_footer import FoldingFooter
 from playground.tui.widgets.spec_diff import SpecDiff
 from playground.versions import NO_DIFFERENCES, diff_specs
 
@@ -179,7 +180,7 @@ class AgentEditorScreen(Screen[str | None]):
             yield Label("settings (JSON: temperature, max_tokens, api_base, …)", classes="agent-edit-heading")
             yield TextArea(id="agent-edit-settings", show_line_numbers=False)
         yield Static("", id="agent-edit-error")
-        yield Footer()
+        yield FoldingFooter()
 
     def on_mount(self) -> None:
         self.title = f"Edit {self.agent} · {self.system.spec.name}"

@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 from textual.worker import Worker, WorkerState
 
 from playground.compare import (
@@ -46,6 +46,7 @@ from playground.tui.screens.compare_setup import CompareChoice
 from playground.tui.state import RunView
 from playground.tui.widgets.compare_side import CompareSide
 from playground.tui.widgets.compare_summary import CompareSummary
+from playground.tui.widgets.folding_footer import FoldingFooter
 
 STATUS_STYLES = {
     "ready": "dim",
@@ -139,7 +140,7 @@ class CompareScreen(Screen[None]):
             yield CompareSide("A", id="side-a")
             yield CompareSide("B", id="side-b")
         yield CompareSummary(id="compare-summary")
-        yield Footer()
+        yield FoldingFooter()
         self.title = f"compare {self.choice.agent} · {self.system.spec.name}"
         self.sub_title = f"A {self.choice.a} vs B {self.choice.b}"
 

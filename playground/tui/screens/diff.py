@@ -17,11 +17,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from playground.diff import SessionDiff, Side, diff_sessions, numbers_table
 from playground.errors import PlaygroundError
 from playground.store.store import Store
+from playground.tui.widgets.folding_footer import FoldingFooter
 
 STATUS_STYLES = {"completed": "green", "failed": "red", "aborted": "red", "interrupted": "yellow"}
 OUTPUT_CHARS = 400
@@ -111,7 +112,7 @@ class DiffScreen(Screen[None]):
                 yield Static(id="diff-a", classes="diff-side")
                 yield Static(id="diff-b", classes="diff-side")
             yield Static(id="diff-numbers")
-        yield Footer()
+        yield FoldingFooter()
 
     def on_mount(self) -> None:
         self.title = "Diff"

@@ -15,11 +15,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from playground.spec.load import System
 from playground.tui.graph import Follower, GraphState, topology
 from playground.tui.state import RunView
+from playground.tui.widgets.folding_footer import FoldingFooter
 from playground.tui.widgets.system_graph import FOLLOW_S, LEGEND, SystemGraph
 
 PATH_STOPS = 8
@@ -90,7 +91,7 @@ class GraphScreen(Screen[None]):
             yield SystemGraph(self.graph, id="graph")
         yield Static(id="graph-status")
         yield Static(Text(LEGEND), id="graph-legend")
-        yield Footer()
+        yield FoldingFooter()
 
     def on_mount(self) -> None:
         spec = self.system.spec

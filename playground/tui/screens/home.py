@@ -11,12 +11,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from playground.errors import SpecError
 from playground.spec.load import System, load_system
 from playground.store.store import SessionRow, Store
 from playground.tui.screens.sessions import SessionChosen, SessionsScreen
+from playground.tui.widgets.folding_footer import FoldingFooter
 
 STATUS_STYLES = {
     "completed": "green",
@@ -89,7 +90,7 @@ class HomeScreen(Screen[None]):
             "o all sessions · ? keys · ctrl+p commands",
             id="home-hint",
         )
-        yield Footer()
+        yield FoldingFooter()
 
     async def on_mount(self) -> None:
         self.title = "Agent Playground"

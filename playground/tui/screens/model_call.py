@@ -21,7 +21,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from playground.engine import events as ev
 from playground.engine.controller import Gate
@@ -29,6 +29,7 @@ from playground.errors import PlaygroundError
 from playground.tui.calls import ModelCall, call_of_events, call_of_gate, model_call_seqs, nearest_call
 from playground.tui.screens.call_edit import CallEdit, CallEditScreen
 from playground.tui.state import possessive
+from playground.tui.widgets.folding_footer import FoldingFooter
 
 EventsLoader = Callable[[], Awaitable[Sequence[ev.Event]]]
 """Reads the session's events (the store's, flushed first, for a live run)."""
@@ -252,7 +253,7 @@ class ModelCallScreen(Screen[CallEdit | None]):
             yield Static(id="call-messages", classes="call-section")
             yield Static(id="call-response", classes="call-section")
             yield Static(id="call-tools", classes="call-section")
-        yield Footer()
+        yield FoldingFooter()
 
     def on_mount(self) -> None:
         self.query_one("#call-body").focus()

@@ -24,7 +24,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from playground.engine import events as ev
 from playground.errors import PlaygroundError
@@ -37,6 +37,7 @@ from playground.observe.system import observed_agents, observed_system
 from playground.store import Store
 from playground.tui.state import HandoffView, RunView, Step
 from playground.tui.widgets.agent_pane import AgentPane
+from playground.tui.widgets.folding_footer import FoldingFooter
 from playground.tui.widgets.handoff_path import HandoffPath
 from playground.tui.widgets.inspector import Inspector
 from playground.tui.widgets.pane_grid import PaneGrid
@@ -126,7 +127,7 @@ class ObserveScreen(Screen[None]):
                         yield Inspector(id="inspector")
                         yield Timeline(id="timeline")
         yield Totals(id="totals")
-        yield Footer()
+        yield FoldingFooter()
 
     async def on_mount(self) -> None:
         self.title = "Observe"

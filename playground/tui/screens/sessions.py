@@ -26,13 +26,14 @@ from textual.containers import Horizontal
 from textual.coordinate import Coordinate
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Input, Select, Static
+from textual.widgets import DataTable, Header, Input, Select, Static
 
 from playground.errors import PlaygroundError, SpecError
 from playground.spec.load import System, load_system_ref
 from playground.spec.python import ref_file
 from playground.store.store import SessionRow, Store
 from playground.tui.query import Getter, Query, matches, parse
+from playground.tui.widgets.folding_footer import FoldingFooter
 
 SESSION_LIMIT = 200
 """Sessions the browser lists (newest first)."""
@@ -237,7 +238,7 @@ class SessionsScreen(Screen[None]):
             yield search
         yield DataTable(id="session-list", cursor_type="row", zebra_stripes=True)
         yield Static(HINT, id="sessions-hint")
-        yield Footer()
+        yield FoldingFooter()
 
     async def on_mount(self) -> None:
         self.title = "Sessions"

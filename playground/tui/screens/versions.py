@@ -19,7 +19,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.reactive import reactive
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, Tab, Tabs
+from textual.widgets import DataTable, Header, Static, Tab, Tabs
 
 from playground.errors import PlaygroundError
 from playground.spec.load import System, misfit
@@ -32,6 +32,7 @@ from playground.tui.screens.version_dialogs import (
     SnapshotNameScreen,
 )
 from playground.tui.state import possessive
+from playground.tui.widgets.folding_footer import FoldingFooter
 from playground.tui.widgets.spec_diff import SpecDiff, diff_text
 from playground.versions import diff_specs, spec_to_yaml
 
@@ -119,7 +120,7 @@ class VersionsScreen(Screen[None]):
                     yield SpecDiff(id="versions-diff")
                 with VerticalScroll(id="versions-yaml-box"):
                     yield Static(id="versions-yaml")
-        yield Footer()
+        yield FoldingFooter()
 
     def on_mount(self) -> None:
         self.title = f"Versions · {self.system.spec.name}"
