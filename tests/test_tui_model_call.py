@@ -262,6 +262,26 @@ async def test_a_refused_call_edit_says_why_and_the_run_stays_held(tmp_path: Pat
         await abort(pilot, screen)
 
 
+async def test_the_call_editor_says_what_esc_does_the_call_stays_held(tmp_path: Path) -> None:
+    """esc closes the editor and the call stays held (s or c makes it as it was): the hint and
+    the refusal of an unchanged edit say so, not that esc makes the call."""
+    app = make_app(load_system(router_copy(tmp_path)), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        editor = await held_call_editor(pilot, screen)
+        assert "esc closes; it stays held" in text_of(editor, "#call-edit-error")
+        await pilot.press("ctrl+s")  # nothing changed
+        await pilot.pause()
+        refusal = text_of(editor, "#call-edit-error")
+        assert "nothing changed" in refusal and "then s or c makes the call" in refusal
+        await pilot.press("escape")
+        await pilot.pause()
+        assert showing(pilot) is not editor
+        assert screen.controller is not None and screen.controller.pending is not None
+        assert screen.controller.pending.kind == "model_call"  # not made: still held
+        await abort(pilot, screen)
+
+
 async def test_instructions_edited_at_a_held_call_can_be_saved_as_a_version(tmp_path: Path) -> None:
     app = make_app(load_system(router_copy(tmp_path)), tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -17,7 +17,7 @@ from playground.bounds import LimitExceeded, loads_bounded
 from playground.engine.controller import Gate
 from playground.tui.state import possessive
 
-HINT = "ctrl+s makes the call with your edit · esc makes it as it was"
+HINT = "ctrl+s makes the call with your edit · esc closes; it stays held"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
             id="call_edit.apply",
             tooltip="Validate the edit and make the call with it",
         ),
-        Binding("escape", "cancel", "Cancel", id="call_edit.cancel", tooltip="Make the call as it was"),
+        Binding("escape", "cancel", "Cancel", id="call_edit.cancel", tooltip="Close without an edit: the call stays held (s or c then makes it as it was)"),
     ]
 
     def __init__(self, gate: Gate) -> None:
@@ -110,7 +110,7 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
         instructions = self.query_one("#call-edit-instructions", TextArea).text
         payload = {"instructions": instructions, "messages": [*self.messages[:1], *rest]}
         if instructions == self.instructions and payload["messages"] == self.messages:
-            self._refuse("nothing changed: esc makes the call as it was")
+            self._refuse("nothing changed: esc closes, then s or c makes the call as it was")
             return
         problem = self.gate.validate(payload)
         if problem is not None:
