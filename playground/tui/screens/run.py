@@ -103,7 +103,12 @@ class RunScreen(Screen[None]):
         Binding("p", "pause", "Pause", id="run.pause", tooltip="Pause the run at the next gate"),
         Binding("r", "retry", "Retry", id="run.retry", tooltip="Run the held agent's last model call again"),
         Binding(
-            "e", "edit", "Edit", id="run.edit", tooltip="Edit the held handoff context or tool arguments"
+            "e",
+            "edit",
+            "Edit",
+            id="run.edit",
+            tooltip="Edit what the run holds: a handoff context, a stage's output, a delegated task, "
+            "tool arguments, or a model call's messages and instructions",
         ),
         Binding(
             "y,enter",
