@@ -136,10 +136,14 @@ async def test_i_shows_the_full_request_and_response_of_a_past_model_call(tmp_pa
         assert "→ lookup_invoice" in response and '{"customer_id": "C-1"}' in response
         assert "usage " in response and " in / " in response and "$0.0000" in response
         assert "call 2 of 3" in text_of(call, "#call-summary")
+        # The summary counts the messages as their box does (the system prompt apart).
+        assert "system prompt + 1 message · 1 tool" in text_of(call, "#call-summary")
+        assert call.query_one("#call-messages", Static).border_title == "messages (1)"
         # ] goes to billing's second call: its tool result came back, and it answered.
         await pilot.press("right_square_bracket")
         await pilot.pause()
         assert "call 3 of 3" in text_of(call, "#call-summary")
+        assert "system prompt + 3 messages" in text_of(call, "#call-summary")
         assert "#3 tool" in text_of(call, "#call-messages")
         assert "I checked your account" in text_of(call, "#call-response")
         await pilot.press("escape")
