@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static, TextArea
 
@@ -25,6 +26,7 @@ from playground.tui.screens.versions import VersionsScreen
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.spec_diff import SpecDiff
 from playground.tui.widgets.timeline import Timeline
+from tests.helpers import example_copy
 from tests.test_tui import (
     SIZE,
     finish,
@@ -283,6 +285,26 @@ async def test_the_call_editor_says_what_esc_does_the_call_stays_held(tmp_path: 
         assert showing(pilot) is not editor
         assert screen.controller is not None and screen.controller.pending is not None
         assert screen.controller.pending.kind == "model_call"  # not made: still held
+        await abort(pilot, screen)
+
+
+@pytest.mark.parametrize("example", ["support_router", "content_pipeline"])
+async def test_the_call_editor_fits_80x24_with_its_title_in_view(example: str, tmp_path: Path) -> None:
+    """The router's call, and a pipeline stage's (whose system prompt adds a reply shape,
+    shown on one line after the instructions)."""
+    app = make_app(load_system(example_copy(tmp_path, example)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await run_screen(pilot)
+        editor = await held_call_editor(pilot, screen)
+        await pilot.pause()
+        dialog = editor.query_one("#call-edit-dialog")
+        # Nothing to scroll: the title (which call), the hint and the save box all show.
+        assert dialog.max_scroll_y == 0 and dialog.scroll_y == 0
+        assert bool(editor.query("#call-edit-added")) == (example == "content_pipeline")
+        assert editor.query_one("#call-edit-instructions", TextArea).size.height >= 3
+        assert editor.query_one("#call-edit-messages", TextArea).size.height >= 2
+        await pilot.press("escape")
+        await pilot.pause()
         await abort(pilot, screen)
 
 

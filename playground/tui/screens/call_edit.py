@@ -79,7 +79,11 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
             yield Static("Instructions (the system prompt):", classes="dim")
             yield TextArea(self.instructions, id="call-edit-instructions", soft_wrap=True)
             if added.strip():
-                yield Static(f"The run adds after them: {' '.join(added.split())[:200]}", classes="dim")
+                yield Static(
+                    f"The run adds after them: {' '.join(added.split())[:200]}",
+                    id="call-edit-added",
+                    classes="dim",
+                )
             yield Static("Messages after the system prompt (JSON):", classes="dim")
             yield TextArea(
                 json.dumps(self.messages[1:], indent=2, ensure_ascii=False),
