@@ -57,7 +57,13 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
             id="call_edit.apply",
             tooltip="Validate the edit and make the call with it",
         ),
-        Binding("escape", "cancel", "Cancel", id="call_edit.cancel", tooltip="Close without an edit: the call stays held (s or c then makes it as it was)"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="call_edit.cancel",
+            tooltip="Close without an edit: the call stays held (s or c then makes it as it was)",
+        ),
     ]
 
     def __init__(self, gate: Gate) -> None:
