@@ -20,6 +20,7 @@ from playground.spec import System, load_system
 from playground.spec.models import AgentSpec
 from playground.tui.screens.agent_editor import AgentEditorScreen, SaveVersionScreen
 from playground.tui.screens.call_edit import CallEditScreen
+from playground.tui.screens.keys import KeysScreen
 from playground.tui.screens.model_call import ModelCallScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.versions import VersionsScreen
@@ -148,6 +149,14 @@ async def test_i_shows_the_full_request_and_response_of_a_past_model_call(tmp_pa
         assert "system prompt + 3 messages" in text_of(call, "#call-summary")
         assert "#3 tool" in text_of(call, "#call-messages")
         assert "I checked your account" in text_of(call, "#call-response")
+        # f1 names the screen in words (its class is ModelCallScreen).
+        await pilot.press("f1")
+        await pilot.pause()
+        keys = showing(pilot)
+        assert isinstance(keys, KeysScreen)
+        assert keys.title_text.endswith("· model call screen")
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("escape")
         await pilot.pause()
         assert showing(pilot) is screen
