@@ -152,5 +152,8 @@ def test_diff_of_two_observed_sessions(tmp_path: Path) -> None:
 def test_tui_takes_a_system_or_observe(tmp_path: Path) -> None:
     neither = playground("tui", db=tmp_path / "s.db")
     assert neither.returncode == 2 and "--observe" in neither.stderr
+    # Said once, on one line: where the home screen is instead.
+    assert "'playground' alone opens the home screen" in neither.stderr
+    assert neither.stderr.count("\n") == 1
     both = playground("tui", "agents/support_router.yaml", "--observe", db=tmp_path / "s.db")
     assert both.returncode == 2 and "not both" in both.stderr

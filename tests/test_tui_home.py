@@ -158,6 +158,9 @@ async def test_question_mark_lists_every_key_the_run_screen_offers_now(
             else:
                 assert f"{binding.description} {binding.tooltip} [screen]" in text
         assert "Approve" not in text  # nothing waits for approval
+        # e edits whatever holds, a model call too (not only a handoff or a tool's arguments).
+        assert "e Edit Edit what the run holds: a handoff context, a stage's output" in text
+        assert "a model call's messages and instructions [screen]" in text
         assert "? / f1 Keys" in text and "H Home" in text and "q Quit" in text
         assert "Run to the next gate and pause" in screen_text(app)
         await pilot.press("escape")

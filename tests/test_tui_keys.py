@@ -153,6 +153,42 @@ async def test_ctrl_s_steps_from_the_request_box(system: System, tmp_path: Path)
         assert operator_actions(screen) == ["step", "step", "continue"]  # s, ctrl+s, c
 
 
+async def test_the_focus_a_hold_took_follows_the_next_held_agent(system: System, tmp_path: Path) -> None:
+    """ctrl+s from the box gives the router's pane the focus; stepping on to billing's call
+    moves it to billing's pane, so m (and E, v, b) act on the agent the banner names."""
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=SMALL) as pilot:
+        screen = await run_screen(pilot)
+        await type_request(pilot, screen)
+        await pilot.press("ctrl+s")
+        assert screen.controller is not None
+        await screen.controller.wait_paused()
+        await pilot.pause()
+        assert screen.focused is screen.query_one("#pane-router")
+        await step_until(pilot, screen, "handoff", "router")
+        assert screen.focused is screen.query_one("#pane-router")
+        await step_until(pilot, screen, "model_call", "billing")
+        while screen.view.gate is None or screen.view.gate.agent != "billing":  # the screen heard it
+            await pilot.pause()
+        assert screen.focused is screen.query_one("#pane-billing")
+        await pilot.press("m")
+        await pilot.pause()
+        assert "Model for billing" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        # A pane the operator focused themselves stays focused.
+        screen.query_one("#pane-technical", AgentPane).focus()
+        await pilot.press("s")
+        await pilot.pause()
+        assert screen.controller is not None
+        await screen.controller.wait_paused()
+        await pilot.pause()
+        assert screen.focused is screen.query_one("#pane-technical")
+        await pilot.press("c")
+        await finish(pilot)
+        assert screen.view.status == "completed"
+
+
 async def test_a_hold_takes_the_focus_unless_a_new_request_is_being_typed(tmp_path: Path) -> None:
     # The router's model call takes a second: the next request is being typed before the hold.
     app = make_app(load_system(router_copy(tmp_path, latency_ms=1000)), tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, Static, TextArea
 
@@ -19,12 +20,14 @@ from playground.spec import System, load_system
 from playground.spec.models import AgentSpec
 from playground.tui.screens.agent_editor import AgentEditorScreen, SaveVersionScreen
 from playground.tui.screens.call_edit import CallEditScreen
+from playground.tui.screens.keys import KeysScreen
 from playground.tui.screens.model_call import ModelCallScreen
 from playground.tui.screens.run import RunScreen
 from playground.tui.screens.versions import VersionsScreen
 from playground.tui.widgets.agent_pane import AgentPane
 from playground.tui.widgets.spec_diff import SpecDiff
 from playground.tui.widgets.timeline import Timeline
+from tests.helpers import example_copy
 from tests.test_tui import (
     SIZE,
     finish,
@@ -136,12 +139,24 @@ async def test_i_shows_the_full_request_and_response_of_a_past_model_call(tmp_pa
         assert "→ lookup_invoice" in response and '{"customer_id": "C-1"}' in response
         assert "usage " in response and " in / " in response and "$0.0000" in response
         assert "call 2 of 3" in text_of(call, "#call-summary")
+        # The summary counts the messages as their box does (the system prompt apart).
+        assert "system prompt + 1 message · 1 tool" in text_of(call, "#call-summary")
+        assert call.query_one("#call-messages", Static).border_title == "messages (1)"
         # ] goes to billing's second call: its tool result came back, and it answered.
         await pilot.press("right_square_bracket")
         await pilot.pause()
         assert "call 3 of 3" in text_of(call, "#call-summary")
+        assert "system prompt + 3 messages" in text_of(call, "#call-summary")
         assert "#3 tool" in text_of(call, "#call-messages")
         assert "I checked your account" in text_of(call, "#call-response")
+        # f1 names the screen in words (its class is ModelCallScreen).
+        await pilot.press("f1")
+        await pilot.pause()
+        keys = showing(pilot)
+        assert isinstance(keys, KeysScreen)
+        assert keys.title_text.endswith("· model call screen")
+        await pilot.press("escape")
+        await pilot.pause()
         await pilot.press("escape")
         await pilot.pause()
         assert showing(pilot) is screen
@@ -259,6 +274,46 @@ async def test_a_refused_call_edit_says_why_and_the_run_stays_held(tmp_path: Pat
         await pilot.press("escape")
         await pilot.pause()
         assert screen.controller is not None and screen.controller.pending is not None
+        await abort(pilot, screen)
+
+
+async def test_the_call_editor_says_what_esc_does_the_call_stays_held(tmp_path: Path) -> None:
+    """esc closes the editor and the call stays held (s or c makes it as it was): the hint and
+    the refusal of an unchanged edit say so, not that esc makes the call."""
+    app = make_app(load_system(router_copy(tmp_path)), tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await run_screen(pilot)
+        editor = await held_call_editor(pilot, screen)
+        assert "esc closes; it stays held" in text_of(editor, "#call-edit-error")
+        await pilot.press("ctrl+s")  # nothing changed
+        await pilot.pause()
+        refusal = text_of(editor, "#call-edit-error")
+        assert "nothing changed" in refusal and "then s or c makes the call" in refusal
+        await pilot.press("escape")
+        await pilot.pause()
+        assert showing(pilot) is not editor
+        assert screen.controller is not None and screen.controller.pending is not None
+        assert screen.controller.pending.kind == "model_call"  # not made: still held
+        await abort(pilot, screen)
+
+
+@pytest.mark.parametrize("example", ["support_router", "content_pipeline"])
+async def test_the_call_editor_fits_80x24_with_its_title_in_view(example: str, tmp_path: Path) -> None:
+    """The router's call, and a pipeline stage's (whose system prompt adds a reply shape,
+    shown on one line after the instructions)."""
+    app = make_app(load_system(example_copy(tmp_path, example)), tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await run_screen(pilot)
+        editor = await held_call_editor(pilot, screen)
+        await pilot.pause()
+        dialog = editor.query_one("#call-edit-dialog")
+        # Nothing to scroll: the title (which call), the hint and the save box all show.
+        assert dialog.max_scroll_y == 0 and dialog.scroll_y == 0
+        assert bool(editor.query("#call-edit-added")) == (example == "content_pipeline")
+        assert editor.query_one("#call-edit-instructions", TextArea).size.height >= 3
+        assert editor.query_one("#call-edit-messages", TextArea).size.height >= 2
+        await pilot.press("escape")
+        await pilot.pause()
         await abort(pilot, screen)
 
 

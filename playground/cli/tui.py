@@ -52,7 +52,11 @@ def cmd_tui(args: argparse.Namespace) -> int:
     if args.observe:
         return open_tui(args, None, observe=args.port)
     if not args.system:
-        print("error: tui needs SYSTEM.yaml (or --observe to watch traces)", file=sys.stderr)
+        print(
+            "error: tui needs SYSTEM.yaml (or --observe to watch traces); "
+            "'playground' alone opens the home screen on the systems in ./agents",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     return open_tui(args, load_system(args.system))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -174,7 +175,8 @@ class PlaygroundApp(App[int]):
         screen = self.screen
         if isinstance(screen, KeysScreen):
             return
-        kind = type(screen).__name__.removesuffix("Screen").lower() or "this"
+        name = type(screen).__name__.removesuffix("Screen")  # ModelCall: "model call screen"
+        kind = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name).lower() or "this"
         title = f"{screen.title or self.title} · {kind} screen"
         self.push_screen(KeysScreen(title, key_rows(self, screen)))
 

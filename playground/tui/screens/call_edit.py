@@ -17,7 +17,7 @@ from playground.bounds import LimitExceeded, loads_bounded
 from playground.engine.controller import Gate
 from playground.tui.state import possessive
 
-HINT = "ctrl+s makes the call with your edit · esc makes it as it was"
+HINT = "ctrl+s makes the call with your edit · esc closes; it stays held"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,13 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
             id="call_edit.apply",
             tooltip="Validate the edit and make the call with it",
         ),
-        Binding("escape", "cancel", "Cancel", id="call_edit.cancel", tooltip="Make the call as it was"),
+        Binding(
+            "escape",
+            "cancel",
+            "Cancel",
+            id="call_edit.cancel",
+            tooltip="Close without an edit: the call stays held (s or c then makes it as it was)",
+        ),
     ]
 
     def __init__(self, gate: Gate) -> None:
@@ -79,7 +85,11 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
             yield Static("Instructions (the system prompt):", classes="dim")
             yield TextArea(self.instructions, id="call-edit-instructions", soft_wrap=True)
             if added.strip():
-                yield Static(f"The run adds after them: {' '.join(added.split())[:200]}", classes="dim")
+                yield Static(
+                    f"The run adds after them: {' '.join(added.split())[:200]}",
+                    id="call-edit-added",
+                    classes="dim",
+                )
             yield Static("Messages after the system prompt (JSON):", classes="dim")
             yield TextArea(
                 json.dumps(self.messages[1:], indent=2, ensure_ascii=False),
@@ -110,7 +120,7 @@ class CallEditScreen(ModalScreen[CallEdit | None]):
         instructions = self.query_one("#call-edit-instructions", TextArea).text
         payload = {"instructions": instructions, "messages": [*self.messages[:1], *rest]}
         if instructions == self.instructions and payload["messages"] == self.messages:
-            self._refuse("nothing changed: esc makes the call as it was")
+            self._refuse("nothing changed: esc closes, then s or c makes the call as it was")
             return
         problem = self.gate.validate(payload)
         if problem is not None:

@@ -290,7 +290,11 @@ class ModelCallScreen(Screen[CallEdit | None]):
         summary.append(f" {call.status.upper()} ", _status_style(call.status))
         summary.append(f" {call.agent} · step {call.step} · {call.model}", "bold")
         tools = len(call.tool_names)
-        summary.append(f" · {len(call.messages)} messages · {tools} tool{'' if tools == 1 else 's'}", "dim")
+        count = len(call.conversation)  # as the messages box counts them, after the system prompt
+        messages = f"{count} message{'' if count == 1 else 's'}"
+        if call.system_prompt:
+            messages = f"system prompt + {messages}"
+        summary.append(f" · {messages} · {tools} tool{'' if tools == 1 else 's'}", "dim")
         if self.seqs and call.seq in self.seqs:
             summary.append(f" · call {self.seqs.index(call.seq) + 1} of {len(self.seqs)}", "dim")
         self.query_one("#call-summary", Static).update(summary)

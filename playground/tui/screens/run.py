@@ -103,7 +103,12 @@ class RunScreen(Screen[None]):
         Binding("p", "pause", "Pause", id="run.pause", tooltip="Pause the run at the next gate"),
         Binding("r", "retry", "Retry", id="run.retry", tooltip="Run the held agent's last model call again"),
         Binding(
-            "e", "edit", "Edit", id="run.edit", tooltip="Edit the held handoff context or tool arguments"
+            "e",
+            "edit",
+            "Edit",
+            id="run.edit",
+            tooltip="Edit what the run holds: a handoff context, a stage's output, a delegated task, "
+            "tool arguments, or a model call's messages and instructions",
         ),
         Binding(
             "y,enter",
@@ -266,6 +271,8 @@ class RunScreen(Screen[None]):
         """What the request box held when enter ran it (the box changed since: a new request)."""
         self._hold_took_focus = False
         """The focus left the box for a hold by itself: it goes back when the run ends."""
+        self._focus_given: str | None = None
+        """The agent whose pane the screen focused itself (a hold, esc): a later hold moves it on."""
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -517,6 +524,7 @@ class RunScreen(Screen[None]):
         self._redraw()
         if stepping:  # a step key left the box (esc s, ctrl+s): the letters are commands now
             self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
+            self._focus_given = self.system.spec.entry_agent
         # enter keeps the focus in the box: what is typed next is text, not s, a or o
         self._run_worker = self.run_request(request, session, bridge)
 
@@ -963,6 +971,7 @@ class RunScreen(Screen[None]):
         self.caption = branch.describe()
         self._redraw()
         self.query_one(f"#pane-{self.system.spec.entry_agent}", AgentPane).focus()
+        self._focus_given = self.system.spec.entry_agent
         self._run_worker = self.run_branch(branch, bridge, session)
 
     @work(exclusive=True, exit_on_error=False, group="run")
@@ -1039,6 +1048,7 @@ class RunScreen(Screen[None]):
         if isinstance(self.focused, Input):
             agent = self.view.active or self.system.spec.entry_agent
             self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
+            self._focus_given = agent
 
     def on_request_input_key_after_escape(self, message: RequestInput.KeyAfterEscape) -> None:
         """Esc then a letter, typed quickly (the box got alt+letter): leave the box, then the letter."""
@@ -1052,10 +1062,17 @@ class RunScreen(Screen[None]):
         """The run holds for the operator: unless they are typing a new request, the held
         agent's pane takes the focus from the box, so s, c, y, e and a act on the hold."""
         box = self.query_one("#request", Input)
-        if self.focused is box and box.value == self._submitted:
+        focused = self.focused
+        if focused is box and box.value == self._submitted:
             self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
             self._hold_took_focus = True
+            self._focus_given = agent
             self.notify("The run holds: the keys act on it now (/ goes back to the request box).")
+        elif isinstance(focused, AgentPane) and focused.agent == self._focus_given != agent:
+            # The focus is where an earlier hold (or esc) put it: it goes on to this agent, so
+            # m, E, v and b act on the agent the banner names, not on one scrolled out of view.
+            self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
+            self._focus_given = agent
 
     def _focus_back_to_the_box(self) -> None:
         """The run ended: the focus a hold took from the box goes back to it (what is typed
