@@ -341,3 +341,47 @@ async def test_a_stage_checkpoints_last_rejection_is_held_and_retried_by_asking_
     failed = await task
     assert failed.status == "failed" and failed.error is not None
     assert failed.error["type"] == "checkpoint_rejected" and failed.error["origin"] == "sum"
+
+
+FAILING_CALL = """\
+name: failing-call
+pattern: pipeline
+pipeline: [a]
+limits: {retries: 0}
+agents:
+  a:
+    script:
+      - fail: provider_error
+"""
+
+
+async def test_an_edit_a_held_failure_would_not_use_is_refused_and_the_run_stays_held(
+    tmp_path: Path,
+) -> None:
+    """Before, any edit was accepted at a held failure: one the retry does not use (the
+    instructions of a failed call, anything at a budget's hold) let the run fail as if the
+    operator had let it go."""
+    system = system_from(tmp_path, FAILING_CALL)
+    controller, gate, task = await held(system, "hi", breakpoints={"error:*"})
+    assert gate.payload["failed"] == "model_call"
+    error = controller.edit({"instructions": "Answer anyway."})
+    assert error is not None and "messages" in error
+    assert controller.edit({"messages": "not a list"}) is not None
+    await asyncio.sleep(0.05)
+    assert not task.done() and controller.pending is gate
+    # The messages are what a retry of a failed call is made with: that edit is taken (the
+    # scripted model fails the same call again, and the run is held again, with them).
+    messages = [*gate.payload["messages"][:-1], {"role": "user", "content": "hello"}]
+    assert controller.edit({"messages": messages}) is None
+    again = await asyncio.wait_for(controller.wait_paused(), 10)
+    assert again is not gate and again.payload["messages"] == messages
+    controller.abort()
+    assert (await task).status == "aborted"
+
+    controller, gate, task = await held(budget(tmp_path), "x", breakpoints={"error:*"})
+    assert gate.payload["failed"] == "budget"
+    assert controller.edit({"messages": gate.payload["messages"]}) is not None
+    await asyncio.sleep(0.05)
+    assert not task.done() and controller.pending is gate
+    controller.abort()
+    assert (await task).status == "aborted"

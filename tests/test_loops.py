@@ -158,3 +158,20 @@ async def test_an_operator_retry_never_counts_as_a_repeat(tmp_path: Path) -> Non
     assert not loops_of(result.events)
     delegations = [e for e in result.events if isinstance(e, ev.ToolCalled) and e.tool == "worker"]
     assert len(delegations) == 2  # the retried response delegated again; both are recorded
+
+
+async def test_a_cycle_escalated_under_a_debugger_numbers_its_steps_as_a_headless_run(
+    tmp_path: Path,
+) -> None:
+    """The handoff that closes the cycle is never delivered: under a controller that stops
+    nowhere, its gate's step number is given back, so the editor's call is the same step as
+    headless (it was one more: the step taken for the gate was lost)."""
+    system = system_from(tmp_path, CYCLE.replace("ON_LOOP", "editor"))
+    headless = await Runtime(system).run("policy")
+    debugged = await Runtime(system, controller=StepController()).run("policy")
+    assert debugged.status == headless.status == "completed"
+
+    def steps(events: list[ev.Event]) -> list[tuple[str, str | None, int | None]]:
+        return [(e.kind, e.agent, getattr(e, "step", None)) for e in events if e.kind != "token_delta"]
+
+    assert steps(debugged.events) == steps(headless.events)

@@ -20,13 +20,14 @@ from pathlib import Path
 
 import pytest
 
+from playground.engine.events import ModelRequested
 from playground.errors import SpecError
 from playground.service import run_session
 from playground.spec import load_system
 from playground.store import Store
 from playground.tracing import configure_tracing
 from tests.fake_openai import FakeOpenAI, FakeToolCall, Reply
-from tests.helpers import write_system
+from tests.helpers import of_kind, write_system
 from tests.test_tracing import collector
 
 __all__ = ["collector"]  # the local OTLP receiver fixture, shared with test_tracing
@@ -248,3 +249,49 @@ async def test_keys_never_reach_the_terminal_through_the_command_line(
     assert code == 0
     for blob in (terminal, as_json, shown, listed, exported, store_bytes(db), otlp_bodies(posts)):
         assert leaks(blob) == []
+
+
+DEFAULT_TOOLS = """
+import os
+
+
+def call_service(query: str, api_key: str = os.environ["MY_ODD_VAR"]) -> str:
+    \"\"\"Ask the service (its key a default, read from a variable nothing declares secret).\"\"\"
+    return "answered " + query
+"""
+
+DEFAULT_SYSTEM = """
+name: tool-default
+pattern: pipeline
+pipeline: [a]
+tools:
+  call_service: tools.py:call_service
+agents:
+  a:
+    tools: [call_service]
+    script:
+      - tool: call_service
+        args: {query: "{input}"}
+      - reply: "done: {tool_result}"
+"""
+
+
+async def test_a_key_a_tool_takes_as_a_default_is_not_recorded_with_the_tools_offered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``model_requested.tool_schemas`` records each tool's JSON Schema, defaults included: a
+    credential-named parameter's default is recorded redacted (its variable's name, here, does
+    not mark it as a secret, so the scrubber does not know its value)."""
+    key = KEYS["MY_ODD_VAR"]
+    monkeypatch.setenv("MY_ODD_VAR", key)
+    (tmp_path / "tools.py").write_text(DEFAULT_TOOLS, encoding="utf-8")
+    system = load_system(write_system(tmp_path, DEFAULT_SYSTEM))
+    db = tmp_path / "s.db"
+    async with Store(db) as store:
+        result = await run_session(system, "hello", store=store)
+        assert result.status == "completed", result.error
+        await store.flush()
+    [offered] = of_kind(result.events, ModelRequested)[0].tool_schemas
+    assert offered["parameters"]["properties"]["api_key"]["default"] == "[redacted]"
+    assert offered["parameters"]["properties"]["query"] == {"type": "string"}
+    assert key.encode() not in store_bytes(db)

@@ -170,6 +170,19 @@ async def step_until(pilot: Pilot[Any], screen: RunScreen, kind: str, agent: str
     return gate
 
 
+async def edit_routers_handoff(pilot: Pilot[Any], screen: RunScreen) -> EditPayloadScreen:
+    """Run the request step by step to the router's handoff and press e: the dialog that
+    edits its context opens."""
+    await start_stepping(pilot, screen)
+    await pilot.press("s")
+    await step_until(pilot, screen, "handoff", "router")
+    await pilot.press("e")
+    await pilot.pause()
+    dialog = pilot.app.screen
+    assert isinstance(dialog, EditPayloadScreen)
+    return dialog
+
+
 async def finish(pilot: Pilot[Any]) -> None:
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
@@ -246,14 +259,7 @@ async def test_edit_the_held_handoff_payload(system: System, tmp_path: Path) -> 
     app = make_app(system, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await run_screen(pilot)
-        await start_stepping(pilot, screen)
-        await pilot.press("s")
-        await step_until(pilot, screen, "handoff", "router")
-
-        await pilot.press("e")
-        await pilot.pause()
-        modal = app.screen
-        assert isinstance(modal, EditPayloadScreen)
+        modal = await edit_routers_handoff(pilot, screen)
         area = modal.query_one(TextArea)
         assert json.loads(area.text)["customer_id"] == "C-1"
 

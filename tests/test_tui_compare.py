@@ -321,3 +321,41 @@ async def test_pause_holds_both_sides_until_continue(system: System, tmp_path: P
         text = screen_text(app)
     assert len(screen.reports) == count
     assert f"A passed {count}/{count}" in text and f"B passed {count}/{count}" in text
+
+
+async def test_a_side_that_cannot_run_aborts_the_other_instead_of_leaving_it_held(
+    system: System, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Side B's run raises (it could not start) while side A is held at its first gate in
+    lockstep: A is aborted, recorded as such, and not left held with nobody to step it."""
+    from playground.compare import Case
+    from playground.debug import DebugSession
+    from playground.errors import PlaygroundError
+
+    sessions: list[DebugSession] = []
+    run_in = Case.run_in
+
+    async def b_cannot_start(case: Case, session: DebugSession) -> Any:
+        sessions.append(session)
+        if len(sessions) == 1:
+            return await run_in(case, session)
+        await asyncio.wait_for(sessions[0].wait_paused(), 10)  # A is held now
+        raise PlaygroundError("side B could not start")
+
+    monkeypatch.setattr(Case, "run_in", b_cannot_start)
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        setup = await open_setup(pilot, "billing")
+        setup.query_one("#compare-lockstep", Checkbox).value = True
+        await start(pilot, setup, "scripted", "scripted/b")
+        a = sessions[0]
+        await asyncio.wait_for(a.wait_paused(), 10)
+        for _ in range(100):
+            if a.done:
+                break
+            await pilot.pause(0.02)
+        assert a.done and a.pending is None
+        result = await a.wait_finished()
+        assert result.status == "aborted"
+        await app.store.flush()
+        assert (await app.store.session(result.session_id)).status == "aborted"

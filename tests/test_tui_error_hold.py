@@ -122,3 +122,31 @@ async def test_a_held_loop_says_it_cannot_be_retried_and_continue_fails_the_run(
         await finish(pilot)
         assert screen.view.status == "failed"  # type: ignore[comparison-overlap]  # narrowed before the await
         assert "✖ LOOP" not in screen_text(app)
+
+
+async def test_e_at_a_held_failure_says_what_the_keys_do_not_that_it_is_a_budget(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await run_screen(pilot)
+        screen.action_toggle_breakpoint("error:*")
+        screen.query_one("#request", Input).value = "sums"
+        screen.query_one("#request", Input).focus()
+        await pilot.press("enter")
+        assert screen.controller is not None, f"not held: the run is {screen.view.status}"
+        gate = await screen.controller.wait_paused()
+        await pilot.pause()
+        assert gate.failure is not None and gate.payload["failed"] == "model_call"
+        said: list[str] = []
+        notify = app.notify
+
+        def heard(message: str, **kw: Any) -> None:
+            said.append(message)
+            notify(message, **kw)
+
+        app.notify = heard  # type: ignore[method-assign]
+        await pilot.press("e")
+        await pilot.pause()
+        assert said == ["Nothing to edit here: r retries, c or s lets the run fail, a aborts."]
+        assert screen.controller is not None and screen.controller.pending is gate  # still held
+        await pilot.press("a")
+        await finish(pilot)

@@ -26,6 +26,7 @@ from playground.tui.screens.run import RunScreen
 from playground.tui.widgets.agent_pane import AgentPane
 from tests.test_tui import (
     REQUEST,
+    edit_routers_handoff,
     finish,
     make_app,
     router_copy,
@@ -291,13 +292,7 @@ async def test_saving_an_edit_unchanged_is_no_edit(system: System, tmp_path: Pat
     app = make_app(system, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         screen = await run_screen(pilot)
-        await start_stepping(pilot, screen)
-        await pilot.press("s")
-        await step_until(pilot, screen, "handoff", "router")
-        await pilot.press("e")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, EditPayloadScreen)
+        dialog = await edit_routers_handoff(pilot, screen)
         area = dialog.query_one(TextArea)
         area.text = json.dumps(json.loads(area.text))  # the same object, written differently
         await pilot.press("ctrl+s")

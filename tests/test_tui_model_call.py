@@ -16,9 +16,10 @@ from textual.widgets import Checkbox, Input, Static, TextArea
 from playground.engine import events as ev
 from playground.llm.base import LLM, ModelRequest
 from playground.llm.scripted import ScriptedLLM
+from playground.redact import check_env_name
 from playground.spec import System, load_system
 from playground.spec.models import AgentSpec
-from playground.tui.screens.agent_editor import AgentEditorScreen, SaveVersionScreen
+from playground.tui.screens.agent_editor import AgentEditorScreen, SaveVersionScreen, edited_spec
 from playground.tui.screens.call_edit import CallEditScreen
 from playground.tui.screens.keys import KeysScreen
 from playground.tui.screens.model_call import ModelCallScreen
@@ -451,3 +452,16 @@ async def test_e_on_the_versions_screen_edits_the_agent_shown(tmp_path: Path) ->
         active = versions.active_row()
         assert active is not None and active.source == "operator" and versions.selected == active.version_id
         assert len(versions.rows) == 2
+
+
+def test_the_agent_editor_refuses_a_key_pasted_as_its_variable_by_the_system_files_rule() -> None:
+    active = AgentSpec.model_validate({"model": "scripted", "instructions": "x"})
+
+    def edit(key_env: str) -> AgentSpec | str:
+        return edited_spec(
+            active, model="openai/gpt-4o", instructions="x", settings_json="{}", key_env=key_env
+        )
+
+    assert edit("sk-proj-not-a-name") == f"api_key_env {check_env_name('sk-proj-not-a-name')}"
+    edited = edit("BILLING_OPENAI_KEY")
+    assert isinstance(edited, AgentSpec) and edited.model_settings == {"api_key_env": "BILLING_OPENAI_KEY"}

@@ -38,12 +38,11 @@ from playground.tui.screens.sessions import SessionsScreen
 from playground.tui.screens.version_dialogs import ConfirmRollbackScreen, SnapshotNameScreen
 from tests.test_tui import (
     REQUEST,
+    edit_routers_handoff,
     make_app,
     router_copy,
     run_screen,
     screen_text,
-    start_stepping,
-    step_until,
 )
 from tests.test_tui_compare import finish, open_setup, start
 
@@ -325,13 +324,7 @@ async def test_a_rejected_handoff_edit_at_80x24_keeps_its_error_and_buttons_in_v
     app = make_app(system, tmp_path)
     async with app.run_test(size=SMALL) as pilot:
         screen = await run_screen(pilot)
-        await start_stepping(pilot, screen)
-        await pilot.press("s")
-        await step_until(pilot, screen, "handoff", "router")
-        await pilot.press("e")
-        await pilot.pause()
-        dialog = app.screen
-        assert isinstance(dialog, EditPayloadScreen)
+        dialog = await edit_routers_handoff(pilot, screen)
         wrong = {"customer_id": 17, "question": ["not", "a", "string"], **{f"note_{i}": i for i in range(6)}}
         dialog.query_one(TextArea).text = json.dumps(wrong, indent=2)
         await pilot.press("ctrl+s")

@@ -14,7 +14,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from playground.engine import events as ev
-from playground.engine.call_edits import call_changes, check_call_edit, edited_messages, held_call
+from playground.engine.call_edits import (
+    call_changes,
+    check_call_edit,
+    check_failed_call_edit,
+    edited_messages,
+    held_call,
+)
 from playground.engine.checkpoints import rejected_for_good_or_held, run_check
 from playground.engine.controller import FailedKind, hold_failure
 from playground.engine.guards import fill_from, guard_handoff, refuse_input, verdict_of
@@ -385,6 +391,7 @@ async def _call_again(
             },
             can_retry=True,
             failure=failed.message,
+            validate=check_failed_call_edit(editable=True),
         )
         if decision.action == "edit" and decision.payload and decision.payload.get("messages"):
             messages = list(decision.payload["messages"])

@@ -146,6 +146,7 @@ async def check_budget(
             },
             step=step,
             on_retry="call past the budget",
+            editable=False,  # the call is made as it was asked, past the budget
         )
         run.budget_waived.add(key)
         return

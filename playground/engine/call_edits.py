@@ -57,7 +57,7 @@ def check_call_edit(held: dict[str, Any]) -> Callable[[dict[str, Any]], str | No
         if not isinstance(instructions, str):
             return "'instructions' must be text"
         messages = payload.get("messages", held["messages"])
-        problem = _messages_problem(messages)
+        problem = messages_problem(messages)
         if problem is not None:
             return problem
         system = messages[0].get("content")
@@ -68,7 +68,8 @@ def check_call_edit(held: dict[str, Any]) -> Callable[[dict[str, Any]], str | No
     return validate
 
 
-def _messages_problem(messages: Any) -> str | None:
+def messages_problem(messages: Any) -> str | None:
+    """Why ``messages`` cannot be sent as a model call's messages, or None."""
     if not isinstance(messages, list) or len(messages) < 2:
         return "'messages' must be a list: the system message, then at least one more"
     if len(messages) > MAX_MESSAGES:
@@ -94,6 +95,21 @@ def _messages_problem(messages: Any) -> str | None:
         if role == "tool" and str(message.get("tool_call_id")) not in offered:
             return f"{where} answers tool call {message.get('tool_call_id')!r}, which no earlier message made"
     return None
+
+
+def check_failed_call_edit(editable: bool) -> Callable[[dict[str, Any]], str | None]:
+    """A ``validate`` for the gate of a failure held before the run fails: its retry may be
+    made with edited ``messages`` (``editable``), nothing else; an edit the run would not use
+    is refused, so the run stays held instead of failing as if the operator let it go."""
+
+    def validate(payload: dict[str, Any]) -> str | None:
+        if not editable:
+            return "nothing of this hold can be edited: retry (r) or let the run fail (c)"
+        if "messages" not in payload:
+            return "only the messages of a failed call can be edited before it is made again"
+        return messages_problem(payload["messages"])
+
+    return validate
 
 
 def edited_messages(held: dict[str, Any], payload: dict[str, Any]) -> list[dict[str, Any]]:

@@ -123,6 +123,7 @@ async def rejected_for_good_or_held(
             "checkpoint",
             {"model": run.agents[producer].model, "messages": messages},
             on_retry=f"ask {producer} again, told why",
+            editable=False,  # the rejection goes back as it is: the caller asks the producer
         )
         return failure
     return None

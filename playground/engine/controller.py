@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from playground.engine.call_edits import check_failed_call_edit
 from playground.engine.outcomes import Failure
 
 if TYPE_CHECKING:
@@ -271,6 +272,7 @@ async def hold_failure(
     step: int | None = None,
     on_retry: str | None = None,
     no_retry: str | None = None,
+    editable: bool = True,
 ) -> list[dict[str, Any]]:
     """Hold ``failure`` at a gate before it fails the run, with the error to show: an
     ``error:*`` breakpoint (or step mode) stops there; otherwise the run goes on failing at once.
@@ -285,6 +287,8 @@ async def hold_failure(
             does not lead to that step (the retried call then takes it).
         on_retry: What ``retry`` does (it may not when None).
         no_retry: Why nothing can be retried (shown, and told to an operator who tries).
+        editable: Whether the retry makes the model call with the gate's ``messages``, so an
+            operator may edit them (else an edit is refused: the run would not use it).
 
     Returns:
         The messages to make the model call with: the payload's, or the operator's edit.
@@ -311,6 +315,7 @@ async def hold_failure(
             {**payload, **extra},
             can_retry=on_retry is not None,
             failure=failure.message,
+            validate=check_failed_call_edit(editable and on_retry is not None),
         )
     finally:
         if given:

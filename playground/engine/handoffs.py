@@ -115,18 +115,23 @@ async def gated_handoff(
         assert decision.payload is not None
         payload = check_route(route, target, decision.payload.get("context", {}))[0] or payload
         rendered = render_context(payload)
-    return deliver(
-        run,
-        name,
-        act,
-        cause,
-        messages,
-        (route, target, payload, rendered, tokens),
-        step,
-        edited,
-        carried,
-        filled,
-    )
+    try:
+        return deliver(
+            run,
+            name,
+            act,
+            cause,
+            messages,
+            (route, target, payload, rendered, tokens),
+            step,
+            edited,
+            carried,
+            filled,
+        )
+    except (Escalate, Failure):
+        # Not delivered (a loop or the hop limit): headless, no step was taken for it.
+        run.give_back_step(step)
+        raise
 
 
 def deliver(

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from playground import redact
 from playground.llm.base import LLM, ToolDef
 from playground.spec.identity import version_id
 from playground.spec.load import HANDOFF_PREFIX, System
@@ -128,8 +129,25 @@ def make_plan(system: System, agents: dict[str, AgentSpec], name: str) -> Plan:
 
 
 def tool_schemas(tools: list[ToolDef]) -> list[dict[str, Any]]:
-    """Tools as a model call records them: ``{name, description, parameters}`` each."""
-    return [{"name": t.name, "description": t.description, "parameters": t.parameters} for t in tools]
+    """Tools as a model call records them: ``{name, description, parameters}`` each, with the
+    default of a credential-named parameter (``api_key``, ``token``, ...) redacted: a tool's
+    signature may take a key as its default, read from a variable the scrubber does not know."""
+    return [
+        {"name": t.name, "description": t.description, "parameters": _without_secret_defaults(t.parameters)}
+        for t in tools
+    ]
+
+
+def _without_secret_defaults(schema: dict[str, Any]) -> dict[str, Any]:
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return schema
+    hidden = {
+        name: {**prop, "default": redact.REDACTED}
+        for name, prop in properties.items()
+        if isinstance(prop, dict) and prop.get("default") is not None and redact.secret_setting(str(name))
+    }
+    return {**schema, "properties": {**properties, **hidden}} if hidden else schema
 
 
 def route_for(agents: dict[str, AgentSpec], agent: AgentSpec, plan: Plan, target: str) -> Route | None:

@@ -10,7 +10,6 @@ active: the next run uses it, and ``v`` can roll it back. Nothing is written bef
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -22,6 +21,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Header, Input, Label, Static, TextArea
 
+from playground import redact
 from playground.bounds import LimitExceeded, loads_bounded
 from playground.errors import PlaygroundError
 from playground.service import active_agents
@@ -36,7 +36,6 @@ from playground.tui.widgets.spec_diff import SpecDiff
 from playground.versions import NO_DIFFERENCES, diff_specs
 
 KEY_ENV = "api_key_env"
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
 def model_problem(model: str) -> str | None:
@@ -68,8 +67,9 @@ def edited_spec(
     if KEY_ENV in settings:
         return f"set {KEY_ENV} in its own field, not in the settings"
     if key_env:
-        if not _ENV_NAME.match(key_env):
-            return f"{KEY_ENV} names an environment variable (letters, digits, _): not {key_env!r}"
+        problem = redact.check_env_name(key_env)  # the system file's rule, not a copy of it
+        if problem is not None:
+            return f"{KEY_ENV} {problem}"
         settings[KEY_ENV] = key_env
     data: dict[str, Any] = json.loads(canonical_spec(active))
     data.update(model=model, instructions=instructions, model_settings=settings)

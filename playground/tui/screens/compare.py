@@ -332,12 +332,19 @@ class CompareScreen(Screen[None]):
                 run.view.status = "running"
                 sessions.append(self._session(run, spec, stepping=choice.lockstep or self._holding))
             self._redraw()
-            result_a, result_b = await asyncio.gather(
-                *(
-                    self._run_side(run, session, case)
-                    for run, session in zip(self.sides, sessions, strict=True)
-                )
-            )
+            runs = [
+                asyncio.ensure_future(self._run_side(run, session, case))
+                for run, session in zip(self.sides, sessions, strict=True)
+            ]
+            try:
+                result_a, result_b = await asyncio.gather(*runs)
+            except BaseException:
+                # One side could not run (or the worker was cancelled): the other must not be
+                # left held at a gate, or running on, with nobody to drive it. It is aborted.
+                for session in sessions:
+                    session.abort()
+                await asyncio.gather(*runs, return_exceptions=True)
+                raise
             for run, result in zip(self.sides, (result_a, result_b), strict=True):
                 run.results.append(result)
                 run.session = None

@@ -695,9 +695,12 @@ class RunScreen(Screen[None]):
 
     def _edit_held_call(self, controller: StepController, gate: Gate) -> None:
         if gate.payload.get("instructions") is None:
-            self.notify(
-                "This hold (a budget's) has nothing to edit: c goes on, a aborts.", severity="warning"
-            )
+            if gate.failure is not None:  # held before the run fails: the banner's keys apply
+                retry = "r retries, " if gate.can_retry else ""
+                said = f"Nothing to edit here: {retry}c or s lets the run fail, a aborts."
+            else:
+                said = "This hold (a budget's) has nothing to edit: c goes on, a aborts."
+            self.notify(said, severity="warning")
             return
         self.app.push_screen(CallEditScreen(gate), partial(self._deliver_call_edit, controller, gate))
 
