@@ -315,7 +315,12 @@ async def test_the_footer_folds_and_unfolds_with_the_width(system: System, tmp_p
     app = make_app(system, tmp_path)
     async with app.run_test(size=SMALL) as pilot:
         screen = await run_screen(pilot)
+        await type_request(pilot, screen)
+        await pilot.press("ctrl+s")  # held: every key of the run has something to act on
+        assert screen.controller is not None
+        await screen.controller.wait_paused()
         screen.query_one("#pane-router", AgentPane).focus()
+        await pilot.pause()
         await pilot.pause()
         footer = screen.query_one(FoldingFooter)
         assert {"versions", "swap_model"} <= footer.folded
@@ -324,7 +329,7 @@ async def test_the_footer_folds_and_unfolds_with_the_width(system: System, tmp_p
         await pilot.pause()
         await pilot.pause()
         assert footer.folded == frozenset()
-        assert "v Versions" in screen_text(app)
+        assert "v Versions" in screen_text(app) and "c Continue" in screen_text(app)
         await pilot.resize_terminal(*SMALL)
         await pilot.pause()
         await pilot.pause()
@@ -388,3 +393,36 @@ async def test_every_screens_footer_fits_80_columns(
         await pilot.pause()
         assert type(app.screen).__name__ == screen_name
         footer_fits(app)
+
+
+async def test_the_footer_shows_the_keys_that_act_now(system: System, tmp_path: Path) -> None:
+    """Between runs the footer offers what can be done then (fork, inspect once there is a
+    session), not continue, retry or abort; a hold brings those back. Left out, they still
+    answer (test_unavailable_actions_say_so)."""
+    app = make_app(system, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        screen = await run_screen(pilot)
+        footer = screen.query_one(FoldingFooter)
+
+        def keys() -> set[str]:
+            return {str(getattr(k, "action", "")) for k in footer.children if getattr(k, "action", None)}
+
+        await pilot.press("escape")
+        await pilot.pause()
+        before = keys()
+        assert {"step", "toggle_breakpoint", "graph"} <= before
+        assert not before & {"continue", "pause", "retry", "edit", "abort", "fork", "inspect_call"}
+        await type_request(pilot, screen)
+        await pilot.press("ctrl+s")
+        assert screen.controller is not None
+        await screen.controller.wait_paused()
+        await pilot.pause()
+        await pilot.pause()
+        assert {"continue", "pause", "retry", "edit", "abort"} <= keys()
+        await pilot.press("c")
+        await finish(pilot)
+        await pilot.pause()
+        await pilot.pause()
+        after = keys()
+        assert {"fork", "inspect_call", "step"} <= after
+        assert not after & {"continue", "pause", "retry", "edit", "abort"}

@@ -73,7 +73,17 @@ READ_ONLY_DISABLED = frozenset(
     }
 )
 """Actions a read-only session screen hides: nothing runs there."""
-FOOTER_FOLD = ("versions", "swap_model", "toggle_breakpoint", "blame", "pause", "retry", "edit")
+FOOTER_FOLD = (
+    "versions",
+    "swap_model",
+    "graph",
+    "toggle_breakpoint",
+    "inspect_call",
+    "blame",
+    "pause",
+    "retry",
+    "edit",
+)
 """The keys a narrow footer leaves out first, in this order (they stay in the palette)."""
 
 
@@ -161,9 +171,7 @@ class RunScreen(Screen[None]):
             id="run.blame",
             tooltip="Where the failure started: the failing field's hops, origin to manifestation",
         ),
-        Binding(
-            "f", "fork", "Fork", show=False, id="run.fork", tooltip="Fork the session from the selected step"
-        ),
+        Binding("f", "fork", "Fork", id="run.fork", tooltip="Fork the session from the selected step"),
         Binding(
             "x",
             "compare",
@@ -184,7 +192,6 @@ class RunScreen(Screen[None]):
             "g",
             "graph",
             "Graph",
-            show=False,
             id="run.graph",
             tooltip="The system as a graph: who handles the request now, the edges taken so far",
         ),
@@ -210,8 +217,7 @@ class RunScreen(Screen[None]):
         Binding(
             "i",
             "inspect_call",
-            "Model call",
-            show=False,
+            "Inspect",
             id="run.inspect_call",
             tooltip="What the model saw: the full request and response of the selected (or held) model call",
         ),
@@ -366,6 +372,23 @@ class RunScreen(Screen[None]):
         if approval != self._approval_keys:
             self._approval_keys = approval
             self.refresh_bindings()  # y and n show in the footer only while a call waits
+        self.query_one(FoldingFooter).leave_out(self._idle_keys())
+
+    def _idle_keys(self) -> set[str]:
+        """The footer's keys with nothing to act on now: the run's keys between runs, retry and
+        edit while nothing is held, fork and the model call before there is a session. They
+        still work (and say why they do nothing); the footer shows the ones that matter now."""
+        idle: set[str] = set()
+        session = self.debug
+        if session is None:
+            idle |= {"continue", "pause", "abort", "retry", "edit"}
+        elif session.pending is None:
+            idle |= {"retry", "edit"}
+        if session is not None or not (self.recorded is not None or self.view.session_id):
+            idle.add("fork")
+        if not (self.recorded is not None or self.view.session_id):
+            idle.add("inspect_call")
+        return idle
 
     def _show_panes(self, agents: set[str] | None = None) -> None:
         """Redraw the agents' panes (only those of ``agents`` when given)."""

@@ -36,12 +36,23 @@ class FoldingFooter(Footer):
         self.fold = tuple(fold)
         self.folded: frozenset[str] = frozenset()
         """The actions whose keys the footer leaves out now."""
+        self.idle: frozenset[str] = frozenset()
+        """Actions with nothing to act on now (the screen says which): left out whatever the
+        width. Their keys still work, and say why they do nothing."""
+
+    def leave_out(self, idle: Iterable[str]) -> None:
+        """Leave out the keys of ``idle`` actions (and show the others again)."""
+        idle = frozenset(idle)
+        if idle != self.idle:
+            self.idle = idle
+            if self.is_attached:
+                self.call_later(self.recompose)  # in the footer's own message loop, as compose needs
 
     def _widths(self) -> dict[str, int]:
         """Cells of each shown action's key, in footer order (the palette's key left out)."""
         widths: dict[str, int] = {}
         for binding in (active.binding for active in self.screen.active_bindings.values()):
-            if binding.show and binding.action not in widths:
+            if binding.show and binding.action not in widths and binding.action not in self.idle:
                 key = self.app.get_key_display(binding)
                 widths[binding.action] = cell_len(key) + cell_len(binding.description) + KEY_CELLS
         return widths
@@ -72,7 +83,7 @@ class FoldingFooter(Footer):
     def compose(self) -> ComposeResult:
         width = self.size.width or self.app.size.width
         self.folded = self._to_fold(width)
-        yield from _without(super().compose(), self.folded)
+        yield from _without(super().compose(), self.folded | self.idle)
 
     def on_resize(self, event: Resize) -> None:
         if self.is_attached and self._to_fold(event.size.width) != self.folded:
