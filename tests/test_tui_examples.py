@@ -55,3 +55,23 @@ def test_snapshot_run_screen(snap_compare: Any, tmp_path: Path, example: str, si
         assert screen.view.status in ("completed", "failed")
 
     assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+async def test_a_long_path_keeps_its_newest_hops_at_80_columns(tmp_path: Path) -> None:
+    """review_cycle's path (ten hops) does not fit 80 columns: its start gives way, behind
+    'path …', so the agent that ended the run and the hint stay on screen."""
+    system = load_system(example_copy(tmp_path, "review_cycle"))
+    app = PlaygroundApp(system, db_path=tmp_path / "store.db", agents_dir=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, RunScreen)
+        screen.query_one("#request", Input).value = first_request("review_cycle")
+        await pilot.press("enter")
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        line = next(s.text for s in app.screen._compositor.render_strips() if s.text.startswith(" path"))
+        assert line.startswith(" path …") and "→ editor" in line and "select a handoff" in line
+        # After the run, esc leaves the box for the agent that handled it last.
+        await pilot.press("escape")
+        assert screen.focused is not None and screen.focused.id == "pane-editor"

@@ -1070,9 +1070,12 @@ class RunScreen(Screen[None]):
         return stack[stack.index(self) - 1] if self in stack and stack.index(self) > 0 else None
 
     def action_leave_input(self) -> None:
-        """Focus the pane of the agent handling the request (the entry agent's between runs)."""
+        """Focus the pane of the agent handling the request (between runs, the last agent
+        that handled one; the entry agent's before any)."""
         if isinstance(self.focused, Input):
-            agent = self.view.active or self.system.spec.entry_agent
+            # After a run, the agent that handled it last: its version, model and reply.
+            last = next((name for name in reversed(self.view.path) if name in self.view.agents), None)
+            agent = self.view.active or last or self.system.spec.entry_agent
             self.query_one(f"#{pane_id(agent)}", AgentPane).focus()
             self._focus_given = agent
 

@@ -106,7 +106,27 @@ class HandoffPath(Widget, can_focus=True):
         if self._edges:
             kinds = {edge.kind for edge in self._edges}
             text.append(f"   ←/→ select a {kinds.pop() if len(kinds) == 1 else 'path edge'}", "dim")
-        return text
+        return self._fitted(text)
+
+    def _fitted(self, text: Text) -> Text:
+        """``text`` cut to the width from the left, behind ``path …``: the newest hops (who
+        handles the request now) matter more than the first ones."""
+        width = self.content_size.width
+        if not width or text.cell_len <= width:
+            return text
+        head = len("path ")
+        cut = len(text) - (width - head - 1)
+        if cut <= head:
+            return text
+        # At an edge, not inside a name: the line then reads "path … ⇢ legal ⇢ ...".
+        cut = min((start for start, _, _ in self._spans if start >= cut), default=cut)
+        fitted = Text(no_wrap=True, overflow="ellipsis")
+        fitted.append("path ", "dim")
+        fitted.append("…", "dim")
+        fitted.append_text(text[cut:])
+        shift = head + 1 - cut
+        self._spans = [(start + shift, end + shift, edge) for start, end, edge in self._spans if start >= cut]
+        return fitted
 
     def action_move(self, delta: int) -> None:
         if not self._edges:
