@@ -417,3 +417,28 @@ async def test_a_cancelled_run_records_its_abort(tmp_path: Path) -> None:
         await task
     failed = seen[-1]
     assert isinstance(failed, ev.RunFailed) and failed.status == "aborted"
+
+
+async def test_a_stage_is_sent_its_input_as_validated_as_a_handoff_target_is(tmp_path: Path) -> None:
+    """The next stage's model gets the previous output as its ``input`` read it ("6" is the
+    int 6), which is what the TUI's stage edge shows, not the raw reply text."""
+    from tests.helpers import system_from
+
+    system = system_from(
+        tmp_path,
+        """
+name: typed-stages
+pattern: pipeline
+pipeline: [count, report]
+agents:
+  count:
+    script: [{reply: '{"words": "6", "title":  "T"}'}]
+  report:
+    input: {words: int, title: str}
+    script: [{reply: "{words} words"}]
+""",
+    )
+    result = await Runtime(system).run("go")
+    assert result.status == "completed", result.error
+    sent = [e for e in result.events if isinstance(e, ev.ModelRequested) and e.agent == "report"]
+    assert sent[0].messages[-1]["content"] == '{"words":6,"title":"T"}'

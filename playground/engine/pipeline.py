@@ -163,6 +163,10 @@ async def _stage(
             refused.problem.seq,
         )
     checkpoint = run.agents[name].checkpoint
+    if context is not None:
+        # What the stage's input validated to (``"6"`` read as the ``int`` 6), as a handoff
+        # delivers its checked payload: what the inspector shows is what the model is sent.
+        incoming = render_context(context)
     asked = incoming
     rejected = 0
     while True:
