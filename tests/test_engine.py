@@ -11,6 +11,7 @@ import pytest
 
 from playground.engine import RunResult, Runtime, StepController
 from playground.engine import events as ev
+from playground.engine.controller import Gate
 from playground.spec import System, load_system
 from playground.spec.models import AgentSpec
 from tests.helpers import kinds, of_kind, run_started, system_from
@@ -534,6 +535,27 @@ async def test_pipeline_bad_stage_output_fails_with_origin(tmp_path: Path) -> No
 
 
 # -- step gates ----------------------------------------------------------------------------
+
+
+async def test_wait_paused_waits_past_a_gate_released_before_it_wakes() -> None:
+    """An ``on_pause`` that decides at once releases its gate before a waiter runs: the
+    waiter gets the next gate that holds, not an assertion error."""
+    system = load_system(ROUTER)
+    released: list[str] = []
+
+    def on_pause(gate: Gate) -> None:
+        if not released:  # the first gate goes on at once; the next one holds
+            released.append(gate.kind)
+            controller.step()
+
+    controller = StepController(stepping=True, on_pause=on_pause)
+    waiting = asyncio.ensure_future(controller.wait_paused())
+    await asyncio.sleep(0)  # the waiter waits before the run reaches its first gate
+    task = asyncio.create_task(run(system, "I was charged twice", controller=controller))
+    gate = await asyncio.wait_for(waiting, 10)
+    assert released == ["model_call"] and (gate.kind, gate.agent) == ("handoff", "router")
+    controller.resume()
+    assert (await task).status == "completed"
 
 
 async def test_step_mode_pauses_at_every_gate_and_resumes() -> None:

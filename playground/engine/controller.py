@@ -173,12 +173,12 @@ class StepController:
 
     async def wait_paused(self) -> Gate:
         """Wait until the run stops at a gate; returns that gate."""
-        if self.pending is not None:
-            return self.pending
-        if self._paused_event is None:
-            self._paused_event = asyncio.Event()
-        await self._paused_event.wait()
-        assert self.pending is not None
+        while self.pending is None:
+            if self._paused_event is None:
+                self._paused_event = asyncio.Event()
+            # A gate released before this wakes (an ``on_pause`` that decides at once) is
+            # gone by then: wait for the next one.
+            await self._paused_event.wait()
         return self.pending
 
     def _resolve(self, decision: Decision) -> bool:
