@@ -10,7 +10,9 @@ from typing import TypeVar
 
 from playground.engine.clock import Clock
 from playground.engine.events import Event, RunStarted
+from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta
 from playground.spec import System, load_system
+from playground.spec.models import AgentSpec
 
 E = TypeVar("E", bound=Event)
 
@@ -143,3 +145,24 @@ def run_killed_when(system: Path, db: Path, kind: str, timeout_s: float = 60) ->
             return row.status, [e.kind for e in await store.events(row.session_id)]
 
     return asyncio.run(reopen())
+
+
+class CountingFactory:
+    """The default model factory, counting live model calls per agent: a test of a replay,
+    fork or resume checks that nothing answered from the recording reached a model."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def __call__(self, agent: AgentSpec, model: str) -> LLM:
+        from playground.engine.runtime import default_llm_factory
+
+        inner = default_llm_factory(agent, model)
+        calls = self.calls
+
+        class Counting:
+            async def complete(self, request: ModelRequest, on_delta: OnDelta | None = None) -> ModelResponse:
+                calls.append(request.agent)
+                return await inner.complete(request, on_delta)
+
+        return Counting()

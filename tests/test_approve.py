@@ -12,13 +12,11 @@ from typing import Any
 import pytest
 
 from playground.engine import events as ev
-from playground.engine.runtime import default_llm_factory
-from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta
 from playground.resume import CannotResume, NotWaiting, Verdict, resume_session
 from playground.service import run_session
-from playground.spec import AgentSpec, load_system
+from playground.spec import load_system
 from playground.store import Store
-from tests.helpers import kinds, of_kind
+from tests.helpers import CountingFactory, kinds, of_kind
 
 CLI = [sys.executable, "-m", "playground.cli"]
 
@@ -79,24 +77,6 @@ agents:
       - reply: "last: {tool_result}"
   done: {script: [{reply: done}]}
 """
-
-
-class CountingFactory:
-    """Counts live model calls per agent: nothing before the approval may reach it."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, agent: AgentSpec, model: str) -> LLM:
-        inner = default_llm_factory(agent, model)
-        calls = self.calls
-
-        class Counting:
-            async def complete(self, request: ModelRequest, on_delta: OnDelta | None = None) -> ModelResponse:
-                calls.append(request.agent)
-                return await inner.complete(request, on_delta)
-
-        return Counting()
 
 
 @pytest.fixture

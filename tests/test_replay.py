@@ -11,14 +11,12 @@ from typing import Any
 import pytest
 
 from playground.engine import events as ev
-from playground.engine.runtime import default_llm_factory
 from playground.errors import PlaygroundError
-from playground.llm.base import LLM, ModelRequest, ModelResponse, OnDelta
 from playground.replay import Variant, fork_session, replay_session
 from playground.service import run_session
-from playground.spec import AgentSpec, load_system
+from playground.spec import load_system
 from playground.store import Store
-from tests.helpers import example_copy, of_kind, run_started
+from tests.helpers import CountingFactory, example_copy, of_kind, run_started
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -59,24 +57,6 @@ agents:
   general:
     script: [{reply: "general: {question}"}]
 """
-
-
-class CountingFactory:
-    """Counts live model calls per agent: the replay model must not reach it before the fork."""
-
-    def __init__(self) -> None:
-        self.calls: list[str] = []
-
-    def __call__(self, agent: AgentSpec, model: str) -> LLM:
-        inner = default_llm_factory(agent, model)
-        calls = self.calls
-
-        class Counting:
-            async def complete(self, request: ModelRequest, on_delta: OnDelta | None = None) -> ModelResponse:
-                calls.append(request.agent)
-                return await inner.complete(request, on_delta)
-
-        return Counting()
 
 
 @pytest.fixture

@@ -33,14 +33,10 @@ async def test_a_workers_fatal_error_holds_with_the_error_shown_and_retry_comple
 ) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await run_screen(pilot)
-        screen.action_toggle_breakpoint("error:*")
-        screen.query_one("#request", Input).value = "sums"
-        screen.query_one("#request", Input).focus()
-        await pilot.press("enter")
-        assert screen.controller is not None, f"not held: the run is {screen.view.status}"
-        gate = await screen.controller.wait_paused()
-        await pilot.pause()
+        screen = await held_at_error(pilot, "sums")
+        assert screen.controller is not None
+        gate = screen.controller.pending
+        assert gate is not None
         assert (gate.kind, gate.agent, gate.failure is not None) == ("model_call", "worker", True)
         text = screen_text(app)
         assert "CALL FAILED" in text and "injected provider_error" in text
@@ -59,14 +55,7 @@ async def test_a_workers_fatal_error_holds_with_the_error_shown_and_retry_comple
 async def test_continuing_from_the_held_error_fails_the_run_as_before(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await run_screen(pilot)
-        screen.action_toggle_breakpoint("error:*")
-        screen.query_one("#request", Input).value = "sums"
-        screen.query_one("#request", Input).focus()
-        await pilot.press("enter")
-        assert screen.controller is not None, f"not held: the run is {screen.view.status}"
-        await screen.controller.wait_paused()
-        await pilot.pause()
+        screen = await held_at_error(pilot, "sums")
         await pilot.press("c")
         await finish(pilot)
         assert screen.view.status == "failed"
@@ -127,14 +116,10 @@ async def test_a_held_loop_says_it_cannot_be_retried_and_continue_fails_the_run(
 async def test_e_at_a_held_failure_says_what_the_keys_do_not_that_it_is_a_budget(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
-        screen = await run_screen(pilot)
-        screen.action_toggle_breakpoint("error:*")
-        screen.query_one("#request", Input).value = "sums"
-        screen.query_one("#request", Input).focus()
-        await pilot.press("enter")
-        assert screen.controller is not None, f"not held: the run is {screen.view.status}"
-        gate = await screen.controller.wait_paused()
-        await pilot.pause()
+        screen = await held_at_error(pilot, "sums")
+        assert screen.controller is not None
+        gate = screen.controller.pending
+        assert gate is not None
         assert gate.failure is not None and gate.payload["failed"] == "model_call"
         said: list[str] = []
         notify = app.notify
