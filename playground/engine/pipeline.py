@@ -98,9 +98,11 @@ async def _stage_gate(
         step,
         {
             "target": " ∥ ".join(following),
+            "targets": list(following),
             "context": {"text": output} if as_text else parsed,
             "stage": True,
             "source": " ∥ ".join(group),
+            "sources": list(group),
             "as_text": as_text,
             "schema": described[0] if len(set(described)) == 1 else " ∥ ".join(described) or "any",
             "payload_tokens": approx_tokens(output),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from playground.spec.models import EscalateTo, SystemSpec
-from playground.tui.state import RunView
+from playground.tui.state import HandoffView, RunView
 
 EdgeKind = Literal["handoff", "delegation", "stage"]
 DETAIL_CHARS = 16
@@ -174,10 +174,10 @@ class GraphState:
         return [name for name, state in self.nodes.items() if state == "active"]
 
 
-def _each_pair(source: str, target: str) -> list[tuple[str, str]]:
-    """The agent-to-agent edges of a path edge: a parallel group is named ``a ∥ b`` there, one
-    edge each way for the whole group, where the graph has one edge per agent."""
-    return [(s, t) for s in source.split(" ∥ ") for t in target.split(" ∥ ")]
+def _each_pair(edge: HandoffView) -> list[tuple[str, str]]:
+    """The agent-to-agent edges of a path edge: the path has one edge each way for a whole
+    parallel group, where the graph has one edge per agent."""
+    return [(s, t) for s in edge.sources for t in edge.targets]
 
 
 def graph_state(view: RunView, graph: Topology) -> GraphState:
@@ -189,7 +189,7 @@ def graph_state(view: RunView, graph: Topology) -> GraphState:
     by an escalation is a jump from the stop before it.
     """
     pairs = graph.pairs()
-    taken = {pair for h in view.handoffs for pair in _each_pair(h.source, h.target)}
+    taken = {pair for h in view.handoffs for pair in _each_pair(h)}
     agent_of: dict[int, str] = {}
     reason_of: dict[int, str] = {}
     for row in view.steps:
@@ -241,7 +241,7 @@ def graph_state(view: RunView, graph: Topology) -> GraphState:
     pending = view.pending_handoff
     held = None
     if pending is not None:
-        each = _each_pair(pending.source, pending.target)
+        each = _each_pair(pending)
         held = next((pair for pair in each if pair in pairs), each[0])
     return GraphState(
         nodes,

@@ -190,8 +190,10 @@ class HandoffView:
     """An edge of the path as the inspector shows it: a handoff, a supervisor's delegation
     to a worker or a pipeline's stage transition; delivered, or held at its gate."""
 
-    source: str
-    target: str
+    sources: tuple[str, ...]
+    """The agent handing off (a parallel group's agents, for the stage after the group)."""
+    targets: tuple[str, ...]
+    """The agent receiving it (a parallel group's agents, for the stage into the group)."""
     payload: dict[str, Any]
     payload_tokens: int
     schema: str
@@ -207,6 +209,16 @@ class HandoffView:
     kind: EdgeKind = "handoff"
     types: dict[str, str] | None = None
     """Field to type, for a delegation or a stage: the receiving agent's ``input``."""
+
+    @property
+    def source(self) -> str:
+        """The sending side as the path reads it (``prices ∥ reviews`` for a group)."""
+        return " ∥ ".join(self.sources)
+
+    @property
+    def target(self) -> str:
+        """The receiving side as the path reads it."""
+        return " ∥ ".join(self.targets)
 
     def typed_fields(self, system: System) -> list[tuple[str, str, str]]:
         """``(field, type, value as JSON)`` per payload field, typed by the handoff's schema."""
@@ -533,8 +545,8 @@ class RunView:
             messages = self._messages.get(activation, [])
             estimate = sum(approx_tokens(str(m.get("content") or "")) for m in messages[1:])
         return HandoffView(
-            source,
-            target,
+            (source,),
+            (target,),
             dict(context),
             approx_tokens(rendered),
             schema,
@@ -545,11 +557,11 @@ class RunView:
 
     def _pending_stage(self, payload: dict[str, Any], step: int) -> HandoffView:
         """A pipeline stage's output held before the next stage receives it."""
-        target = str(payload.get("target"))
-        schema, types = _input_of(self.system, target.split(" ∥ "))
+        targets = tuple(payload.get("targets") or ())
+        schema, types = _input_of(self.system, list(targets))
         return HandoffView(
-            str(payload.get("source")),
-            target,
+            tuple(payload.get("sources") or ()),
+            targets,
             dict(payload.get("context") or {}),
             int(payload.get("payload_tokens") or 0),
             schema,
@@ -833,9 +845,9 @@ class RunView:
         cause = event.cause or -1
         known = self._edges_by_seq.get(cause)
         if known is not None and known.kind == "stage":
-            if name not in known.target.split(" ∥ "):
-                known.target += f" ∥ {name}"
-                known.schema, known.types = _input_of(self.system, known.target.split(" ∥ "))
+            if name not in known.targets:
+                known.targets += (name,)
+                known.schema, known.types = _input_of(self.system, list(known.targets))
                 row = self._stage_rows.get(known.seq or -1)
                 if row is not None:
                     row.label = self._stage_label(known)
@@ -846,8 +858,8 @@ class RunView:
         payload = dict(event.context) if event.context is not None else {"text": event.incoming}
         schema, types = _input_of(self.system, [name])
         view = HandoffView(
-            " ∥ ".join(previous) or "?",
-            name,
+            tuple(previous) or ("?",),
+            (name,),
             payload,
             approx_tokens(event.incoming),
             schema,
@@ -1026,8 +1038,8 @@ class RunView:
         schema, types = _input_of(self.system, [worker])
         rendered = json.dumps(args, ensure_ascii=False, separators=(",", ":"))
         return HandoffView(
-            source,
-            worker,
+            (source,),
+            (worker,),
             args,
             approx_tokens(rendered),
             schema,
@@ -1066,8 +1078,8 @@ class RunView:
 
     def _on_handoff_delivered(self, event: ev.HandoffDelivered) -> None:
         view = HandoffView(
-            event.source,
-            event.target,
+            (event.source,),
+            (event.target,),
             event.payload,
             event.payload_tokens,
             event.payload_schema,
